@@ -1,0 +1,19 @@
+"""The Celery worker of this service: it aggregates and publishes price feeds.
+
+Start it with `python -m neosl_pricefeed` (extra arguments go to `celery worker`).
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from neosl import jobs
+from neosl.celery_app import make_worker_app
+from neosl.config import Settings, load_settings
+
+QUEUE = jobs.PRICEFEED_QUEUE
+
+
+def create_worker_app(settings: Settings | None = None) -> Celery:
+    # Tasks of this service are registered on the app here.
+    return make_worker_app(settings or load_settings(), "neosl_pricefeed", QUEUE)

@@ -1,0 +1,58 @@
+"""The Celery app factory every worker service and every producer uses."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+from celery import Celery
+
+from neosl import jobs
+from neosl.config import Settings
+
+
+def make_celery(settings: Settings, name: str, *, queue: str | None = None) -> Celery:
+    """A Celery app on the Redis broker with our routing and safety settings.
+
+    ``queue`` is the queue a worker consumes by default; producers leave it out.
+    """
+    app = Celery(
+        name, broker=settings.redis_url, backend=settings.result_backend or settings.redis_url
+    )
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        result_expires=3600,
+        # Acknowledge after the task ran, and hand tasks of a dying worker back to the queue:
+        # a crash must not lose work (tasks are written to be safe to run again).
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_routes={job.name: {"queue": job.queue} for job in jobs.PING_JOBS.values()},
+        broker_connection_retry_on_startup=True,
+        # Redis redelivers unacknowledged messages after this long; longer than any task.
+        broker_transport_options={"visibility_timeout": 3600},
+        worker_hijack_root_logger=False,
+        enable_utc=True,
+    )
+    if queue is not None:
+        app.conf.task_default_queue = queue
+    return app
+
+
+def register_ping(app: Celery, queue: str) -> None:
+    """Register the health-check task of the worker that consumes ``queue``."""
+
+    # shared=False: without it Celery adds the task to every app in the process.
+    @app.task(name=jobs.PING_JOBS[queue].name, shared=False)
+    def ping() -> dict[str, Any]:
+        return {"queue": queue, "host": socket.gethostname(), "pid": os.getpid()}
+
+
+def make_worker_app(settings: Settings, name: str, queue: str) -> Celery:
+    """The app of the worker service consuming ``queue``, with its health-check task."""
+    app = make_celery(settings, name, queue=queue)
+    register_ping(app, queue)
+    return app

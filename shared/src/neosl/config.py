@@ -1,0 +1,157 @@
+"""All configuration, read from the environment in one place.
+
+``load_settings()`` validates every variable and raises ``ConfigError`` naming the one that
+is wrong, so a process fails at start rather than on its first request. There are no
+default secrets: the dev stack (``neosl-dev``) generates its own and passes them in.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+
+class ConfigError(ValueError):
+    """An environment variable is missing or invalid; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    redis_url: str
+    neo_rpc_urls: tuple[str, ...]
+    # Signs login tokens (HMAC-SHA256).
+    secret_key: bytes = field(repr=False)
+    # Encrypts tenant secrets at rest (32 bytes, AES-256-GCM).
+    secrets_key: bytes = field(repr=False)
+    token_ttl_seconds: int = 3600
+    login_limit_per_account: int = 10
+    login_limit_per_address: int = 30
+    login_window_seconds: int = 300
+    max_body_bytes: int = 1_048_576
+    proxy_hops: int = 0
+    db_pool_size: int = 5
+    db_dir: Path | None = None
+    log_level: str = "INFO"
+    # Celery result backend; the broker URL is redis_url.
+    result_backend: str | None = None
+
+    @property
+    def neo_rpc_url(self) -> str:
+        return self.neo_rpc_urls[0]
+
+
+def _require(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"{name} is not set")
+    return value
+
+
+def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str:
+    value = _require(env, name)
+    return _check_url(name, value, schemes)
+
+
+def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in schemes:
+        got = parts.scheme or "no scheme"
+        raise ConfigError(
+            f"{name} must be a URL starting with one of {', '.join(schemes)}: got {got}"
+        )
+    if not (parts.netloc or parts.path):
+        raise ConfigError(f"{name} has no host")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number: got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name} must be between {lo} and {hi}: got {value}")
+    return value
+
+
+def _key(env: Mapping[str, str], name: str, min_bytes: int, exact: bool = False) -> bytes:
+    raw = _require(env, name)
+    try:
+        key = base64.b64decode(raw + "=" * (-len(raw) % 4), altchars=b"-_", validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError(f"{name} must be base64 (url-safe alphabet)") from None
+    if exact and len(key) != min_bytes:
+        raise ConfigError(f"{name} must decode to exactly {min_bytes} bytes: got {len(key)}")
+    if len(key) < min_bytes:
+        raise ConfigError(f"{name} must decode to at least {min_bytes} bytes: got {len(key)}")
+    return key
+
+
+def _normalise_db_url(value: str) -> str:
+    # Operators paste plain libpq URLs; SQLAlchemy needs the driver named.
+    for prefix in ("postgres://", "postgresql://"):
+        if value.startswith(prefix):
+            return "postgresql+psycopg://" + value[len(prefix) :]
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate settings from ``env`` (default: the process environment).
+
+    Raises:
+        ConfigError: a variable is missing or invalid; the message names it.
+    """
+    env = os.environ if env is None else env
+    database_url = _normalise_db_url(
+        _url(env, "DATABASE_URL", ("postgres", "postgresql", "postgresql+psycopg"))
+    )
+    redis_schemes = ("redis", "rediss", "unix", "redis+socket")
+    redis_url = _url(env, "REDIS_URL", redis_schemes)
+    rpc_raw = env.get("NEO_RPC_URLS", "").strip() or _require(env, "NEO_RPC_URL")
+    rpc_urls = tuple(
+        _check_url("NEO_RPC_URLS", u.strip(), ("http", "https"))
+        for u in rpc_raw.split(",")
+        if u.strip()
+    )
+    if not rpc_urls:
+        raise ConfigError("NEO_RPC_URLS has no URL")
+    log_level = env.get("NSL_LOG_LEVEL", "INFO").strip().upper() or "INFO"
+    if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise ConfigError(
+            f"NSL_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL: got {log_level!r}"
+        )
+    db_dir_raw = env.get("NSL_DB_DIR", "").strip()
+    result_backend = env.get("NSL_RESULT_BACKEND_URL", "").strip() or None
+    if result_backend is not None:
+        _check_url("NSL_RESULT_BACKEND_URL", result_backend, redis_schemes)
+    return Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        neo_rpc_urls=rpc_urls,
+        secret_key=_key(env, "NSL_SECRET_KEY", 32),
+        secrets_key=_key(env, "NSL_SECRETS_KEY", 32, exact=True),
+        token_ttl_seconds=_int(env, "NSL_TOKEN_TTL_SECONDS", 3600, 60, 30 * 86400),
+        login_limit_per_account=_int(env, "NSL_LOGIN_LIMIT_PER_ACCOUNT", 10, 1, 10_000),
+        login_limit_per_address=_int(env, "NSL_LOGIN_LIMIT_PER_ADDRESS", 30, 1, 100_000),
+        login_window_seconds=_int(env, "NSL_LOGIN_WINDOW_SECONDS", 300, 1, 86400),
+        max_body_bytes=_int(env, "NSL_MAX_BODY_BYTES", 1_048_576, 1024, 64 * 1_048_576),
+        proxy_hops=_int(env, "NSL_PROXY_HOPS", 0, 0, 10),
+        db_pool_size=_int(env, "NSL_DB_POOL_SIZE", 5, 1, 100),
+        db_dir=Path(db_dir_raw) if db_dir_raw else None,
+        log_level=log_level,
+        result_backend=result_backend,
+    )
+
+
+def new_key() -> str:
+    """A fresh random 32-byte key in the form ``NSL_SECRET_KEY``/``NSL_SECRETS_KEY`` expect."""
+    return base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")

@@ -1,0 +1,46 @@
+"""The contract between services: queue names, task names and payload shapes.
+
+Services never import one another. A producer sends ``job.name`` with ``job.payload(...)``
+onto ``job.queue``; the consuming service registers a task under the same name. Payloads
+are plain JSON (ids and strings), never ORM objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+EXECUTOR_QUEUE = "executor"
+SCHEDULER_QUEUE = "scheduler"
+PRICEFEED_QUEUE = "pricefeed"
+LEDGER_QUEUE = "ledger"
+
+ALL_QUEUES = (EXECUTOR_QUEUE, SCHEDULER_QUEUE, PRICEFEED_QUEUE, LEDGER_QUEUE)
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    queue: str
+    # Payload keys the consumer requires; checked on the producing side by payload().
+    fields: tuple[str, ...] = ()
+
+    def payload(self, **values: Any) -> dict[str, Any]:
+        """Build the keyword arguments for this job.
+
+        Raises:
+            ValueError: a required field is missing or an unknown one was given.
+        """
+        missing = set(self.fields) - values.keys()
+        unknown = values.keys() - set(self.fields)
+        if missing or unknown:
+            raise ValueError(f"{self.name}: missing {sorted(missing)}, unknown {sorted(unknown)}")
+        return dict(values)
+
+
+def ping_job(queue: str) -> Job:
+    """Every worker service answers this on its own queue; used by health checks."""
+    return Job(name=f"neosl.{queue}.ping", queue=queue)
+
+
+PING_JOBS = {queue: ping_job(queue) for queue in ALL_QUEUES}
