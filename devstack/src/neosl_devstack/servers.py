@@ -1,0 +1,137 @@
+"""A child-process server with a data folder, a log file and a readiness probe."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+
+class ServerError(RuntimeError):
+    """A server did not start, or stopped unexpectedly."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port that is free on ``host`` right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def port_is_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+class ManagedServer:
+    """Base class: subclasses say how to prepare the data folder, what to run and when it is ready.
+
+    The process runs in its own session, so stopping it also stops anything it spawned,
+    and a Ctrl-C aimed at the terminal's foreground group does not reach it before we
+    stop it in order.
+    """
+
+    name = "server"
+
+    def __init__(self, datadir: Path) -> None:
+        self.datadir = datadir
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    # -- to override -------------------------------------------------------------
+    def prepare(self) -> None:
+        """Create the data folder and whatever the server needs before its first start."""
+        self.datadir.mkdir(parents=True, exist_ok=True)
+
+    def argv(self) -> Sequence[str]:
+        raise NotImplementedError
+
+    def is_ready(self) -> bool:
+        raise NotImplementedError
+
+    def run_as_user(self) -> str | None:
+        return None
+
+    @property
+    def url(self) -> str:
+        raise NotImplementedError
+
+    # -- lifecycle ---------------------------------------------------------------
+    @property
+    def log_path(self) -> Path:
+        return self.datadir / f"{self.name}.log"
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start the server and wait until it answers.
+
+        Raises:
+            ServerError: the process exited, or did not answer within ``timeout`` seconds.
+        """
+        self.prepare()
+        self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            list(self.argv()),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=self.datadir,
+            start_new_session=True,
+            user=self.run_as_user(),
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServerError(
+                    f"{self.name} exited with code {self.process.returncode}; "
+                    f"last log lines:\n{self.tail_log()}"
+                )
+            if self.is_ready():
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise ServerError(f"{self.name} did not answer within {timeout:.0f} s:\n{self.tail_log()}")
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop the server (SIGTERM, then SIGKILL after ``timeout``), with its children."""
+        proc = self.process
+        if proc is not None and proc.poll() is None:
+            self._signal_group(proc.pid, self.stop_signal)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._signal_group(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        self.process = None
+
+    stop_signal: signal.Signals = signal.SIGTERM
+
+    @staticmethod
+    def _signal_group(pid: int, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, sig)
+
+    def tail_log(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def __enter__(self) -> ManagedServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,114 @@
+"""The servers behind the application: embedded ones for whatever the environment leaves unset.
+
+``DATABASE_URL``, ``REDIS_URL`` and ``NEO_RPC_URL`` (or ``NEO_RPC_URLS``) name real servers;
+for each one unset, an embedded server is started with its data under the stack's folder.
+The same code serves ``make dev`` (durable data under ``.dev/``) and the test suite
+(throw-away data, random ports).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from neosl.config import new_key
+from neosl_devstack.neo import EmbeddedNeo
+from neosl_devstack.postgres import EmbeddedPostgres
+from neosl_devstack.redis import EmbeddedRedis
+from neosl_devstack.servers import ManagedServer, free_port
+
+SECRETS_FILE = "secrets.env"
+
+
+@dataclass(frozen=True)
+class Ports:
+    postgres: int
+    redis: int
+    neo_rpc: int
+    neo_p2p: int
+
+    @classmethod
+    def dev(cls, env: Mapping[str, str]) -> Ports:
+        return cls(
+            postgres=int(env.get("NSL_DEV_PG_PORT", "55432")),
+            redis=int(env.get("NSL_DEV_REDIS_PORT", "56379")),
+            neo_rpc=int(env.get("NSL_DEV_NEO_RPC_PORT", "50332")),
+            neo_p2p=int(env.get("NSL_DEV_NEO_P2P_PORT", "50333")),
+        )
+
+    @classmethod
+    def random(cls) -> Ports:
+        return cls(free_port(), free_port(), free_port(), free_port())
+
+
+@dataclass
+class Stack:
+    root: Path
+    ports: Ports
+    durable: bool = True
+    database: str = "neosl"
+    neo_block_ms: int = 1000
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    servers: list[ManagedServer] = field(default_factory=list)
+    postgres: EmbeddedPostgres | None = None
+    redis: EmbeddedRedis | None = None
+    neo: EmbeddedNeo | None = None
+
+    def start(self) -> dict[str, str]:
+        """Start the embedded servers needed; return the variables the application needs.
+
+        Raises:
+            ServerError: a server did not start (the ones already started are stopped).
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        out = dict(self.secrets())
+        try:
+            if not self.env.get("DATABASE_URL"):
+                self.postgres = EmbeddedPostgres(
+                    self.root / "postgres", self.ports.postgres, durable=self.durable
+                )
+                self._start(self.postgres)
+                out["DATABASE_URL"] = self.postgres.ensure_database(self.database)
+            if not self.env.get("REDIS_URL"):
+                self.redis = EmbeddedRedis(
+                    self.root / "redis", self.ports.redis, durable=self.durable
+                )
+                self._start(self.redis)
+                out["REDIS_URL"] = self.redis.url
+            if not (self.env.get("NEO_RPC_URL") or self.env.get("NEO_RPC_URLS")):
+                self.neo = EmbeddedNeo(
+                    self.root / "neo",
+                    self.ports.neo_rpc,
+                    self.ports.neo_p2p,
+                    block_ms=self.neo_block_ms,
+                    durable=self.durable,
+                )
+                self._start(self.neo)
+                out["NEO_RPC_URL"] = self.neo.url
+        except BaseException:
+            self.stop()
+            raise
+        return out
+
+    def _start(self, server: ManagedServer) -> None:
+        server.start()
+        self.servers.append(server)
+
+    def stop(self) -> None:
+        """Stop every server this stack started, last started first."""
+        while self.servers:
+            self.servers.pop().stop()
+
+    def secrets(self) -> dict[str, str]:
+        """Keys the environment does not set, generated once and kept in ``root``.
+
+        Only the dev stack and tests have default secrets; production must set them.
+        """
+        path = self.root / SECRETS_FILE
+        if not path.exists():
+            path.write_text(f"NSL_SECRET_KEY={new_key()}\nNSL_SECRETS_KEY={new_key()}\n")
+            path.chmod(0o600)
+        stored = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+        return {k: v for k, v in stored.items() if not self.env.get(k)}
