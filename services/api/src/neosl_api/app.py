@@ -1,0 +1,112 @@
+"""The Flask application factory.
+
+``gunicorn 'neosl_api.app:create_app()'`` serves it; tests pass their own settings,
+session factory and Redis client.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, request
+from flask_smorest import Api
+from redis import Redis
+from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.exceptions import UnsupportedMediaType
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from neosl.config import Settings, load_settings
+from neosl.db import make_engine, make_session_factory
+from neosl_api import auth, context, errors
+from neosl_api.routes import accounts, health
+from neosl_api.schemas.common import ErrorSchema
+
+API_VERSION = "1.0.0"
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class JsonErrorApi(Api):  # type: ignore[misc]  # flask-smorest ships no type hints
+    """flask-smorest's Api with our error shape instead of its own."""
+
+    ERROR_SCHEMA = ErrorSchema
+
+    def handle_http_exception(self, error: Exception) -> Any:
+        return errors.handle_http_exception(error)  # type: ignore[arg-type]
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    session_factory: sessionmaker[Session] | None = None,
+    redis: Redis | None = None,
+) -> Flask:
+    settings = settings or load_settings()
+    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    app = Flask("neosl_api")
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        API_TITLE="Neo N3 Service Layer",
+        API_VERSION=API_VERSION,
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        API_SPEC_OPTIONS={
+            "info": {"description": _API_DESCRIPTION},
+            "security": [{"bearerAuth": []}],
+        },
+        JSON_SORT_KEYS=False,
+    )
+    if settings.proxy_hops:
+        # Behind N trusted proxies the client address is the N-th from the right.
+        hops = settings.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+
+    if session_factory is None:
+        session_factory = make_session_factory(make_engine(settings))
+    if redis is None:
+        redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+    app.extensions["neosl"] = context.ApiState(settings, session_factory, redis)
+    app.teardown_appcontext(context.close_db)
+
+    api = JsonErrorApi(app)
+    api.spec.components.security_scheme(
+        "bearerAuth",
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API key (nsl_…) or a login token (nslt_…).",
+        },
+    )
+    errors.register(app)
+    app.before_request(_require_json_body)
+    auth.init_app(app)
+    api.register_blueprint(health.blp)
+    api.register_blueprint(accounts.blp)
+    return app
+
+
+def _require_json_body() -> None:
+    if request.method in _BODY_METHODS and _has_body() and not request.is_json:
+        raise UnsupportedMediaType("request bodies must be JSON (Content-Type: application/json)")
+
+
+def _has_body() -> bool:
+    return bool(request.content_length) or request.headers.get("Transfer-Encoding", "") == "chunked"
+
+
+_API_DESCRIPTION = """\
+Self-hosted functions, triggers, price feeds and a GAS bank for Neo N3 dApps.
+
+**Authentication.** Every endpoint except registration, login and the probes requires
+`Authorization: Bearer <credential>`, where the credential is an API key (`nsl_…`, from
+registration or `POST /v1/me/api-key`) or a login token (`nslt_…`, from `POST /v1/auth/login`).
+
+**Errors.** Every error answers `{"error": {"code", "message", "details"}}`.
+
+**Pagination.** List endpoints take `limit` (1-100, default 20) and `cursor`, and answer
+`{"items": [...], "next_cursor": "…" | null}`; pass `next_cursor` back as `cursor` for the
+next page. Items are ordered newest first.
+"""

@@ -1,0 +1,57 @@
+"""Per-request access to the database session, Redis, settings and the caller.
+
+Routes use these; service functions receive their results as arguments and never
+touch Flask globals themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app, g
+from redis import Redis
+from sqlalchemy.orm import Session, sessionmaker
+
+from neosl.config import Settings
+from neosl.models import User
+
+
+@dataclass
+class ApiState:
+    settings: Settings
+    session_factory: sessionmaker[Session]
+    redis: Redis
+
+
+def state() -> ApiState:
+    api_state: ApiState = current_app.extensions["neosl"]
+    return api_state
+
+
+def settings() -> Settings:
+    return state().settings
+
+
+def redis() -> Redis:
+    return state().redis
+
+
+def db() -> Session:
+    """The request's session, opened on first use and closed at teardown."""
+    if "db" not in g:
+        g.db = state().session_factory()
+    session: Session = g.db
+    return session
+
+
+def close_db(exc: BaseException | None) -> None:
+    session: Session | None = g.pop("db", None)
+    if session is not None:
+        if exc is not None:
+            session.rollback()
+        session.close()
+
+
+def current_user() -> User:
+    user: User = g.user
+    return user

@@ -1,0 +1,132 @@
+"""Tenant accounts: registration, login, authentication and API-key rotation."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from redis import Redis
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from neosl.config import Settings
+from neosl.errors import Conflict, RateLimited, Unauthorized
+from neosl.models import User
+from neosl_api.services import credentials, passwords, ratelimit
+
+BAD_CREDENTIALS = "invalid credentials"
+
+
+@dataclass(frozen=True)
+class Registered:
+    user: User
+    api_key: str
+
+
+def register(session: Session, username: str, email: str, password: str) -> Registered:
+    """Create a tenant and its first API key (returned here only).
+
+    Raises:
+        Conflict: the username (any case) or the email is taken.
+    """
+    email = email.strip().lower()
+    taken = session.execute(
+        select(User.username, User.email).where(
+            or_(func.lower(User.username) == username.lower(), User.email == email)
+        )
+    ).first()
+    if taken is not None:
+        raise _taken(email == taken.email)
+    api_key = credentials.new_api_key()
+    user = User(
+        username=username,
+        email=email,
+        password_hash=passwords.hash_password(password),
+        api_key_hash=credentials.hash_api_key(api_key),
+    )
+    session.add(user)
+    try:
+        session.commit()
+    except IntegrityError as exc:
+        # Two registrations raced past the check above; the unique indexes decided.
+        session.rollback()
+        raise _taken("email" in str(exc.orig)) from None
+    return Registered(user, api_key)
+
+
+def _taken(email: bool) -> Conflict:
+    field = "email" if email else "username"
+    return Conflict(f"{field} is already registered", {field: ["Already registered."]})
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    user: User
+    token: credentials.Token
+
+
+def login(
+    session: Session,
+    redis: Redis,
+    settings: Settings,
+    identifier: str,
+    password: str,
+    client_address: str,
+) -> LoginResult:
+    """Check a username-or-email and password; issue a bearer token.
+
+    Raises:
+        RateLimited: too many attempts for this account or from this address.
+        Unauthorized: wrong identifier, wrong password or inactive account (one message).
+    """
+    identifier = identifier.strip().lower()
+    account_key = "nsl:login:account:" + hashlib.sha256(identifier.encode()).hexdigest()
+    window = settings.login_window_seconds
+    for key, limit in (
+        ("nsl:login:address:" + client_address, settings.login_limit_per_address),
+        (account_key, settings.login_limit_per_account),
+    ):
+        wait = ratelimit.hit(redis, key, limit, window)
+        if wait is not None:
+            raise RateLimited("too many login attempts; try again later", wait)
+
+    user = session.scalars(
+        select(User).where(or_(func.lower(User.username) == identifier, User.email == identifier))
+    ).one_or_none()
+    ok = passwords.verify_password(user.password_hash if user else None, password)
+    if user is None or not ok or not user.is_active:
+        raise Unauthorized(BAD_CREDENTIALS)
+    if passwords.needs_rehash(user.password_hash):
+        user.password_hash = passwords.hash_password(password)
+        session.commit()
+    ratelimit.reset(redis, account_key)
+    token = credentials.issue_token(settings.secret_key, user.id, settings.token_ttl_seconds)
+    return LoginResult(user, token)
+
+
+def authenticate(session: Session, settings: Settings, bearer: str) -> User:
+    """The active user an API key or login token belongs to.
+
+    Raises:
+        Unauthorized: unknown, malformed, expired or revoked credential, or inactive account.
+    """
+    user: User | None = None
+    if bearer.startswith(credentials.API_KEY_PREFIX):
+        user = session.scalars(
+            select(User).where(User.api_key_hash == credentials.hash_api_key(bearer))
+        ).one_or_none()
+    elif (user_id := credentials.verify_token(settings.secret_key, bearer)) is not None:
+        user = session.get(User, user_id)
+    if user is None or not user.is_active:
+        raise Unauthorized("invalid or expired credentials")
+    return user
+
+
+def rotate_api_key(session: Session, user_id: int) -> Registered:
+    """Replace the user's API key; the old one stops working when this commits."""
+    user = session.get_one(User, user_id, with_for_update=True)
+    api_key = credentials.new_api_key()
+    user.api_key_hash = credentials.hash_api_key(api_key)
+    session.commit()
+    return Registered(user, api_key)
