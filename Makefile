@@ -1,0 +1,37 @@
+# Neo N3 Service Layer. `make dev` runs the whole system; `make test` runs every check.
+# Both install what they need first (uv, bootstrapped with pip if missing, then `uv sync`).
+
+PYTHON ?= python3
+UV := $(PYTHON) -m uv
+export UV_LINK_MODE ?= copy
+
+.PHONY: install dev test lint typecheck pytest format bench clean
+
+install:
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
+	$(UV) sync --locked
+
+dev: install
+	$(UV) run --no-sync neosl-dev up
+
+test: install lint typecheck pytest
+
+lint:
+	$(UV) run --no-sync ruff check .
+	$(UV) run --no-sync ruff format --check .
+
+typecheck:
+	$(UV) run --no-sync mypy
+
+pytest:
+	$(UV) run --no-sync pytest
+
+format:
+	$(UV) run --no-sync ruff check --fix .
+	$(UV) run --no-sync ruff format .
+
+bench: install
+	@for script in bench/*.py; do [ -e "$$script" ] && $(UV) run --no-sync python "$$script"; done; true
+
+clean:
+	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache

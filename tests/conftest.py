@@ -1,0 +1,132 @@
+"""Real servers for every test: embedded PostgreSQL, Redis and a Neo N3 node.
+
+Started once per test session with throw-away data and random ports. When DATABASE_URL,
+REDIS_URL or NEO_RPC_URL are set, those servers are used instead; the tests then wipe the
+database and Redis they are given, so the database's name must contain "test".
+If NSL_TESTCONTAINERS=1 and a Docker engine answers, PostgreSQL and Redis come from
+containers instead (optional; never required).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from redis import Redis
+from sqlalchemy import Connection, Engine, make_url, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from neosl import migrate
+from neosl.config import Settings, load_settings
+from neosl.db import make_engine
+from neosl.models import Base
+from neosl_api.app import create_app
+from neosl_devstack.stack import Ports, Stack
+from tests import containers
+
+
+@pytest.fixture(scope="session")
+def server_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """The environment the application needs, with every server running."""
+    env = dict(os.environ)
+    env.update(containers.start_if_requested())
+    stack = Stack(
+        root=tmp_path_factory.mktemp("stack"),
+        ports=Ports.random(),
+        durable=False,
+        database="neosl_test",
+        neo_block_ms=250,
+        env=env,
+    )
+    env.update(stack.start())
+    try:
+        yield env
+    finally:
+        stack.stop()
+        containers.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(server_env: dict[str, str]) -> Settings:
+    return load_settings(server_env)
+
+
+@pytest.fixture(scope="session")
+def engine(settings: Settings) -> Iterator[Engine]:
+    database = make_url(settings.database_url).database or ""
+    if "test" not in database:
+        pytest.exit(f"refusing to wipe database {database!r}: its name must contain 'test'", 2)
+    engine = make_engine(settings)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    migrate.upgrade(engine, settings.db_dir)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def connection(engine: Engine) -> Iterator[Connection]:
+    """A connection inside a transaction that is rolled back after the test.
+
+    Sessions bound to it turn their commits into SAVEPOINT releases, so service code
+    commits as usual and nothing reaches the database for the next test.
+    """
+    with engine.connect() as conn:
+        trans = conn.begin()
+        try:
+            yield conn
+        finally:
+            trans.rollback()
+
+
+@pytest.fixture
+def session_factory(connection: Connection) -> sessionmaker[Session]:
+    return sessionmaker(
+        bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+    )
+
+
+@pytest.fixture
+def db(session_factory: sessionmaker[Session]) -> Iterator[Session]:
+    with session_factory() as session:
+        yield session
+
+
+@pytest.fixture
+def committed_db(engine: Engine) -> Iterator[Engine]:
+    """For tests whose data must be seen by other processes (workers, the CLI).
+
+    Every table is emptied afterwards.
+    """
+    yield engine
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def redis_client(settings: Settings) -> Iterator[Redis]:
+    client = Redis.from_url(settings.redis_url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def app(settings: Settings, session_factory: sessionmaker[Session], redis_client: Redis) -> Flask:
+    return create_app(settings, session_factory=session_factory, redis=redis_client)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[1]

@@ -1,0 +1,200 @@
+"""`neosl-dev up` (what `make dev` runs): the whole system from embedded servers.
+
+Serves /readyz, the walk-through works, Flower answers, every worker answers its ping,
+the Neo block count rises, Ctrl-C leaves nothing running, and data survives a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from neosl_devstack.servers import free_port, port_is_open
+
+pytestmark = pytest.mark.e2e
+
+PASSWORD = "correct horse battery"
+
+
+def http(
+    method: str, url: str, body: dict[str, Any] | None = None, token: str | None = None
+) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            raw = resp.read()
+            return resp.status, json.loads(raw) if raw[:1] in (b"{", b"[") else raw
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"null")
+
+
+def block_count(rpc: str) -> int:
+    _, body = http(
+        "POST", rpc, {"jsonrpc": "2.0", "id": 1, "method": "getblockcount", "params": []}
+    )
+    return int(body["result"])
+
+
+class DevStack:
+    def __init__(self, root: Path, repo: Path) -> None:
+        self.root = root
+        self.repo = repo
+        self.marker = uuid.uuid4().hex
+        self.ports = {name: free_port() for name in ("api", "flower", "pg", "redis", "rpc", "p2p")}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in {"DATABASE_URL", "REDIS_URL", "NEO_RPC_URL", "NEO_RPC_URLS"}
+        }
+        env.update(
+            NSL_API_PORT=str(self.ports["api"]),
+            NSL_FLOWER_PORT=str(self.ports["flower"]),
+            NSL_DEV_PG_PORT=str(self.ports["pg"]),
+            NSL_DEV_REDIS_PORT=str(self.ports["redis"]),
+            NSL_DEV_NEO_RPC_PORT=str(self.ports["rpc"]),
+            NSL_DEV_NEO_P2P_PORT=str(self.ports["p2p"]),
+            NSL_API_WORKERS="1",
+            NSL_WORKER_CONCURRENCY="1",
+            NSL_E2E_MARKER=self.marker,
+        )
+        self.env = env
+        self.api = f"http://127.0.0.1:{self.ports['api']}"
+        self.rpc = f"http://127.0.0.1:{self.ports['rpc']}"
+
+    @contextmanager
+    def running(self) -> Iterator[subprocess.Popen[bytes]]:
+        log = (self.root / "dev.log").open("ab")
+        # Its own process group, like a shell job: Ctrl-C goes to the whole group.
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "neosl_devstack.cli", "--dir", str(self.root / ".dev"), "up"],
+            cwd=self.repo,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            log.close()
+
+    def wait_ready(self, proc: subprocess.Popen[bytes], timeout: float = 90) -> float:
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            assert proc.poll() is None, self.log()
+            try:
+                if http("GET", f"{self.api}/readyz")[0] == 200:
+                    return time.monotonic() - start
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.25)
+        raise AssertionError(f"not ready in {timeout} s:\n{self.log()}")
+
+    def ctrl_c(self, proc: subprocess.Popen[bytes]) -> None:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=60)
+
+    def leftovers(self) -> list[str]:
+        found = []
+        for p in psutil.process_iter(["pid", "cmdline"]):
+            try:
+                if p.environ().get("NSL_E2E_MARKER") == self.marker:
+                    found.append(f"{p.pid} {' '.join(p.info['cmdline'] or [])}")
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+        return found
+
+    def log(self) -> str:
+        return (self.root / "dev.log").read_text(errors="replace")[-4000:]
+
+
+def test_dev_stack_end_to_end(tmp_path: Path, repo_root: Path) -> None:
+    stack = DevStack(tmp_path, repo_root)
+    with stack.running() as proc:
+        seconds = stack.wait_ready(proc)
+        print(f"dev stack ready in {seconds:.1f} s")
+        assert seconds < 60
+
+        status, reg = http(
+            "POST",
+            f"{stack.api}/v1/auth/register",
+            {"username": "alice", "email": "alice@example.com", "password": PASSWORD},
+        )
+        assert status == 201, reg
+        status, me = http("GET", f"{stack.api}/v1/me", token=reg["api_key"])
+        assert (status, me["username"]) == (200, "alice")
+        status, rotated = http("POST", f"{stack.api}/v1/me/api-key", token=reg["api_key"])
+        assert status == 201
+        assert http("GET", f"{stack.api}/v1/me", token=reg["api_key"])[0] == 401
+        assert http("GET", f"{stack.api}/v1/me", token=rotated["api_key"])[0] == 200
+        assert http("GET", f"{stack.api}/docs")[0] == 200
+
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{stack.ports['flower']}/", timeout=10
+        ) as resp:
+            assert resp.status == 200
+
+        first = block_count(stack.rpc)
+        time.sleep(2.5)
+        assert block_count(stack.rpc) > first
+
+        env_out = subprocess.run(
+            [sys.executable, "-m", "neosl_devstack.cli", "--dir", str(tmp_path / ".dev"), "env"],
+            env=stack.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        cli_env = dict(stack.env)
+        for line in env_out.splitlines():
+            key, _, value = line.removeprefix("export ").partition("=")
+            cli_env[key] = value.strip("'")
+        ping = subprocess.run(
+            [sys.executable, "-m", "neosl.cli", "workers", "ping", "--timeout", "30"],
+            env=cli_env,
+            capture_output=True,
+            text=True,
+            timeout=150,
+            check=False,
+        )
+        assert ping.returncode == 0, ping.stdout + ping.stderr + stack.log()
+        assert ping.stdout.count(": ok") == 4
+
+        stack.ctrl_c(proc)
+        assert proc.returncode == 0 or proc.returncode == 130, stack.log()
+
+    assert stack.leftovers() == []
+    for name, port in stack.ports.items():
+        assert not port_is_open("127.0.0.1", port), f"{name} port {port} still open"
+
+    # Same data folder again: the account and the chain are still there.
+    with stack.running() as proc:
+        stack.wait_ready(proc)
+        status, token = http(
+            "POST", f"{stack.api}/v1/auth/login", {"username": "alice", "password": PASSWORD}
+        )
+        assert status == 200, token
+        assert block_count(stack.rpc) >= first
+        stack.ctrl_c(proc)
+    assert stack.leftovers() == []

@@ -1,0 +1,26 @@
+"""Rows for tests, written through the models (no HTTP)."""
+
+from __future__ import annotations
+
+import itertools
+
+from sqlalchemy.orm import Session
+
+from neosl.models import Function, User
+
+_seq = itertools.count(1)
+
+
+def make_user(db: Session, name: str | None = None) -> User:
+    name = name or f"user{next(_seq)}"
+    user = User(username=name, email=f"{name.lower()}@example.com", password_hash="x")
+    db.add(user)
+    db.flush()
+    return user
+
+
+def make_function(db: Session, user: User, name: str | None = None) -> Function:
+    fn = Function(user_id=user.id, name=name or f"fn{next(_seq)}", source_code="return 1")
+    db.add(fn)
+    db.flush()
+    return fn

@@ -1,0 +1,100 @@
+"""Each worker service consumes its own queue on the real broker, with a real worker."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+
+import pytest
+from celery import Celery
+from celery.contrib.testing.worker import start_worker
+from celery.exceptions import TimeoutError as CeleryTimeout
+
+from neosl import jobs
+from neosl.celery_app import make_celery
+from neosl.config import Settings
+from neosl_executor.worker import create_worker_app as executor_app
+from neosl_ledger.worker import create_worker_app as ledger_app
+from neosl_pricefeed.worker import create_worker_app as pricefeed_app
+from neosl_scheduler.worker import create_worker_app as scheduler_app
+
+pytestmark = pytest.mark.celery
+
+FACTORIES: dict[str, Callable[[Settings], Celery]] = {
+    jobs.EXECUTOR_QUEUE: executor_app,
+    jobs.SCHEDULER_QUEUE: scheduler_app,
+    jobs.PRICEFEED_QUEUE: pricefeed_app,
+    jobs.LEDGER_QUEUE: ledger_app,
+}
+
+
+@pytest.fixture
+def producer(settings: Settings) -> Iterator[Celery]:
+    app = make_celery(settings, "test-producer")
+    yield app
+    app.close()
+
+
+@pytest.mark.parametrize("queue", jobs.ALL_QUEUES)
+def test_worker_answers_ping_on_its_own_queue(
+    settings: Settings, producer: Celery, queue: str, redis_client: object
+) -> None:
+    worker_app = FACTORIES[queue](settings)
+    job = jobs.PING_JOBS[queue]
+    assert job.name in worker_app.tasks
+    # The other services' jobs are not registered here: services do not share tasks.
+    others = {j.name for q, j in jobs.PING_JOBS.items() if q != queue}
+    assert not others & set(worker_app.tasks)
+    with start_worker(worker_app, pool="solo", perform_ping_check=False, queues=[queue]):
+        reply = producer.send_task(job.name, queue=job.queue).get(timeout=20)
+    assert reply["queue"] == queue
+
+
+def test_message_on_another_queue_is_not_taken(
+    settings: Settings, producer: Celery, redis_client: object
+) -> None:
+    worker_app = executor_app(settings)
+    ledger_job = jobs.PING_JOBS[jobs.LEDGER_QUEUE]
+    with start_worker(
+        worker_app, pool="solo", perform_ping_check=False, queues=[jobs.EXECUTOR_QUEUE]
+    ):
+        result = producer.send_task(ledger_job.name, queue=ledger_job.queue)
+        with pytest.raises(CeleryTimeout):
+            result.get(timeout=2)
+    # The message still waits on the ledger queue for its own consumer.
+    with start_worker(
+        ledger_app(settings), pool="solo", perform_ping_check=False, queues=[jobs.LEDGER_QUEUE]
+    ):
+        assert result.get(timeout=20)["queue"] == jobs.LEDGER_QUEUE
+
+
+def test_cli_workers_ping(
+    settings: Settings, server_env: dict[str, str], redis_client: object
+) -> None:
+    with start_worker(
+        pricefeed_app(settings),
+        pool="solo",
+        perform_ping_check=False,
+        queues=[jobs.PRICEFEED_QUEUE],
+    ):
+        ok = subprocess.run(
+            [sys.executable, "-m", "neosl.cli", "workers", "ping", "pricefeed", "--timeout", "20"],
+            env=server_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "pricefeed: ok" in ok.stdout
+    missing = subprocess.run(
+        [sys.executable, "-m", "neosl.cli", "workers", "ping", "ledger", "--timeout", "1"],
+        env=server_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert missing.returncode == 1
+    assert "ledger: no answer" in missing.stdout

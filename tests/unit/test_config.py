@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from neosl.config import ConfigError, load_settings, new_key
+
+KEY = new_key()
+
+
+def env(**overrides: str) -> dict[str, str]:
+    base = {
+        "DATABASE_URL": "postgresql://u@db.example:5432/neosl",
+        "REDIS_URL": "redis://cache.example:6379/0",
+        "NEO_RPC_URL": "http://neo.example:10332",
+        "NSL_SECRET_KEY": KEY,
+        "NSL_SECRETS_KEY": KEY,
+    }
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v != "<unset>"}
+
+
+def test_valid_environment_loads_with_defaults() -> None:
+    s = load_settings(env())
+    assert s.database_url == "postgresql+psycopg://u@db.example:5432/neosl"
+    assert s.neo_rpc_urls == ("http://neo.example:10332",)
+    assert s.token_ttl_seconds == 3600
+    assert len(s.secret_key) == 32
+    assert "secret_key" not in repr(s)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("DATABASE_URL", "<unset>", "DATABASE_URL is not set"),
+        ("DATABASE_URL", "mysql://x/y", "DATABASE_URL must be a URL"),
+        ("REDIS_URL", "", "REDIS_URL is not set"),
+        ("NEO_RPC_URL", "<unset>", "NEO_RPC_URL is not set"),
+        ("NEO_RPC_URL", "ftp://x", "NEO_RPC_URLS must be a URL"),
+        ("NSL_SECRET_KEY", "<unset>", "NSL_SECRET_KEY is not set"),
+        ("NSL_SECRET_KEY", "c2hvcnQ", "NSL_SECRET_KEY must decode to at least 32 bytes"),
+        ("NSL_SECRETS_KEY", "!!!", "NSL_SECRETS_KEY must be base64"),
+        ("NSL_TOKEN_TTL_SECONDS", "ten", "NSL_TOKEN_TTL_SECONDS must be a whole number"),
+        ("NSL_TOKEN_TTL_SECONDS", "5", "NSL_TOKEN_TTL_SECONDS must be between 60"),
+        ("NSL_LOG_LEVEL", "LOUD", "NSL_LOG_LEVEL must be"),
+    ],
+)
+def test_bad_variable_is_named(name: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(env(**{name: value}))
+
+
+def test_secrets_key_must_be_exactly_32_bytes() -> None:
+    long_key = base64.urlsafe_b64encode(b"x" * 48).decode()
+    with pytest.raises(ConfigError, match="NSL_SECRETS_KEY must decode to exactly 32 bytes"):
+        load_settings(env(NSL_SECRETS_KEY=long_key))
+
+
+def test_several_rpc_urls_take_precedence() -> None:
+    s = load_settings(env(NEO_RPC_URLS="http://a:1, http://b:2"))
+    assert s.neo_rpc_urls == ("http://a:1", "http://b:2")
+    assert s.neo_rpc_url == "http://a:1"
+
+
+def test_new_key_is_random_and_valid() -> None:
+    assert new_key() != new_key()
+    assert len(base64.urlsafe_b64decode(new_key() + "=")) == 32
