@@ -112,7 +112,13 @@ class DevStack:
         raise AssertionError(f"not ready in {timeout} s:\n{self.log()}")
 
     def ctrl_c(self, proc: subprocess.Popen[bytes]) -> None:
+        # A terminal's Ctrl-C: SIGINT to the whole foreground process group.
         os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=60)
+
+    def sigterm(self, proc: subprocess.Popen[bytes]) -> None:
+        # `kill PID`, as a process supervisor would: only the main process is told.
+        proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
 
     def leftovers(self) -> list[str]:
@@ -196,5 +202,7 @@ def test_dev_stack_end_to_end(tmp_path: Path, repo_root: Path) -> None:
         )
         assert status == 200, token
         assert block_count(stack.rpc) >= first
-        stack.ctrl_c(proc)
+        stack.sigterm(proc)
     assert stack.leftovers() == []
+    for name, port in stack.ports.items():
+        assert not port_is_open("127.0.0.1", port), f"{name} port {port} still open"

@@ -73,10 +73,17 @@ def test_openapi_document_is_valid_and_complete(client: FlaskClient) -> None:
     assert "Error" in spec["components"]["schemas"]
 
 
-def test_swagger_ui_is_served(client: FlaskClient) -> None:
+def test_swagger_ui_is_served_with_local_assets(client: FlaskClient) -> None:
     resp = client.get("/docs")
     assert resp.status_code == 200
-    assert "swagger-ui" in resp.get_data(as_text=True)
+    page = resp.get_data(as_text=True)
+    assert 'src="/docs-assets/swagger-ui-bundle.js"' in page
+    assert "https://" not in page
+    js = client.get("/docs-assets/swagger-ui-bundle.js")
+    assert js.status_code == 200
+    assert len(js.get_data()) > 100_000
+    assert client.get("/docs-assets/swagger-ui.css").status_code == 200
+    assert_error(client.get("/docs-assets/nope.js"), 404, "not_found")
 
 
 def test_unknown_route_is_json_404(client: FlaskClient) -> None:

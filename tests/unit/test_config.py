@@ -66,3 +66,16 @@ def test_several_rpc_urls_take_precedence() -> None:
 def test_new_key_is_random_and_valid() -> None:
     assert new_key() != new_key()
     assert len(base64.urlsafe_b64decode(new_key() + "=")) == 32
+
+
+def test_describe_hides_keys_and_url_passwords() -> None:
+    s = load_settings(
+        env(DATABASE_URL="postgresql://u:hunter2@db/x", REDIS_URL="redis://:pw@r:6379/0")
+    )
+    described = s.describe()
+    text = repr(described)
+    assert "hunter2" not in text
+    assert ":pw@" not in text
+    assert KEY not in text
+    assert described["secret_key"] == "<hidden>"
+    assert described["database_url"] == "postgresql+psycopg://u:***@db/x"

@@ -55,6 +55,12 @@ def _workers_ping(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _config(settings: Settings, _args: argparse.Namespace) -> int:
+    for name, value in settings.describe().items():
+        print(f"{name} = {value}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neosl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -73,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     ping.add_argument("--timeout", type=float, default=10.0)
     ping.set_defaults(func=_workers_ping)
     sub.add_parser("config", help="validate the environment and print the settings").set_defaults(
-        func=lambda settings, _a: print(settings) or 0
+        func=_config
     )
     return parser
 

@@ -45,6 +45,28 @@ class Settings:
     def neo_rpc_url(self) -> str:
         return self.neo_rpc_urls[0]
 
+    def describe(self) -> dict[str, str]:
+        """Every setting as text, with keys and URL passwords hidden (safe to log)."""
+        out: dict[str, str] = {}
+        for name, value in vars(self).items():
+            if isinstance(value, bytes):
+                out[name] = "<hidden>"
+            elif isinstance(value, tuple):
+                out[name] = ", ".join(_hide_password(v) for v in value)
+            elif isinstance(value, str) and "://" in value:
+                out[name] = _hide_password(value)
+            else:
+                out[name] = str(value)
+        return out
+
+
+def _hide_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
 
 def _require(env: Mapping[str, str], name: str) -> str:
     value = env.get(name, "").strip()

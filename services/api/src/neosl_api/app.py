@@ -19,7 +19,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from neosl.config import Settings, load_settings
 from neosl.db import make_engine, make_session_factory
 from neosl_api import auth, context, errors
-from neosl_api.routes import accounts, health
+from neosl_api.routes import accounts, docs_assets, health
 from neosl_api.schemas.common import ErrorSchema
 
 API_VERSION = "1.0.0"
@@ -52,7 +52,7 @@ def create_app(
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        OPENAPI_SWAGGER_UI_URL=docs_assets.ASSETS_URL,
         API_SPEC_OPTIONS={
             "info": {"description": _API_DESCRIPTION},
             "security": [{"bearerAuth": []}],
@@ -85,6 +85,8 @@ def create_app(
     auth.init_app(app)
     api.register_blueprint(health.blp)
     api.register_blueprint(accounts.blp)
+    # A plain Flask blueprint: static files, not part of the OpenAPI document.
+    app.register_blueprint(docs_assets.blp)
     return app
 
 
