@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -18,6 +16,7 @@ from neosl_executor.worker import create_worker_app as executor_app
 from neosl_ledger.worker import create_worker_app as ledger_app
 from neosl_pricefeed.worker import create_worker_app as pricefeed_app
 from neosl_scheduler.worker import create_worker_app as scheduler_app
+from tests.cli import run_cli
 
 pytestmark = pytest.mark.celery
 
@@ -78,23 +77,9 @@ def test_cli_workers_ping(
         perform_ping_check=False,
         queues=[jobs.PRICEFEED_QUEUE],
     ):
-        ok = subprocess.run(
-            [sys.executable, "-m", "neosl.cli", "workers", "ping", "pricefeed", "--timeout", "20"],
-            env=server_env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        ok = run_cli(server_env, "workers", "ping", "pricefeed", "--timeout", "20")
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "pricefeed: ok" in ok.stdout
-    missing = subprocess.run(
-        [sys.executable, "-m", "neosl.cli", "workers", "ping", "ledger", "--timeout", "1"],
-        env=server_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    missing = run_cli(server_env, "workers", "ping", "ledger", "--timeout", "1")
     assert missing.returncode == 1
     assert "ledger: no answer" in missing.stdout

@@ -19,7 +19,7 @@ from honcho.printer import Printer
 
 from neosl import migrate
 from neosl.config import ConfigError, load_settings
-from neosl.db import make_engine
+from neosl.db import short_lived_engine
 from neosl_devstack.servers import ServerError
 from neosl_devstack.stack import Ports, Stack
 
@@ -42,11 +42,8 @@ def _up(args: argparse.Namespace) -> int:
         except ConfigError as exc:
             print(f"neosl-dev: configuration error: {exc}", file=sys.stderr)
             return 2
-        engine = make_engine(settings, pool_size=1)
-        try:
+        with short_lived_engine(settings) as engine:
             applied = migrate.upgrade(engine, settings.db_dir)
-        finally:
-            engine.dispose()
         print(f"neosl-dev: schema {'applied ' + ', '.join(applied) if applied else 'up to date'}")
         manager = Manager(Printer(sys.stdout))
         for name, command in parse_procfile(procfile.read_text()).processes.items():

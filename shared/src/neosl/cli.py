@@ -13,25 +13,19 @@ from sqlalchemy.exc import SQLAlchemyError
 from neosl import jobs, migrate
 from neosl.celery_app import make_celery
 from neosl.config import ConfigError, Settings, load_settings
-from neosl.db import make_engine
+from neosl.db import short_lived_engine
 
 
 def _db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
-    engine = make_engine(settings, pool_size=1)
-    try:
+    with short_lived_engine(settings) as engine:
         applied = migrate.upgrade(engine, settings.db_dir)
-    finally:
-        engine.dispose()
     print(f"applied {', '.join(applied)}" if applied else "database is up to date")
     return 0
 
 
 def _db_status(settings: Settings, _args: argparse.Namespace) -> int:
-    engine = make_engine(settings, pool_size=1)
-    try:
+    with short_lived_engine(settings) as engine:
         rows = migrate.status(engine, settings.db_dir)
-    finally:
-        engine.dispose()
     for version, name, applied in rows:
         print(f"{version}  {'applied' if applied else 'PENDING'}  {name}")
     return 0 if all(applied for _, _, applied in rows) else 1

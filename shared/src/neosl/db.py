@@ -22,6 +22,16 @@ def make_engine(settings: Settings, *, pool_size: int | None = None) -> Engine:
     )
 
 
+@contextmanager
+def short_lived_engine(settings: Settings) -> Iterator[Engine]:
+    """A one-connection engine for a command that runs and exits (migrations, checks)."""
+    engine = make_engine(settings, pool_size=1)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     # expire_on_commit=False: services return ORM rows that callers read after the commit.
     return sessionmaker(bind=engine, expire_on_commit=False)
