@@ -30,8 +30,8 @@ from tests import containers
 
 
 @pytest.fixture(scope="session")
-def server_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """The environment the application needs, with every server running."""
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The embedded servers (only those the environment does not name)."""
     env = dict(os.environ)
     env.update(containers.start_if_requested())
     stack = Stack(
@@ -42,12 +42,18 @@ def server_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, s
         neo_block_ms=250,
         env=env,
     )
-    env.update(stack.start())
+    stack.started_env = {**env, **stack.start()}
     try:
-        yield env
+        yield stack
     finally:
         stack.stop()
         containers.stop()
+
+
+@pytest.fixture(scope="session")
+def server_env(stack: Stack) -> dict[str, str]:
+    """The environment the application needs, with every server running."""
+    return dict(stack.started_env)
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import secrets
 
+from neo3.wallet.account import Account
 from sqlalchemy.orm import Session
 
 from neosl.models import Function, User
@@ -24,3 +26,14 @@ def make_function(db: Session, user: User, name: str | None = None) -> Function:
     db.add(fn)
     db.flush()
     return fn
+
+
+def new_address() -> str:
+    """A fresh, valid Neo N3 address (its key is thrown away)."""
+    return str(Account.from_private_key(secrets.token_bytes(32)).address)
+
+
+def new_account_key() -> tuple[str, str]:
+    """(WIF, address) of a fresh key, for tests that sign."""
+    key = secrets.token_bytes(32)
+    return str(Account.private_key_to_wif(key)), str(Account.from_private_key(key).address)

@@ -70,7 +70,11 @@ def test_new_key_is_random_and_valid() -> None:
 
 def test_describe_hides_keys_and_url_passwords() -> None:
     s = load_settings(
-        env(DATABASE_URL="postgresql://u:hunter2@db/x", REDIS_URL="redis://:pw@r:6379/0")
+        env(
+            DATABASE_URL="postgresql://u:hunter2@db/x",
+            REDIS_URL="redis://:pw@r:6379/0",
+            NSL_HOT_WALLET_WIF="KxDgvEKzgSBPPfuVfw67oPQBSjidEiqTHURKSDL1R7yGaGYAeYnr",
+        )
     )
     described = s.describe()
     text = repr(described)
@@ -78,4 +82,23 @@ def test_describe_hides_keys_and_url_passwords() -> None:
     assert ":pw@" not in text
     assert KEY not in text
     assert described["secret_key"] == "<hidden>"
+    assert described["hot_wallet_wif"] == "<hidden>"
+    assert "KxDgv" not in text
     assert described["database_url"] == "postgresql+psycopg://u:***@db/x"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"NSL_WITHDRAW_MIN": "abc"}, "NSL_WITHDRAW_MIN must be a GAS amount"),
+        ({"NSL_WITHDRAW_MAX": "-1"}, "NSL_WITHDRAW_MAX must be a positive GAS amount"),
+        ({"NSL_WITHDRAW_DAILY": "1.000000001"}, "at most 8 decimals"),
+        (
+            {"NSL_WITHDRAW_MIN": "5", "NSL_WITHDRAW_MAX": "1"},
+            "NSL_WITHDRAW_MIN <= NSL_WITHDRAW_MAX",
+        ),
+    ],
+)
+def test_withdrawal_limits_are_validated(overrides: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(env(**overrides))

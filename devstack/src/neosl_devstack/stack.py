@@ -9,9 +9,12 @@ The same code serves ``make dev`` (durable data under ``.dev/``) and the test su
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from neo3.wallet.account import Account
 
 from neosl.config import new_key
 from neosl_devstack.neo import EmbeddedNeo
@@ -55,6 +58,8 @@ class Stack:
     postgres: EmbeddedPostgres | None = None
     redis: EmbeddedRedis | None = None
     neo: EmbeddedNeo | None = None
+    # The application's environment once start() returned: the caller's plus what it added.
+    started_env: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> dict[str, str]:
         """Start the embedded servers needed; return the variables the application needs.
@@ -105,10 +110,30 @@ class Stack:
         """Keys the environment does not set, generated once and kept in ``root``.
 
         Only the dev stack and tests have default secrets; production must set them.
+        A file from an older version gains the keys it lacks; existing ones never change.
         """
         path = self.root / SECRETS_FILE
-        if not path.exists():
-            path.write_text(f"NSL_SECRET_KEY={new_key()}\nNSL_SECRETS_KEY={new_key()}\n")
+        stored = (
+            dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+            if path.exists()
+            else {}
+        )
+        missing = {k: v for k, v in _new_secrets().items() if k not in stored}
+        if "NSL_HOT_WALLET_WIF" in stored:
+            missing.pop("NSL_DEPOSIT_ADDRESS", None)
+        if missing:
+            stored.update(missing)
+            path.write_text("".join(f"{k}={v}\n" for k, v in stored.items()))
             path.chmod(0o600)
-        stored = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
         return {k: v for k, v in stored.items() if not self.env.get(k)}
+
+
+def _new_secrets() -> dict[str, str]:
+    # The hot wallet: a fresh key per dev stack; deposits arrive at its address.
+    private_key = secrets.token_bytes(32)
+    return {
+        "NSL_SECRET_KEY": new_key(),
+        "NSL_SECRETS_KEY": new_key(),
+        "NSL_HOT_WALLET_WIF": Account.private_key_to_wif(private_key),
+        "NSL_DEPOSIT_ADDRESS": Account.from_private_key(private_key).address,
+    }

@@ -30,12 +30,14 @@ def make_celery(settings: Settings, name: str, *, queue: str | None = None) -> C
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_routes={job.name: {"queue": job.queue} for job in jobs.PING_JOBS.values()},
+        task_routes={job.name: {"queue": job.queue} for job in jobs.ALL_JOBS},
         broker_connection_retry_on_startup=True,
         # Redis redelivers unacknowledged messages after this long; longer than any task.
         broker_transport_options={"visibility_timeout": 3600},
         worker_hijack_root_logger=False,
         enable_utc=True,
+        # Read by neosl.tasks.ServiceTask in the worker process.
+        neosl_settings=settings,
     )
     if queue is not None:
         app.conf.task_default_queue = queue

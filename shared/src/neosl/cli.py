@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from celery.exceptions import TimeoutError as CeleryTimeout
 from kombu.exceptions import OperationalError as KombuOperationalError
+from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
-from neosl import jobs, migrate
+from neosl import jobs, ledger, migrate
 from neosl.celery_app import make_celery
 from neosl.config import ConfigError, Settings, load_settings
 from neosl.db import short_lived_engine
+from neosl.models import GasAccount
+from neosl.money import InvalidAmount, format_amount, from_units, parse_amount, to_units
+from neosl.neo import devnet
+from neosl.neo.addresses import InvalidAddress, validate_address
+from neosl.neo.rpc import NeoRpc, RpcError, RpcUnavailable
+from neosl.neo.transfers import TransferWouldFail
 
 
 def _db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
@@ -49,6 +59,44 @@ def _workers_ping(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _ledger_verify(settings: Settings, _args: argparse.Namespace) -> int:
+    with short_lived_engine(settings) as engine, Session(engine) as session:
+        mismatches = ledger.verify(session)
+        accounts = session.scalar(select(func.count()).select_from(GasAccount))
+    for m in mismatches:
+        print(
+            f"account {m.account_id}: balance {format_amount(m.balance)} != "
+            f"sum of transactions {format_amount(m.expected)}"
+        )
+    print(f"{accounts} accounts checked, {len(mismatches)} mismatched")
+    return 1 if mismatches else 0
+
+
+def _devnet_fund(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        amount = to_units(parse_amount(args.amount))
+        address = validate_address(args.address)
+    except (InvalidAmount, InvalidAddress) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    wallet = Path(os.environ.get("NSL_DEVNET_WALLET", ".dev/neo/committee-wallet.json"))
+    password = os.environ.get("NSL_DEVNET_WALLET_PASSWORD")
+    if password is None:
+        password_file = wallet.with_suffix(".password")
+        if not password_file.is_file():
+            print(f"error: no {password_file}; set NSL_DEVNET_WALLET(_PASSWORD)", file=sys.stderr)
+            return 2
+        password = password_file.read_text().strip()
+    with NeoRpc(settings.neo_rpc_urls) as rpc:
+        try:
+            tx_hash = devnet.fund(rpc, wallet, password, address, amount)
+        except (RpcError, RpcUnavailable, TransferWouldFail, RuntimeError, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    print(f"sent {format_amount(from_units(amount))} GAS to {address} in {tx_hash}")
+    return 0
+
+
 def _config(settings: Settings, _args: argparse.Namespace) -> int:
     for name, value in settings.describe().items():
         print(f"{name} = {value}")
@@ -72,6 +120,21 @@ def build_parser() -> argparse.ArgumentParser:
     ping.add_argument("queues", nargs="*", metavar="QUEUE", help=", ".join(jobs.ALL_QUEUES))
     ping.add_argument("--timeout", type=float, default=10.0)
     ping.set_defaults(func=_workers_ping)
+    ledger_cmd = sub.add_parser("ledger", help="the GAS ledger").add_subparsers(
+        dest="action", required=True
+    )
+    ledger_cmd.add_parser(
+        "verify", help="check every balance against its transactions; exit 1 on any mismatch"
+    ).set_defaults(func=_ledger_verify)
+    devnet_cmd = sub.add_parser("devnet", help="the development chain").add_subparsers(
+        dest="action", required=True
+    )
+    fund = devnet_cmd.add_parser(
+        "fund", help="send GAS from the dev chain's committee account (NSL_DEVNET_WALLET)"
+    )
+    fund.add_argument("address")
+    fund.add_argument("amount", help='GAS, e.g. "10" or "0.5"')
+    fund.set_defaults(func=_devnet_fund)
     sub.add_parser("config", help="validate the environment and print the settings").set_defaults(
         func=_config
     )

@@ -11,7 +11,8 @@ import base64
 import binascii
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -40,6 +41,16 @@ class Settings:
     log_level: str = "INFO"
     # Celery result backend; the broker URL is redis_url.
     result_backend: str | None = None
+    # The hot wallet: deposits arrive at its address, withdrawals are signed with its key.
+    # Only the gas-ledger service needs the key; everyone else needs only the address.
+    hot_wallet_wif: str | None = field(default=None, repr=False)
+    deposit_address: str | None = None
+    withdraw_min: Decimal = Decimal("0.1")
+    withdraw_max: Decimal = Decimal(10_000)
+    withdraw_daily: Decimal = Decimal(50_000)
+    withdraw_valid_blocks: int = 100
+    follower_batch_blocks: int = 100
+    follower_interval: float = 1.0
 
     @property
     def neo_rpc_url(self) -> str:
@@ -48,9 +59,10 @@ class Settings:
     def describe(self) -> dict[str, str]:
         """Every setting as text, with keys and URL passwords hidden (safe to log)."""
         out: dict[str, str] = {}
-        for name, value in vars(self).items():
-            if isinstance(value, bytes):
-                out[name] = "<hidden>"
+        for f in fields(self):
+            name, value = f.name, getattr(self, f.name)
+            if not f.repr:  # the secrets are the fields kept out of repr()
+                out[name] = "<hidden>" if value is not None else "None"
             elif isinstance(value, tuple):
                 out[name] = ", ".join(_hide_password(v) for v in value)
             elif isinstance(value, str) and "://" in value:
@@ -118,6 +130,19 @@ def _key(env: Mapping[str, str], name: str, min_bytes: int, exact: bool = False)
     return key
 
 
+def _gas(env: Mapping[str, str], name: str, default: str) -> Decimal:
+    raw = env.get(name, "").strip() or default
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise ConfigError(f"{name} must be a GAS amount like 1.5: got {raw!r}") from None
+    if not value.is_finite() or value <= 0 or value != value.quantize(Decimal("1E-8")):
+        raise ConfigError(
+            f"{name} must be a positive GAS amount with at most 8 decimals: got {raw!r}"
+        )
+    return value
+
+
 def _normalise_db_url(value: str) -> str:
     # Operators paste plain libpq URLs; SQLAlchemy needs the driver named.
     for prefix in ("postgres://", "postgresql://"):
@@ -155,6 +180,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     result_backend = env.get("NSL_RESULT_BACKEND_URL", "").strip() or None
     if result_backend is not None:
         _check_url("NSL_RESULT_BACKEND_URL", result_backend, redis_schemes)
+    withdraw_min = _gas(env, "NSL_WITHDRAW_MIN", "0.1")
+    withdraw_max = _gas(env, "NSL_WITHDRAW_MAX", "10000")
+    withdraw_daily = _gas(env, "NSL_WITHDRAW_DAILY", "50000")
+    if not withdraw_min <= withdraw_max <= withdraw_daily:
+        raise ConfigError("NSL_WITHDRAW_MIN <= NSL_WITHDRAW_MAX <= NSL_WITHDRAW_DAILY must hold")
     return Settings(
         database_url=database_url,
         redis_url=redis_url,
@@ -171,6 +201,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         db_dir=Path(db_dir_raw) if db_dir_raw else None,
         log_level=log_level,
         result_backend=result_backend,
+        hot_wallet_wif=env.get("NSL_HOT_WALLET_WIF", "").strip() or None,
+        deposit_address=env.get("NSL_DEPOSIT_ADDRESS", "").strip() or None,
+        withdraw_min=withdraw_min,
+        withdraw_max=withdraw_max,
+        withdraw_daily=withdraw_daily,
+        withdraw_valid_blocks=_int(env, "NSL_WITHDRAW_VALID_BLOCKS", 100, 2, 5760),
+        follower_batch_blocks=_int(env, "NSL_FOLLOWER_BATCH_BLOCKS", 100, 1, 10_000),
+        follower_interval=_int(env, "NSL_FOLLOWER_INTERVAL_MS", 1000, 100, 600_000) / 1000,
     )
 
 

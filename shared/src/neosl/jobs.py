@@ -44,3 +44,28 @@ def ping_job(queue: str) -> Job:
 
 
 PING_JOBS = {queue: ping_job(queue) for queue in ALL_QUEUES}
+
+# -- gas ledger -----------------------------------------------------------------------------
+# Debit a tenant's default account once per reference. Amount is a decimal string; the task
+# answers {"status": "charged" | "duplicate" | "insufficient_funds" | "no_account",
+# "transaction_id": int | None, "balance": str | None}. Retrying with the same reference is safe.
+CHARGE = Job("neosl.ledger.charge", LEDGER_QUEUE, ("user_id", "type", "amount", "reference"))
+# Sign and broadcast a pending withdrawal (its transactions row id).
+SEND_WITHDRAWAL = Job("neosl.ledger.send_withdrawal", LEDGER_QUEUE, ("transaction_id",))
+# Settle every pending withdrawal: confirm, refund, or re-send the same signed transaction.
+RECONCILE_WITHDRAWALS = Job("neosl.ledger.reconcile_withdrawals", LEDGER_QUEUE)
+# Credit deposits the chain follower recorded; sent by the follower after it stores events.
+APPLY_DEPOSITS = Job("neosl.ledger.apply_deposits", LEDGER_QUEUE)
+
+# -- chain follower (owned by the trigger-scheduler service) -------------------------------
+# Read new blocks from the durable cursor and store the notifications subscribers asked for.
+FOLLOW_CHAIN = Job("neosl.scheduler.follow_chain", SCHEDULER_QUEUE)
+
+ALL_JOBS = (
+    *PING_JOBS.values(),
+    CHARGE,
+    SEND_WITHDRAWAL,
+    RECONCILE_WITHDRAWALS,
+    APPLY_DEPOSITS,
+    FOLLOW_CHAIN,
+)

@@ -18,6 +18,10 @@ def run_worker(factory: Callable[..., Celery], queue: str, argv: Sequence[str]) 
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
-    app = factory(settings)
+    try:
+        app = factory(settings)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
     app.worker_main(["worker", "-Q", queue, "-n", f"{queue}@%h", *argv])
     return 0

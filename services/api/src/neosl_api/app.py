@@ -16,10 +16,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import UnsupportedMediaType
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from neosl.celery_app import make_celery
 from neosl.config import Settings, load_settings
 from neosl.db import make_engine, make_session_factory
+from neosl.dispatch import Dispatcher
 from neosl_api import auth, context, errors
-from neosl_api.routes import accounts, docs_assets, health
+from neosl_api.routes import accounts, docs_assets, gas, health
 from neosl_api.schemas.common import ErrorSchema
 
 API_VERSION = "1.0.0"
@@ -68,7 +70,8 @@ def create_app(
         session_factory = make_session_factory(make_engine(settings))
     if redis is None:
         redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
-    app.extensions["neosl"] = context.ApiState(settings, session_factory, redis)
+    dispatcher = Dispatcher(make_celery(settings, "neosl_api"))
+    app.extensions["neosl"] = context.ApiState(settings, session_factory, redis, dispatcher)
     app.teardown_appcontext(context.close_db)
 
     api = JsonErrorApi(app)
@@ -85,6 +88,7 @@ def create_app(
     auth.init_app(app)
     api.register_blueprint(health.blp)
     api.register_blueprint(accounts.blp)
+    api.register_blueprint(gas.blp)
     # A plain Flask blueprint: static files, not part of the OpenAPI document.
     app.register_blueprint(docs_assets.blp)
     return app

@@ -7,12 +7,14 @@ touch Flask globals themselves.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from flask import current_app, g
+from flask import Response, current_app, g, jsonify
 from redis import Redis
 from sqlalchemy.orm import Session, sessionmaker
 
 from neosl.config import Settings
+from neosl.dispatch import Dispatcher
 from neosl.models import User
 
 
@@ -21,6 +23,7 @@ class ApiState:
     settings: Settings
     session_factory: sessionmaker[Session]
     redis: Redis
+    dispatcher: Dispatcher
 
 
 def state() -> ApiState:
@@ -34,6 +37,16 @@ def settings() -> Settings:
 
 def redis() -> Redis:
     return state().redis
+
+
+def dispatcher() -> Dispatcher:
+    return state().dispatcher
+
+
+def json_response(body: dict[str, Any], status: int) -> Response:
+    response = jsonify(body)
+    response.status_code = status
+    return response
 
 
 def db() -> Session:

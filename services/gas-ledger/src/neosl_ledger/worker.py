@@ -10,10 +10,16 @@ from celery import Celery
 from neosl import jobs
 from neosl.celery_app import make_worker_app
 from neosl.config import Settings, load_settings
+from neosl_ledger import tasks
+from neosl_ledger.hot_wallet import load_hot_wallet
 
 QUEUE = jobs.LEDGER_QUEUE
 
 
 def create_worker_app(settings: Settings | None = None) -> Celery:
-    # Tasks of this service are registered on the app here.
-    return make_worker_app(settings or load_settings(), "neosl_ledger", QUEUE)
+    settings = settings or load_settings()
+    # Fail at start, not at the first withdrawal, if the hot wallet is misconfigured.
+    load_hot_wallet(settings)
+    app = make_worker_app(settings, "neosl_ledger", QUEUE)
+    tasks.register(app)
+    return app

@@ -10,10 +10,13 @@ from celery import Celery
 from neosl import jobs
 from neosl.celery_app import make_worker_app
 from neosl.config import Settings, load_settings
+from neosl_scheduler import tasks
 
 QUEUE = jobs.SCHEDULER_QUEUE
 
 
 def create_worker_app(settings: Settings | None = None) -> Celery:
-    # Tasks of this service are registered on the app here.
-    return make_worker_app(settings or load_settings(), "neosl_scheduler", QUEUE)
+    settings = settings or load_settings()
+    app = make_worker_app(settings, "neosl_scheduler", QUEUE)
+    tasks.register(app, settings)
+    return app

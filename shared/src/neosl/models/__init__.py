@@ -2,23 +2,28 @@
 
 from neosl.models.accounts import User
 from neosl.models.base import Base
+from neosl.models.chain import ChainCursor, ChainEvent
 from neosl.models.functions import Execution, ExecutionLog, Function, FunctionSecret, Secret
-from neosl.models.gas import GasAccount, Transaction
+from neosl.models.gas import GasAccount, IdempotencyKey, Transaction, UnmatchedDeposit
 from neosl.models.pricefeeds import PriceData, PriceFeed
 from neosl.models.triggers import Trigger, TriggerEvent
 
 __all__ = [
     "Base",
+    "ChainCursor",
+    "ChainEvent",
     "Execution",
     "ExecutionLog",
     "Function",
     "FunctionSecret",
     "GasAccount",
+    "IdempotencyKey",
     "PriceData",
     "PriceFeed",
     "Secret",
     "Transaction",
     "Trigger",
     "TriggerEvent",
+    "UnmatchedDeposit",
     "User",
 ]

@@ -1,0 +1,134 @@
+"""The gas bank: accounts, deposits, withdrawals and the ledger history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, request
+
+from neosl.models import GasAccount, Transaction
+from neosl.pagination import Page
+from neosl_api import context
+from neosl_api.blueprint import Blueprint
+from neosl_api.schemas.common import PageArgsSchema, page_of
+from neosl_api.schemas.gas import (
+    DepositAddressSchema,
+    GasAccountCreateSchema,
+    GasAccountSchema,
+    TransactionFilterSchema,
+    TransactionSchema,
+    WithdrawSchema,
+)
+from neosl_api.services import gas, idempotency
+
+blp = Blueprint("gas", __name__, url_prefix="/v1/gas", description="Gas bank")
+
+_IDEMPOTENCY_HEADER = {
+    "parameters": [
+        {
+            "in": "header",
+            "name": "Idempotency-Key",
+            "required": True,
+            "schema": {"type": "string", "maxLength": 200},
+            "description": "Same key and body: the first answer is replayed. Same key, "
+            "different body: 409.",
+        }
+    ]
+}
+
+
+@blp.route("/accounts", methods=["POST"])
+@blp.arguments(GasAccountCreateSchema)
+@blp.response(201, GasAccountSchema)
+@blp.alt_response(409, description="Address already registered")
+def create_account(body: dict[str, Any]) -> GasAccount:
+    """Register a Neo N3 address you own. Deposits from it credit this account."""
+    return gas.register_account(context.db(), context.current_user().id, body["address"])
+
+
+@blp.route("/accounts", methods=["GET"])
+@blp.arguments(PageArgsSchema, location="query")
+@blp.response(200, page_of(GasAccountSchema))
+def list_accounts(args: dict[str, Any]) -> Page[GasAccount]:
+    """Your gas accounts, newest first."""
+    return gas.list_accounts(context.db(), context.current_user().id, args["limit"], args["cursor"])
+
+
+@blp.route("/accounts/<int:account_id>", methods=["GET"])
+@blp.response(200, GasAccountSchema)
+def get_account(account_id: int) -> GasAccount:
+    return gas.get_account(context.db(), context.current_user().id, account_id)
+
+
+@blp.route("/accounts/<int:account_id>", methods=["DELETE"])
+@blp.response(204)
+@blp.alt_response(409, description="Balance not zero or a withdrawal pending")
+def delete_account(account_id: int) -> None:
+    """Remove an account with zero balance and nothing pending. Its history is kept."""
+    gas.delete_account(context.db(), context.current_user().id, account_id)
+
+
+@blp.route("/accounts/<int:account_id>/default", methods=["POST"])
+@blp.response(200, GasAccountSchema)
+def make_default(account_id: int) -> GasAccount:
+    """Pay charges from this account."""
+    return gas.set_default(context.db(), context.current_user().id, account_id)
+
+
+@blp.route("/accounts/<int:account_id>/withdraw", methods=["POST"])
+@blp.arguments(WithdrawSchema)
+@blp.response(202, TransactionSchema)
+@blp.alt_response(409, description="Insufficient funds, or the key was used for another request")
+@blp.doc(**_IDEMPOTENCY_HEADER)
+def withdraw(body: dict[str, Any], account_id: int) -> Response:
+    """Withdraw GAS to the account's address. Debited now as pending; confirmed on chain."""
+    user = context.current_user()
+    raw = request.get_json(silent=True)
+    req = gas.WithdrawalRequest(
+        user_id=user.id,
+        account_id=account_id,
+        amount=body["amount"],
+        idempotency_key=request.headers.get("Idempotency-Key"),
+        request_hash=idempotency.request_hash("POST", request.path, raw),
+    )
+    outcome = gas.request_withdrawal(
+        context.db(), context.settings(), context.dispatcher(), req, TransactionSchema().dump
+    )
+    response = context.json_response(outcome.body, outcome.status_code)
+    if outcome.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+@blp.route("/deposit-address", methods=["GET"])
+@blp.response(200, DepositAddressSchema)
+def deposit_address() -> dict[str, str]:
+    """Where to send GAS: transfers from one of your registered addresses credit it."""
+    return {
+        "address": gas.deposit_address(context.settings()),
+        "note": "Send GAS from an address registered under /v1/gas/accounts; "
+        "transfers from other addresses cannot be credited automatically.",
+    }
+
+
+@blp.route("/transactions", methods=["GET"])
+@blp.arguments(TransactionFilterSchema, location="query")
+@blp.response(200, page_of(TransactionSchema))
+def list_transactions(args: dict[str, Any]) -> Page[Transaction]:
+    """Your ledger, newest first, filtered by account, type, status and time."""
+    f = gas.TransactionFilter(
+        account_id=args["account_id"],
+        type=args["type"],
+        status=args["status"],
+        since=args["since"],
+        until=args["until"],
+    )
+    return gas.list_transactions(
+        context.db(), context.current_user().id, f, args["limit"], args["cursor"]
+    )
+
+
+@blp.route("/transactions/<int:transaction_id>", methods=["GET"])
+@blp.response(200, TransactionSchema)
+def get_transaction(transaction_id: int) -> Transaction:
+    return gas.get_transaction(context.db(), context.current_user().id, transaction_id)
