@@ -11,7 +11,9 @@ from openapi_spec_validator import validate
 from redis import Redis
 from sqlalchemy.orm import Session, sessionmaker
 
+from neosl.chain import FOLLOWER_CURSOR
 from neosl.config import Settings
+from neosl.models import ChainCursor
 from neosl_api.app import create_app
 from neosl_api.auth import public
 from neosl_devstack.servers import free_port
@@ -37,7 +39,29 @@ def test_healthz(client: FlaskClient) -> None:
 def test_readyz_ok(client: FlaskClient) -> None:
     resp = client.get("/readyz")
     assert resp.status_code == 200
-    assert resp.get_json() == {"status": "ready", "checks": {"database": "ok", "broker": "ok"}}
+    assert resp.get_json() == {
+        "status": "ready",
+        "checks": {"database": "ok", "broker": "ok"},
+        "chain_follower": None,
+    }
+
+
+def test_readyz_and_metrics_report_follower_lag(client: FlaskClient, db: Session) -> None:
+    db.add(ChainCursor(name=FOLLOWER_CURSOR, position=90, chain_height=100))
+    db.add(ChainCursor(name="ledger-deposits", position=5))
+    db.commit()
+    follower = client.get("/readyz").get_json()["chain_follower"]
+    assert follower["next_block"] == 90
+    assert follower["chain_height"] == 100
+    assert follower["lag_blocks"] == 10
+    assert follower["updated_seconds_ago"] >= 0
+    metrics = client.get("/metrics")
+    assert metrics.status_code == 200
+    assert metrics.mimetype == "text/plain"
+    text = metrics.get_data(as_text=True)
+    assert "neosl_chain_follower_lag_blocks 10.0" in text
+    assert "neosl_chain_height 100.0" in text
+    assert "neosl_withdrawals_pending 0.0" in text
 
 
 def test_readyz_503_when_broker_is_down(

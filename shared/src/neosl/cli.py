@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from celery.exceptions import TimeoutError as CeleryTimeout
 from kombu.exceptions import OperationalError as KombuOperationalError
+from neo3.wallet.account import Account
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -23,7 +25,7 @@ from neosl.money import InvalidAmount, format_amount, from_units, parse_amount, 
 from neosl.neo import devnet
 from neosl.neo.addresses import InvalidAddress, validate_address
 from neosl.neo.rpc import NeoRpc, RpcError, RpcUnavailable
-from neosl.neo.transfers import TransferWouldFail
+from neosl.neo.transfers import TransferWouldFail, build_gas_transfer, transfer_succeeded
 
 
 def _db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
@@ -97,6 +99,40 @@ def _devnet_fund(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _devnet_keygen(_settings: Settings, _args: argparse.Namespace) -> int:
+    private_key = secrets.token_bytes(32)
+    print(f"address {Account.from_private_key(private_key).address}")
+    print(f"wif     {Account.private_key_to_wif(private_key)}")
+    print("A throw-away key for the dev chain; keep real keys out of shells and logs.")
+    return 0
+
+
+def _devnet_send(settings: Settings, args: argparse.Namespace) -> int:
+    wif = os.environ.get("NSL_DEVNET_SENDER_WIF", "")
+    if not wif:
+        print("error: set NSL_DEVNET_SENDER_WIF to the sender's WIF key", file=sys.stderr)
+        return 2
+    try:
+        amount = to_units(parse_amount(args.amount))
+        address = validate_address(args.address)
+    except (InvalidAmount, InvalidAddress) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with NeoRpc(settings.neo_rpc_urls) as rpc:
+        try:
+            signed = build_gas_transfer(rpc, wif, address, amount, valid_for_blocks=100)
+            rpc.send_raw_transaction(signed.raw)
+            log = rpc.wait_for_application_log(signed.tx_hash, timeout=60)
+        except (RpcError, RpcUnavailable, TransferWouldFail, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    if log is None or not transfer_succeeded(log, Account.from_wif(wif).address, address, amount):
+        print(f"error: {signed.tx_hash} did not succeed on chain", file=sys.stderr)
+        return 1
+    print(f"sent {format_amount(from_units(amount))} GAS to {address} in {signed.tx_hash}")
+    return 0
+
+
 def _config(settings: Settings, _args: argparse.Namespace) -> int:
     for name, value in settings.describe().items():
         print(f"{name} = {value}")
@@ -135,6 +171,15 @@ def build_parser() -> argparse.ArgumentParser:
     fund.add_argument("address")
     fund.add_argument("amount", help='GAS, e.g. "10" or "0.5"')
     fund.set_defaults(func=_devnet_fund)
+    devnet_cmd.add_parser(
+        "keygen", help="print a new throw-away key (address and WIF)"
+    ).set_defaults(func=_devnet_keygen)
+    send = devnet_cmd.add_parser(
+        "send", help="send GAS from the key in NSL_DEVNET_SENDER_WIF (e.g. to deposit)"
+    )
+    send.add_argument("address")
+    send.add_argument("amount", help='GAS, e.g. "2.5"')
+    send.set_defaults(func=_devnet_send)
     sub.add_parser("config", help="validate the environment and print the settings").set_defaults(
         func=_config
     )

@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Flask, request
 from flask_smorest import Api
+from prometheus_client import CollectorRegistry
 from redis import Redis
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import UnsupportedMediaType
@@ -23,6 +24,7 @@ from neosl.dispatch import Dispatcher
 from neosl_api import auth, context, errors
 from neosl_api.routes import accounts, docs_assets, gas, health
 from neosl_api.schemas.common import ErrorSchema
+from neosl_api.services.health import LedgerCollector
 
 API_VERSION = "1.0.0"
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -71,7 +73,11 @@ def create_app(
     if redis is None:
         redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
     dispatcher = Dispatcher(make_celery(settings, "neosl_api"))
-    app.extensions["neosl"] = context.ApiState(settings, session_factory, redis, dispatcher)
+    metrics = CollectorRegistry(auto_describe=True)
+    metrics.register(LedgerCollector(session_factory))
+    app.extensions["neosl"] = context.ApiState(
+        settings, session_factory, redis, dispatcher, metrics
+    )
     app.teardown_appcontext(context.close_db)
 
     api = JsonErrorApi(app)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Response, current_app, g, jsonify
+from prometheus_client import CollectorRegistry
 from redis import Redis
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,6 +25,7 @@ class ApiState:
     session_factory: sessionmaker[Session]
     redis: Redis
     dispatcher: Dispatcher
+    metrics: CollectorRegistry
 
 
 def state() -> ApiState:
