@@ -135,6 +135,63 @@ class DevStack:
         return (self.root / "dev.log").read_text(errors="replace")[-4000:]
 
 
+def cli(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "neosl.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def wait_for(check: Any, what: str, timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def gas_walkthrough(stack: DevStack, env: dict[str, str], key: str) -> None:
+    """The README's gas walk-through: add address, fund, deposit, balance, withdraw."""
+    env = {
+        **env,
+        "NSL_DEVNET_WALLET": str(stack.root / ".dev" / "neo" / "committee-wallet.json"),
+    }
+    address, wif = (line.split()[1] for line in cli(env, "devnet", "keygen").splitlines()[:2])
+    status, account = http("POST", f"{stack.api}/v1/gas/accounts", {"address": address}, token=key)
+    assert status == 201, account
+    cli(env, "devnet", "fund", address, "10")
+    _, deposit = http("GET", f"{stack.api}/v1/gas/deposit-address", token=key)
+    cli({**env, "NSL_DEVNET_SENDER_WIF": wif}, "devnet", "send", deposit["address"], "5")
+    acct_url = f"{stack.api}/v1/gas/accounts/{account['id']}"
+    wait_for(lambda: http("GET", acct_url, token=key)[1]["balance"] == "5", "the deposit")
+
+    req = urllib.request.Request(
+        f"{acct_url}/withdraw", data=json.dumps({"amount": "2"}).encode(), method="POST"
+    )
+    req.add_header("Content-Type", "application/json")
+    req.add_header("Authorization", f"Bearer {key}")
+    req.add_header("Idempotency-Key", "walkthrough-1")
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.status == 202
+        withdrawal = json.loads(resp.read())
+    tx_url = f"{stack.api}/v1/gas/transactions/{withdrawal['id']}"
+    final = wait_for(
+        lambda: (body := http("GET", tx_url, token=key)[1])["status"] != "pending" and body,
+        "the withdrawal to settle",
+    )
+    assert final["status"] == "confirmed", final
+    assert http("GET", acct_url, token=key)[1]["balance"] == "3"
+    assert "0 mismatched" in cli(env, "ledger", "verify")
+
+
 def test_dev_stack_end_to_end(tmp_path: Path, repo_root: Path) -> None:
     stack = DevStack(tmp_path, repo_root)
     with stack.running() as proc:
@@ -186,6 +243,8 @@ def test_dev_stack_end_to_end(tmp_path: Path, repo_root: Path) -> None:
         )
         assert ping.returncode == 0, ping.stdout + ping.stderr + stack.log()
         assert ping.stdout.count(": ok") == 4
+
+        gas_walkthrough(stack, cli_env, rotated["api_key"])
 
         stack.ctrl_c(proc)
         assert proc.returncode == 0 or proc.returncode == 130, stack.log()
