@@ -12,8 +12,10 @@ from neosl.celery_app import make_celery
 from neosl.chain import FOLLOWER_CURSOR
 from neosl.config import Settings
 from neosl.models import ChainCursor
-from neosl.neo.rpc import NeoRpc
+from neosl.neo.rpc import NeoRpc, RpcUnavailable
+from neosl.tasks import ChainTask
 from neosl_devstack.stack import Stack
+from neosl_ledger.worker import create_worker_app as ledger_worker_app
 from neosl_scheduler.tasks import beat_schedule
 from neosl_scheduler.worker import create_worker_app as scheduler_app
 from tests.cli import run_cli
@@ -88,3 +90,17 @@ def test_follow_chain_task_on_a_real_scheduler_worker(
         assert result.id
     assert found.chain_height is not None
     assert found.position <= found.chain_height
+
+
+def test_chain_tasks_retry_rpc_outages(settings: Settings) -> None:
+    ledger_app = ledger_worker_app(settings)
+    for app, job in (
+        (ledger_app, jobs.SEND_WITHDRAWAL),
+        (ledger_app, jobs.RECONCILE_WITHDRAWALS),
+        (scheduler_app(settings), jobs.FOLLOW_CHAIN),
+    ):
+        task = app.tasks[job.name]
+        assert isinstance(task, ChainTask)
+        assert task.autoretry_for == (RpcUnavailable,)
+        assert task.max_retries == 10
+        assert task.retry_backoff == 2

@@ -74,13 +74,20 @@ def _ledger_verify(settings: Settings, _args: argparse.Namespace) -> int:
     return 1 if mismatches else 0
 
 
-def _devnet_fund(settings: Settings, args: argparse.Namespace) -> int:
+def _address_and_amount(args: argparse.Namespace) -> tuple[str, int] | None:
+    """The command's address and GAS amount (in units), or None after saying what is wrong."""
     try:
-        amount = to_units(parse_amount(args.amount))
-        address = validate_address(args.address)
+        return validate_address(args.address), to_units(parse_amount(args.amount))
     except (InvalidAmount, InvalidAddress) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
+def _devnet_fund(settings: Settings, args: argparse.Namespace) -> int:
+    parsed = _address_and_amount(args)
+    if parsed is None:
         return 2
+    address, amount = parsed
     wallet = Path(os.environ.get("NSL_DEVNET_WALLET", ".dev/neo/committee-wallet.json"))
     password = os.environ.get("NSL_DEVNET_WALLET_PASSWORD")
     if password is None:
@@ -112,12 +119,10 @@ def _devnet_send(settings: Settings, args: argparse.Namespace) -> int:
     if not wif:
         print("error: set NSL_DEVNET_SENDER_WIF to the sender's WIF key", file=sys.stderr)
         return 2
-    try:
-        amount = to_units(parse_amount(args.amount))
-        address = validate_address(args.address)
-    except (InvalidAmount, InvalidAddress) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    parsed = _address_and_amount(args)
+    if parsed is None:
         return 2
+    address, amount = parsed
     with NeoRpc(settings.neo_rpc_urls) as rpc:
         try:
             signed = build_gas_transfer(rpc, wif, address, amount, valid_for_blocks=100)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from neosl.config import Settings
 from neosl.db import make_engine, make_session_factory
 from neosl.dispatch import Dispatcher
-from neosl.neo.rpc import NeoRpc
+from neosl.neo.rpc import NeoRpc, RpcUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -43,3 +43,17 @@ class ServiceTask(Task[Any, Any]):
 
     def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         log.error("task %s[%s] failed: %s", self.name, task_id, exc)
+
+
+class ChainTask(ServiceTask):
+    """A task that talks to the Neo node: an RPC outage is retried with backoff.
+
+    Whatever outlasts the retries is picked up by the next periodic run; these tasks are
+    written to be safe to run again.
+    """
+
+    abstract = True
+    autoretry_for = (RpcUnavailable,)
+    retry_backoff = 2
+    retry_backoff_max = 60
+    max_retries = 10

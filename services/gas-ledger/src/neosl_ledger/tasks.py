@@ -9,13 +9,9 @@ from celery.signals import worker_ready
 
 from neosl import jobs, ledger
 from neosl.money import format_amount, parse_amount
-from neosl.neo.rpc import RpcUnavailable
-from neosl.tasks import ServiceTask
+from neosl.tasks import ChainTask, ServiceTask
 from neosl_ledger import deposits, withdrawals
 from neosl_ledger.hot_wallet import load_hot_wallet
-
-# An RPC outage is retried with backoff; the reconcile pass covers whatever outlasts it.
-_RETRY_ON: tuple[type[Exception], ...] = (RpcUnavailable,)
 
 
 def register(app: Celery) -> None:
@@ -31,33 +27,15 @@ def register(app: Celery) -> None:
             "balance": None if result.balance is None else format_amount(result.balance),
         }
 
-    @app.task(
-        name=jobs.SEND_WITHDRAWAL.name,
-        base=ServiceTask,
-        bind=True,
-        shared=False,
-        autoretry_for=_RETRY_ON,
-        retry_backoff=2,
-        retry_backoff_max=60,
-        max_retries=10,
-    )
-    def send_withdrawal(self: ServiceTask, transaction_id: int) -> str:
+    @app.task(name=jobs.SEND_WITHDRAWAL.name, base=ChainTask, bind=True, shared=False)
+    def send_withdrawal(self: ChainTask, transaction_id: int) -> str:
         with self.rpc() as rpc:
             return withdrawals.send(
                 self.sessions, rpc, self.settings, load_hot_wallet(self.settings), transaction_id
             )
 
-    @app.task(
-        name=jobs.RECONCILE_WITHDRAWALS.name,
-        base=ServiceTask,
-        bind=True,
-        shared=False,
-        autoretry_for=_RETRY_ON,
-        retry_backoff=2,
-        retry_backoff_max=60,
-        max_retries=10,
-    )
-    def reconcile_withdrawals(self: ServiceTask) -> dict[str, int]:
+    @app.task(name=jobs.RECONCILE_WITHDRAWALS.name, base=ChainTask, bind=True, shared=False)
+    def reconcile_withdrawals(self: ChainTask) -> dict[str, int]:
         with self.rpc() as rpc:
             counts = withdrawals.reconcile(
                 self.sessions, rpc, self.settings, load_hot_wallet(self.settings)

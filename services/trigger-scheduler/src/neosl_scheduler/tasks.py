@@ -9,7 +9,7 @@ from celery import Celery
 from neosl import jobs
 from neosl.chain import subscriptions
 from neosl.config import Settings
-from neosl.tasks import ServiceTask
+from neosl.tasks import ChainTask
 from neosl_scheduler import follower
 
 
@@ -37,9 +37,9 @@ def register(app: Celery, settings: Settings) -> None:
     app.conf.beat_scheduler = "celery.beat:Scheduler"
 
     @app.task(
-        name=jobs.FOLLOW_CHAIN.name, base=ServiceTask, bind=True, shared=False, ignore_result=True
+        name=jobs.FOLLOW_CHAIN.name, base=ChainTask, bind=True, shared=False, ignore_result=True
     )
-    def follow_chain(self: ServiceTask) -> dict[str, Any]:
+    def follow_chain(self: ChainTask) -> dict[str, Any]:
         with self.rpc() as rpc:
             result = follower.follow(
                 self.sessions,
