@@ -474,3 +474,27 @@ def test_worker_killed_mid_withdrawal_moves_gas_exactly_once(
     assert chain.rpc.gas_balance(address) == 150_000_000  # exactly one transfer
     assert balance(sessions, account.id) == Decimal("3.5")
     assert verify(sessions) == []
+
+
+def test_follower_does_not_pass_a_block_whose_logs_are_missing(
+    chain: Chain, settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    _, address = new_account_key()
+    start = chain.rpc.block_count()
+    subs = subscriptions(settings)
+    follower.follow(sessions, chain.rpc, subs, None, start_block=start)
+    tx_hash = chain.fund(address, GAS)
+    height = chain.rpc.transaction_height(tx_hash)
+    assert height is not None
+    with RpcProxy(settings.neo_rpc_urls[0]) as proxy, NeoRpc([proxy.url]) as rpc:
+        # A node that keeps no application logs answers "unknown" for every transaction.
+        proxy.modes["getapplicationlog"] = REJECT
+        proxy.reject_error = {"code": -105, "message": "Unknown script container"}
+        with pytest.raises(follower.MissingApplicationLog, match=tx_hash):
+            wait_until(
+                lambda: follower.follow(sessions, rpc, subs, None).position == height + 1,
+                "the follower to reach the funding block",
+                timeout=15,
+            )
+    with sessions() as db:
+        assert db.get_one(ChainCursor, FOLLOWER_CURSOR).position == height

@@ -26,6 +26,10 @@ from neosl.neo.transfers import decode_gas_transfer
 log = logging.getLogger(__name__)
 
 
+class MissingApplicationLog(RuntimeError):
+    """The node answered, but without the data needed; the block is retried later."""
+
+
 @dataclass
 class FollowResult:
     blocks: int = 0
@@ -69,12 +73,18 @@ def block_matches(rpc: NeoRpc, index: int, subs: list[Subscription]) -> list[Mat
 
     Raises:
         RpcUnavailable: no endpoint answered.
+        MissingApplicationLog: the node keeps no log for a transaction of the block.
     """
     found: list[Match] = []
     for tx_hash in rpc.block_tx_hashes(index):
         app_log = rpc.application_log(tx_hash)
         if app_log is None:
-            continue
+            # A transaction in a block always has a log on a node that keeps them; skipping
+            # it could lose a deposit, so the block is not passed until the log is there.
+            raise MissingApplicationLog(
+                f"block {index}: the node has no application log for {tx_hash} "
+                "(is its ApplicationLogs plugin / SaveInvocations enabled?)"
+            )
         position = 0
         for execution in app_log.get("executions") or []:
             notifications = execution.get("notifications") or []

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import Select, exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -28,7 +28,7 @@ class NotConfigured(ServiceError):
     code = "unavailable"
 
 
-def _active(user_id: int) -> Any:
+def _active(user_id: int) -> Select[GasAccount]:
     return owned_by(GasAccount, user_id).where(GasAccount.deleted_at.is_(None))
 
 
