@@ -347,3 +347,26 @@ def test_ledger_verify_holds_after_api_activity(client: FlaskClient, db: Session
     assert ledger.verify(db) == []
     total = db.scalar(select(func.count()).select_from(Transaction))
     assert total == 2
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/gas/accounts/60661154412905",
+        "/v1/gas/transactions/21256093697653592064",
+        "/v1/gas/accounts/0",
+    ],
+)
+def test_ids_beyond_any_row_are_404_not_500(client: FlaskClient, path: str) -> None:
+    h = tenant(client)
+    assert_error(client.get(path, headers=h), 404, "not_found")
+    if "accounts" in path:
+        assert_error(client.delete(path, headers=h), 404, "not_found")
+        assert_error(client.post(f"{path}/default", headers=h), 404, "not_found")
+        assert_error(withdraw(client, h, int(path.rsplit("/", 1)[1]), "1"), 404, "not_found")
+
+
+def test_account_filter_beyond_any_row_is_422(client: FlaskClient) -> None:
+    h = tenant(client)
+    resp = client.get("/v1/gas/transactions?account_id=3744440821", headers=h)
+    assert_error(resp, 422, "validation_error")

@@ -39,3 +39,10 @@ def test_get_owned_for_update_locks_the_row(db: Session) -> None:
     alice = make_user(db)
     fn = make_function(db, alice)
     assert get_owned(db, Function, fn.id, alice.id, for_update=True).id == fn.id
+
+
+@pytest.mark.parametrize("row_id", [0, -1, 2**31, 2**70])
+def test_ids_no_row_can_have_are_not_found(db: Session, row_id: int) -> None:
+    alice = make_user(db)
+    with pytest.raises(NotFound, match=f"function {row_id} not found"):
+        get_owned(db, Function, row_id, alice.id)

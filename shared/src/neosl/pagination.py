@@ -20,6 +20,7 @@ from neosl.errors import InvalidInput
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
+MAX_ID = 2**63 - 1  # BIGINT; a larger id cannot come from a page
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ def decode_cursor(cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, _, value = raw.partition(":")
-        if prefix != "id" or not value.isdigit():
+        if prefix != "id" or not value.isdigit() or not 0 < int(value) <= MAX_ID:
             raise ValueError(raw)
         return int(value)
     except (binascii.Error, UnicodeDecodeError, ValueError):

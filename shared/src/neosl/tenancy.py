@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from sqlalchemy import Select, select
+from sqlalchemy import BigInteger, Select, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from neosl.errors import NotFound
@@ -33,11 +33,22 @@ def get_owned[M: Owned](
         NotFound: no such row, or it belongs to another tenant (indistinguishable on purpose).
     """
     ident: InstrumentedAttribute[int] = model.id
+    if not 0 < row_id <= id_limit(ident):
+        # No such row can exist, and PostgreSQL would reject the number outright.
+        raise NotFound(f"{_name(model)} {row_id} not found")
     stmt = owned_by(model, user_id).where(ident == row_id)
     if for_update:
         stmt = stmt.with_for_update()
     row = session.scalars(stmt).one_or_none()
     if row is None:
-        name = getattr(model, "__tablename__", model.__name__).rstrip("s").replace("_", " ")
-        raise NotFound(f"{name} {row_id} not found")
+        raise NotFound(f"{_name(model)} {row_id} not found")
     return row
+
+
+def id_limit(column: InstrumentedAttribute[int]) -> int:
+    """The largest id the column's type holds (INTEGER or BIGINT)."""
+    return 2**63 - 1 if isinstance(column.type, BigInteger) else 2**31 - 1
+
+
+def _name(model: type[Any]) -> str:
+    return str(getattr(model, "__tablename__", model.__name__)).rstrip("s").replace("_", " ")

@@ -97,6 +97,7 @@ def create_app(
     api.register_blueprint(gas.blp)
     # A plain Flask blueprint: static files, not part of the OpenAPI document.
     app.register_blueprint(docs_assets.blp)
+    app.register_blueprint(health.metrics_blp)
     return app
 
 

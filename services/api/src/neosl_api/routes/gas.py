@@ -29,7 +29,7 @@ _IDEMPOTENCY_HEADER = {
             "in": "header",
             "name": "Idempotency-Key",
             "required": True,
-            "schema": {"type": "string", "maxLength": 200},
+            "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,200}$"},
             "description": "Same key and body: the first answer is replayed. Same key, "
             "different body: 409.",
         }

@@ -1,9 +1,11 @@
-"""Liveness and readiness probes (unauthenticated, outside /v1)."""
+"""Liveness and readiness probes and metrics (unauthenticated, outside /v1)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import flask
+import marshmallow as ma
 from flask import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -11,12 +13,38 @@ from neosl_api import context
 from neosl_api.auth import public
 from neosl_api.blueprint import Blueprint
 from neosl_api.errors import error_response
+from neosl_api.schemas.common import ErrorSchema
 from neosl_api.services import health
 
 blp = Blueprint("health", __name__, description="Liveness and readiness probes")
+# Prometheus' text format is not JSON: served beside the API, not described in its spec.
+metrics_blp = flask.Blueprint("metrics", __name__)
+
+
+class HealthSchema(ma.Schema):
+    status = ma.fields.String(required=True, metadata={"example": "ok"})
+
+
+class FollowerSchema(ma.Schema):
+    next_block = ma.fields.Integer(required=True)
+    chain_height = ma.fields.Integer(allow_none=True)
+    lag_blocks = ma.fields.Integer(allow_none=True)
+    updated_seconds_ago = ma.fields.Float(required=True)
+
+
+class ReadySchema(ma.Schema):
+    status = ma.fields.String(required=True, metadata={"example": "ready"})
+    checks = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String(), required=True)
+    chain_follower = ma.fields.Nested(
+        FollowerSchema,
+        allow_none=True,
+        required=True,
+        metadata={"description": "Where the chain follower is; null before its first run."},
+    )
 
 
 @blp.route("/healthz")
+@blp.response(200, HealthSchema)
 @blp.doc(security=[])
 @public
 def healthz() -> dict[str, Any]:
@@ -25,7 +53,9 @@ def healthz() -> dict[str, Any]:
 
 
 @blp.route("/readyz")
-@blp.doc(security=[], responses={503: {"description": "A dependency is unreachable"}})
+@blp.response(200, ReadySchema)
+@blp.alt_response(503, schema=ErrorSchema, description="A dependency is unreachable")
+@blp.doc(security=[])
 @public
 def readyz() -> Response | dict[str, Any]:
     """The database and the broker answer."""
@@ -39,8 +69,7 @@ def readyz() -> Response | dict[str, Any]:
     return {"status": "ready", "checks": checks, "chain_follower": follower}
 
 
-@blp.route("/metrics")
-@blp.doc(security=[])
+@metrics_blp.route("/metrics")
 @public
 def metrics() -> Response:
     """Prometheus metrics (chain follower lag, pending withdrawals)."""

@@ -34,8 +34,15 @@ class GasAmount(ma.fields.Field):  # type: ignore[type-arg]
 
 
 class GasAccountCreateSchema(StrictSchema):
+    # Only documents the shape; the address itself (checksum included) is checked by the
+    # service so the error can say what is wrong.
     address = ma.fields.String(
-        required=True, metadata={"description": "A Neo N3 address you own (N…, 34 characters)."}
+        required=True,
+        metadata={
+            "description": "A Neo N3 address you own (N…, 34 characters).",
+            "pattern": "^N[1-9A-HJ-NP-Za-km-z]{33}$",
+            "example": "NNLi44dJNXtDNSBkofB48aTVYtb1zZrNEs",
+        },
     )
 
 
@@ -73,7 +80,9 @@ class TransactionSchema(ma.Schema):
 
 
 class TransactionFilterSchema(PageArgsSchema):
-    account_id = ma.fields.Integer(load_default=None)
+    account_id = ma.fields.Integer(
+        load_default=None, validate=ma.validate.Range(min=1, max=2**31 - 1)
+    )
     type = ma.fields.String(load_default=None, validate=ma.validate.OneOf(TRANSACTION_TYPES))
     status = ma.fields.String(load_default=None, validate=ma.validate.OneOf(TRANSACTION_STATUSES))
     since = ma.fields.AwareDateTime(
