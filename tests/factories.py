@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import itertools
 import secrets
+from decimal import Decimal
 
 from neo3.wallet.account import Account
 from sqlalchemy.orm import Session
 
-from neosl.models import Function, User
+from neosl import ledger
+from neosl.models import Function, GasAccount, User
 
 _seq = itertools.count(1)
 
@@ -37,3 +39,15 @@ def new_account_key() -> tuple[str, str]:
     """(WIF, address) of a fresh key, for tests that sign."""
     key = secrets.token_bytes(32)
     return str(Account.private_key_to_wif(key)), str(Account.from_private_key(key).address)
+
+
+def credit(db: Session, account: GasAccount, amount: str) -> ledger.DepositOutcome:
+    """Credit a deposit of ``amount`` GAS as if the chain follower had seen one (caller commits)."""
+    return ledger.credit_deposit(
+        db,
+        tx_hash="0x" + secrets.token_hex(32),
+        notification_index=0,
+        block_index=0,
+        from_address=account.address,
+        amount=Decimal(amount),
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 from typing import Any
 
 import base58
@@ -16,11 +15,9 @@ from sqlalchemy.orm import Session
 from neosl import jobs, ledger
 from neosl.config import Settings
 from neosl.models import GasAccount, Transaction
-from tests.factories import new_address
+from tests.factories import credit, new_address
 from tests.integration.test_accounts import auth, register
 from tests.integration.test_api_basics import assert_error
-
-_hashes = iter(range(10**6))
 
 
 def tenant(client: FlaskClient, name: str = "alice") -> dict[str, str]:
@@ -39,17 +36,16 @@ def add_account(
 
 
 def fund(db: Session, account_id: int, amount: str) -> None:
-    account = db.get_one(GasAccount, account_id)
-    outcome = ledger.credit_deposit(
-        db,
-        tx_hash=f"0x{next(_hashes):064x}",
-        notification_index=0,
-        block_index=1,
-        from_address=account.address,
-        amount=Decimal(amount),
-    )
-    assert outcome == ledger.DepositOutcome.CREDITED
+    assert credit(db, db.get_one(GasAccount, account_id), amount) is ledger.DepositOutcome.CREDITED
     db.commit()
+
+
+def funded(client: FlaskClient, db: Session, amount: str) -> tuple[dict[str, str], dict[str, Any]]:
+    """A new tenant's headers and its first account, holding ``amount`` GAS."""
+    headers = tenant(client)
+    account = add_account(client, headers)
+    fund(db, account["id"], amount)
+    return headers, account
 
 
 def withdraw(
@@ -199,9 +195,7 @@ def test_deposit_address(client: FlaskClient, settings: Settings) -> None:
 def test_withdraw_debits_as_pending_and_queues_the_job(
     client: FlaskClient, db: Session, redis_client: Redis
 ) -> None:
-    h = tenant(client)
-    acct = add_account(client, h)
-    fund(db, acct["id"], "10")
+    h, acct = funded(client, db, "10")
     resp = withdraw(client, h, acct["id"], "2.5")
     assert resp.status_code == 202, resp.get_json()
     tx = resp.get_json()
@@ -219,9 +213,7 @@ def test_withdraw_debits_as_pending_and_queues_the_job(
 def test_withdraw_replays_and_refuses_key_reuse(
     client: FlaskClient, db: Session, redis_client: Redis
 ) -> None:
-    h = tenant(client)
-    acct = add_account(client, h)
-    fund(db, acct["id"], "10")
+    h, acct = funded(client, db, "10")
     first = withdraw(client, h, acct["id"], "1", key="same")
     again = withdraw(client, h, acct["id"], "1", key="same")
     assert again.status_code == 202
@@ -238,9 +230,7 @@ def test_withdraw_replays_and_refuses_key_reuse(
 
 
 def test_withdraw_needs_an_idempotency_key(client: FlaskClient, db: Session) -> None:
-    h = tenant(client)
-    acct = add_account(client, h)
-    fund(db, acct["id"], "10")
+    h, acct = funded(client, db, "10")
     assert_error(withdraw(client, h, acct["id"], "1", key=None), 400, "idempotency_key_required")
     assert_error(
         withdraw(client, h, acct["id"], "1", key="x" * 201), 400, "idempotency_key_required"
@@ -340,9 +330,7 @@ def test_transactions_history_filters_and_isolation(client: FlaskClient, db: Ses
 
 
 def test_ledger_verify_holds_after_api_activity(client: FlaskClient, db: Session) -> None:
-    h = tenant(client)
-    acct = add_account(client, h)
-    fund(db, acct["id"], "10")
+    h, acct = funded(client, db, "10")
     withdraw(client, h, acct["id"], "4")
     assert ledger.verify(db) == []
     total = db.scalar(select(func.count()).select_from(Transaction))

@@ -41,6 +41,7 @@ from neosl_ledger import deposits, withdrawals
 from neosl_ledger.hot_wallet import HotWallet, load_hot_wallet
 from neosl_ledger.worker import create_worker_app
 from neosl_scheduler import follower
+from tests import factories
 from tests.factories import make_user, new_account_key
 from tests.rpcproxy import FORWARD_THEN_HOLD, HOLD, REJECT, RpcProxy
 
@@ -118,14 +119,7 @@ def new_tenant_account(sessions: sessionmaker[Session], address: str) -> GasAcco
 
 def credit(sessions: sessionmaker[Session], account: GasAccount, amount: str) -> None:
     with sessions() as db:
-        ledger.credit_deposit(
-            db,
-            tx_hash="0x" + os.urandom(32).hex(),
-            notification_index=0,
-            block_index=0,
-            from_address=account.address,
-            amount=Decimal(amount),
-        )
+        factories.credit(db, account, amount)
         db.commit()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
@@ -19,7 +20,7 @@ from neosl.ledger import ChargeStatus, DepositOutcome
 from neosl.models import GasAccount, Transaction, UnmatchedDeposit
 from neosl_ledger.worker import create_worker_app
 from tests.cli import run_cli
-from tests.factories import make_user, new_address
+from tests.factories import credit, make_user, new_address
 
 D = Decimal
 
@@ -32,23 +33,9 @@ def account(
     db.add(acct)
     db.flush()
     if D(balance) > 0:
-        deposit(db, acct, balance)
+        credit(db, acct, balance)
     db.commit()
     return acct
-
-
-_n = iter(range(10**9))
-
-
-def deposit(db: Session, acct: GasAccount, amount: str) -> DepositOutcome:
-    return ledger.credit_deposit(
-        db,
-        tx_hash=f"0x{next(_n):064x}",
-        notification_index=0,
-        block_index=7,
-        from_address=acct.address,
-        amount=D(amount),
-    )
 
 
 def test_charge_debits_the_default_account_once_per_reference(db: Session) -> None:
@@ -173,6 +160,15 @@ def sessions(committed_db: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=committed_db, expire_on_commit=False)
 
 
+def run_concurrently(work: Callable[[int], None], n: int) -> None:
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads), "a worker thread hung"
+
+
 def test_concurrent_charges_and_withdrawals_on_one_account(
     sessions: sessionmaker[Session], server_env: dict[str, str]
 ) -> None:
@@ -196,11 +192,7 @@ def test_concurrent_charges_and_withdrawals_on_one_account(
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(50)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    run_concurrently(work, 50)
     assert errors == []
     with sessions() as db:
         balance = db.get_one(GasAccount, acct_id).balance
@@ -225,11 +217,7 @@ def test_concurrent_spending_cannot_overdraw(sessions: sessionmaker[Session]) ->
         with lock:
             outcomes.append(status)
 
-    threads = [threading.Thread(target=spend, args=(i,)) for i in range(25)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    run_concurrently(spend, 25)
     assert outcomes.count(ChargeStatus.CHARGED) == 10
     assert outcomes.count(ChargeStatus.INSUFFICIENT_FUNDS) == 15
     with sessions() as db:
