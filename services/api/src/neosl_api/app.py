@@ -95,7 +95,7 @@ def create_app(
     api.register_blueprint(health.blp)
     api.register_blueprint(accounts.blp)
     api.register_blueprint(gas.blp)
-    # A plain Flask blueprint: static files, not part of the OpenAPI document.
+    # Plain Flask blueprints, outside the OpenAPI document: static files and metrics.
     app.register_blueprint(docs_assets.blp)
     app.register_blueprint(health.metrics_blp)
     return app
