@@ -57,6 +57,7 @@ def list_accounts(args: dict[str, Any]) -> Page[GasAccount]:
 @blp.route("/accounts/<int:account_id>", methods=["GET"])
 @blp.response(200, GasAccountSchema)
 def get_account(account_id: int) -> GasAccount:
+    """One of your gas accounts, with its balance."""
     return gas.get_account(context.db(), context.current_user().id, account_id)
 
 
@@ -131,4 +132,5 @@ def list_transactions(args: dict[str, Any]) -> Page[Transaction]:
 @blp.route("/transactions/<int:transaction_id>", methods=["GET"])
 @blp.response(200, TransactionSchema)
 def get_transaction(transaction_id: int) -> Transaction:
+    """One ledger entry; a withdrawal's status, tx hash and failure reason show here."""
     return gas.get_transaction(context.db(), context.current_user().id, transaction_id)
