@@ -43,6 +43,10 @@ UNKNOWN_TRANSACTION = -103
 UNKNOWN_SCRIPT_CONTAINER = -105
 
 
+# What _call_unless_unknown answers for an unknown transaction (None is a possible result).
+_UNKNOWN = object()
+
+
 class RpcError(Exception):
     """The node answered with a JSON-RPC error object."""
 
@@ -247,13 +251,8 @@ class NeoRpc:
             RpcError: any other JSON-RPC error.
             RpcUnavailable: as ``call``.
         """
-        try:
-            result = self.call("getapplicationlog", [tx_hash])
-        except RpcError as exc:
-            if exc.code in (UNKNOWN_SCRIPT_CONTAINER, UNKNOWN_TRANSACTION):
-                return None
-            raise
-        return _dict(result, "getapplicationlog")
+        result = self._call_unless_unknown("getapplicationlog", tx_hash)
+        return None if result is _UNKNOWN else _dict(result, "getapplicationlog")
 
     def wait_for_application_log(
         self, tx_hash: str, *, timeout: float, poll: float | None = None
@@ -376,13 +375,17 @@ class NeoRpc:
             RpcError: any error other than "unknown transaction".
             RpcUnavailable: as ``call``.
         """
+        result = self._call_unless_unknown("gettransactionheight", tx_hash)
+        return None if result is _UNKNOWN else _int(result, "gettransactionheight")
+
+    def _call_unless_unknown(self, method: str, tx_hash: str) -> Any:
+        """``call``, or ``_UNKNOWN`` where the node does not know the transaction."""
         try:
-            result = self.call("gettransactionheight", [tx_hash])
+            return self.call(method, [tx_hash])
         except RpcError as exc:
-            if exc.code in (UNKNOWN_TRANSACTION, UNKNOWN_SCRIPT_CONTAINER):
-                return None
+            if exc.code in (UNKNOWN_SCRIPT_CONTAINER, UNKNOWN_TRANSACTION):
+                return _UNKNOWN
             raise
-        return _int(result, "gettransactionheight")
 
 
 def _int(value: Any, method: str) -> int:
