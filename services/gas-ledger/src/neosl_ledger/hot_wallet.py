@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 
 from neo3.wallet.account import Account
 
@@ -15,8 +16,11 @@ class HotWallet:
     wif: str = field(repr=False)
 
 
+@cache
 def load_hot_wallet(settings: Settings) -> HotWallet:
     """The hot wallet, checked against the published deposit address.
+
+    Derived once per process and settings: tasks that run every few seconds ask for it.
 
     Raises:
         ConfigError: the key is missing or invalid, or its address is not NSL_DEPOSIT_ADDRESS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -138,7 +139,7 @@ def request_withdrawal(
     settings: Settings,
     dispatcher: Dispatcher,
     req: WithdrawalRequest,
-    serialize: Any,
+    serialize: Callable[[Transaction], dict[str, Any]],
 ) -> idempotency.Outcome:
     """Debit a withdrawal as pending and hand it to the gas-ledger service.
 
