@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -74,8 +75,19 @@ def _print_urls(env: dict[str, str], neo_rpc: str) -> None:
 
 
 def _env(args: argparse.Namespace) -> int:
-    """Print the variables of a running dev stack, for `eval $(neosl-dev env)`."""
+    """Print the variables of a running dev stack, for `eval "$(neosl-dev env)"`.
+
+    Paths are absolute, so the commands work from any folder once evaluated.
+    """
     root = Path(args.dir).resolve()
+    if not root.is_dir():
+        # Most often run outside the repository: say so rather than export nothing.
+        print(
+            f"neosl-dev: no dev stack data in {root}; run `make dev` first and run this in "
+            "the repository's root (or pass --dir)",
+            file=sys.stderr,
+        )
+        return 1
     stack = Stack(root=root, ports=Ports.dev(os.environ))
     ports = stack.ports
     values = {
@@ -85,8 +97,13 @@ def _env(args: argparse.Namespace) -> int:
         "REDIS_URL": os.environ.get("REDIS_URL") or f"redis://127.0.0.1:{ports.redis}/0",
         "NEO_RPC_URL": os.environ.get("NEO_RPC_URL") or f"http://127.0.0.1:{ports.neo_rpc}",
     }
+    if not (os.environ.get("NEO_RPC_URL") or os.environ.get("NEO_RPC_URLS")):
+        # The embedded chain's faucet for `neosl devnet fund`; its password file lies next
+        # to it. An outside node's committee is not ours, so nothing is exported for it.
+        wallet = os.environ.get("NSL_DEVNET_WALLET") or stack.committee_wallet_path
+        values["NSL_DEVNET_WALLET"] = str(Path(wallet).resolve())
     for key, value in values.items():
-        print(f"export {key}='{value}'")
+        print(f"export {key}={shlex.quote(value)}")
     return 0
 
 

@@ -41,6 +41,15 @@ MAX_GAS_INVOKE = 100
 MAX_TRACEABLE_BLOCKS = 2_102_400
 
 
+def committee_wallet_file(datadir: Path) -> Path:
+    """Where the node of ``datadir`` keeps its committee wallet, as an absolute path.
+
+    The wallet's password is in the file next to it with the suffix ``.password``, where
+    ``neosl devnet fund`` looks for it.
+    """
+    return datadir.resolve() / "committee-wallet.json"
+
+
 class EmbeddedNeo(ManagedServer):
     name = "neo"
     network_magic: int = NETWORK_MAGIC
@@ -62,7 +71,7 @@ class EmbeddedNeo(ManagedServer):
         self.p2p_port = p2p_port
         self.block_ms = block_ms
         self.durable = durable
-        self.committee_wallet_path: Path = self.datadir / "committee-wallet.json"
+        self.committee_wallet_path: Path = committee_wallet_file(self.datadir)
 
     @property
     def config_path(self) -> Path:
@@ -74,7 +83,7 @@ class EmbeddedNeo(ManagedServer):
 
     @property
     def _password_path(self) -> Path:
-        return self.datadir / "committee-wallet.password"
+        return self.committee_wallet_path.with_suffix(".password")
 
     @property
     def committee_wallet_password(self) -> str:

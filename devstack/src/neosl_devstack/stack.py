@@ -17,7 +17,7 @@ from pathlib import Path
 from neo3.wallet.account import Account
 
 from neosl.config import new_key
-from neosl_devstack.neo import EmbeddedNeo
+from neosl_devstack.neo import EmbeddedNeo, committee_wallet_file
 from neosl_devstack.postgres import EmbeddedPostgres
 from neosl_devstack.redis import EmbeddedRedis
 from neosl_devstack.servers import ManagedServer, free_port
@@ -61,6 +61,15 @@ class Stack:
     # The application's environment once start() returned: the caller's plus what it added.
     started_env: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def neo_dir(self) -> Path:
+        return self.root / "neo"
+
+    @property
+    def committee_wallet_path(self) -> Path:
+        """The embedded node's committee wallet (the dev chain's faucet), absolute."""
+        return committee_wallet_file(self.neo_dir)
+
     def start(self) -> dict[str, str]:
         """Start the embedded servers needed; return the variables the application needs.
 
@@ -84,7 +93,7 @@ class Stack:
                 out["REDIS_URL"] = self.redis.url
             if not (self.env.get("NEO_RPC_URL") or self.env.get("NEO_RPC_URLS")):
                 self.neo = EmbeddedNeo(
-                    self.root / "neo",
+                    self.neo_dir,
                     self.ports.neo_rpc,
                     self.ports.neo_p2p,
                     block_ms=self.neo_block_ms,
