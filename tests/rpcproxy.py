@@ -3,20 +3,44 @@
 Per method it passes requests through, answers with an error, holds them until released
 (the caller never hears back), or forwards them and then holds the answer back (the node
 acts, the caller never learns it did). Tests use it to cut a worker off mid-withdrawal.
+
+It can also play a broken or lagging node: answer HTTP 500 (an endpoint that is down),
+say "unknown" as neo-go does for a transaction it has not seen, answer ``getblockcount``
+with the real count minus ``lag_blocks`` or with a fixed ``block_count``, and accept a
+``sendrawtransaction`` without passing it on (the transaction never reaches the chain).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from neosl.neo.transfers import transaction_hash
+
 PASS = "pass"
 REJECT = "reject"
 HOLD = "hold"
 FORWARD_THEN_HOLD = "forward_then_hold"
+HTTP_500 = "http_500"
+UNKNOWN = "unknown"
+LAG = "lag"  # getblockcount only: the real count minus lag_blocks
+STUCK = "stuck"  # getblockcount only: block_count, whatever the node says
+SWALLOW = "swallow"  # sendrawtransaction only: "accepted", but never forwarded
+
+# What neo-go 0.120 answers for a transaction it does not know (see tests/fixtures/neo/).
+UNKNOWN_ERRORS: dict[str, dict[str, Any]] = {
+    "getapplicationlog": {
+        "code": -105,
+        "message": "Unknown script container",
+        "data": "failed to locate application log: key not found",
+    },
+    "gettransactionheight": {"code": -103, "message": "Unknown transaction"},
+    "getrawtransaction": {"code": -103, "message": "Unknown transaction"},
+}
 
 
 class RpcProxy:
@@ -24,6 +48,8 @@ class RpcProxy:
         self.upstream = upstream
         self.modes: dict[str, str] = {}
         self.reject_error = {"code": -500, "message": "proxy says no"}
+        self.lag_blocks = 0
+        self.block_count = 1
         self.held = threading.Event()
         self.release = threading.Event()
         self.calls: list[str] = []
@@ -40,9 +66,22 @@ class RpcProxy:
                 proxy.calls.append(method)
                 mode = proxy.modes.get(method, PASS)
                 if mode == REJECT:
-                    self._answer(
-                        {"jsonrpc": "2.0", "id": request.get("id"), "error": proxy.reject_error}
+                    self._error(request, proxy.reject_error)
+                    return
+                if mode == UNKNOWN:
+                    self._error(
+                        request, UNKNOWN_ERRORS.get(method, UNKNOWN_ERRORS["gettransactionheight"])
                     )
+                    return
+                if mode == HTTP_500:
+                    self._send(500, b"Internal Server Error", "text/plain")
+                    return
+                if mode == STUCK:
+                    self._result(request, proxy.block_count)
+                    return
+                if mode == SWALLOW:
+                    raw = base64.b64decode(request["params"][0])
+                    self._result(request, {"hash": transaction_hash(raw)})
                     return
                 if mode == HOLD:
                     proxy.held.set()
@@ -55,12 +94,22 @@ class RpcProxy:
                     proxy.release.wait(60)
                     self.close_connection = True
                     return
+                if mode == LAG and isinstance(answer.get("result"), int):
+                    answer = {**answer, "result": max(answer["result"] - proxy.lag_blocks, 1)}
                 self._answer(answer)
 
+            def _result(self, request: dict[str, Any], result: Any) -> None:
+                self._answer({"jsonrpc": "2.0", "id": request.get("id"), "result": result})
+
+            def _error(self, request: dict[str, Any], error: dict[str, Any]) -> None:
+                self._answer({"jsonrpc": "2.0", "id": request.get("id"), "error": error})
+
             def _answer(self, payload: Any) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
+                self._send(200, json.dumps(payload).encode(), "application/json")
+
+            def _send(self, status: int, data: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

@@ -1,18 +1,21 @@
 """`neosl-dev up` (what `make dev` runs): the whole system from embedded servers.
 
 Serves /readyz, the walk-through works, Flower answers, every worker answers its ping,
-the Neo block count rises, Ctrl-C leaves nothing running, and data survives a restart.
+the Neo block count rises, `neosl devnet fund` works from any folder with the environment
+`neosl-dev env` prints, Ctrl-C leaves nothing running, and data survives a restart.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -23,11 +26,24 @@ from typing import Any
 import psutil
 import pytest
 
+from neosl.neo.rpc import NeoRpc
 from neosl_devstack.servers import free_port, port_is_open
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
 PASSWORD = "correct horse battery"
+
+# Left unset for the stack to fill in: `neosl-dev up` starts the servers, `neosl-dev env`
+# exports their URLs and the devnet wallet.
+STACK_VARIABLES = {
+    "DATABASE_URL",
+    "REDIS_URL",
+    "NEO_RPC_URL",
+    "NEO_RPC_URLS",
+    "NSL_DEVNET_WALLET",
+    "NSL_DEVNET_WALLET_PASSWORD",
+}
 
 
 def http(
@@ -60,11 +76,7 @@ class DevStack:
         self.repo = repo
         self.marker = uuid.uuid4().hex
         self.ports = {name: free_port() for name in ("api", "flower", "pg", "redis", "rpc", "p2p")}
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if k not in {"DATABASE_URL", "REDIS_URL", "NEO_RPC_URL", "NEO_RPC_URLS"}
-        }
+        env = {k: v for k, v in os.environ.items() if k not in STACK_VARIABLES}
         env.update(
             NSL_API_PORT=str(self.ports["api"]),
             NSL_FLOWER_PORT=str(self.ports["flower"]),
@@ -135,43 +147,58 @@ class DevStack:
         return (self.root / "dev.log").read_text(errors="replace")[-4000:]
 
 
-def cli(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
+def run_cli(
+    env: dict[str, str], *args: str, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, "-m", "neosl.cli", *args],
         env=env,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+def cli(env: dict[str, str], *args: str, cwd: Path | None = None) -> str:
+    result = run_cli(env, *args, cwd=cwd)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
 
-def wait_for(check: Any, what: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
+def gas_walkthrough(stack: DevStack, env: dict[str, str], key: str, elsewhere: Path) -> None:
+    """The README's gas walk-through: add address, fund, deposit, balance, withdraw.
 
-
-def gas_walkthrough(stack: DevStack, env: dict[str, str], key: str) -> None:
-    """The README's gas walk-through: add address, fund, deposit, balance, withdraw."""
-    env = {
-        **env,
-        "NSL_DEVNET_WALLET": str(stack.root / ".dev" / "neo" / "committee-wallet.json"),
-    }
+    ``env`` is what `neosl-dev env` exported; the faucet runs in ``elsewhere``, a folder
+    unrelated to the repository and the dev stack, as from any folder of a user's shell.
+    """
     address, wif = (line.split()[1] for line in cli(env, "devnet", "keygen").splitlines()[:2])
-    status, account = http("POST", f"{stack.api}/v1/gas/accounts", {"address": address}, token=key)
+    query = urllib.parse.urlencode({"address": address})
+    status, challenge = http("GET", f"{stack.api}/v1/gas/accounts/challenge?{query}", token=key)
+    assert status == 200, challenge
+    proof = json.loads(cli(env, "devnet", "sign-message", wif, challenge["message"]))
+    assert proof["address"] == address
+    status, account = http("POST", f"{stack.api}/v1/gas/accounts", proof, token=key)
     assert status == 201, account
-    cli(env, "devnet", "fund", address, "10")
+    assert account["verified"] is True
+
+    no_wallet = {k: v for k, v in env.items() if k != "NSL_DEVNET_WALLET"}
+    refused = run_cli(no_wallet, "devnet", "fund", address, "10", cwd=elsewhere)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert 'eval "$(neosl-dev env)"' in refused.stderr
+
+    cli(env, "devnet", "fund", address, "10", cwd=elsewhere)
+    with NeoRpc([stack.rpc]) as rpc:
+        wait_until(
+            lambda: rpc.gas_balance(address) == 10 * 10**8, "the faucet's 10 GAS", timeout=60
+        )
     _, deposit = http("GET", f"{stack.api}/v1/gas/deposit-address", token=key)
     cli({**env, "NSL_DEVNET_SENDER_WIF": wif}, "devnet", "send", deposit["address"], "5")
     acct_url = f"{stack.api}/v1/gas/accounts/{account['id']}"
-    wait_for(lambda: http("GET", acct_url, token=key)[1]["balance"] == "5", "the deposit")
+    wait_until(
+        lambda: http("GET", acct_url, token=key)[1]["balance"] == "5", "the deposit", timeout=60
+    )
 
     req = urllib.request.Request(
         f"{acct_url}/withdraw", data=json.dumps({"amount": "2"}).encode(), method="POST"
@@ -183,16 +210,20 @@ def gas_walkthrough(stack: DevStack, env: dict[str, str], key: str) -> None:
         assert resp.status == 202
         withdrawal = json.loads(resp.read())
     tx_url = f"{stack.api}/v1/gas/transactions/{withdrawal['id']}"
-    final = wait_for(
+    final = wait_until(
         lambda: (body := http("GET", tx_url, token=key)[1])["status"] != "pending" and body,
         "the withdrawal to settle",
+        timeout=60,
+        every=0.5,
     )
     assert final["status"] == "confirmed", final
     assert http("GET", acct_url, token=key)[1]["balance"] == "3"
     assert "0 mismatched" in cli(env, "ledger", "verify")
 
 
-def test_dev_stack_end_to_end(tmp_path: Path, repo_root: Path) -> None:
+def test_dev_stack_end_to_end(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, repo_root: Path
+) -> None:
     stack = DevStack(tmp_path, repo_root)
     with stack.running() as proc:
         seconds = stack.wait_ready(proc)
@@ -219,8 +250,7 @@ def test_dev_stack_end_to_end(tmp_path: Path, repo_root: Path) -> None:
             assert resp.status == 200
 
         first = block_count(stack.rpc)
-        time.sleep(2.5)
-        assert block_count(stack.rpc) > first
+        wait_until(lambda: block_count(stack.rpc) > first, "a new block", timeout=30)
 
         env_out = subprocess.run(
             [sys.executable, "-m", "neosl_devstack.cli", "--dir", str(tmp_path / ".dev"), "env"],
@@ -231,8 +261,11 @@ def test_dev_stack_end_to_end(tmp_path: Path, repo_root: Path) -> None:
         ).stdout
         cli_env = dict(stack.env)
         for line in env_out.splitlines():
-            key, _, value = line.removeprefix("export ").partition("=")
-            cli_env[key] = value.strip("'")
+            # As the shell reads `export KEY=VALUE` when it evaluates the output.
+            key, _, value = shlex.split(line.removeprefix("export "))[0].partition("=")
+            cli_env[key] = value
+        wallet = tmp_path / ".dev" / "neo" / "committee-wallet.json"
+        assert cli_env["NSL_DEVNET_WALLET"] == str(wallet.resolve())
         ping = subprocess.run(
             [sys.executable, "-m", "neosl.cli", "workers", "ping", "--timeout", "30"],
             env=cli_env,
@@ -244,7 +277,7 @@ def test_dev_stack_end_to_end(tmp_path: Path, repo_root: Path) -> None:
         assert ping.returncode == 0, ping.stdout + ping.stderr + stack.log()
         assert ping.stdout.count(": ok") == 4
 
-        gas_walkthrough(stack, cli_env, rotated["api_key"])
+        gas_walkthrough(stack, cli_env, rotated["api_key"], tmp_path_factory.mktemp("elsewhere"))
 
         stack.ctrl_c(proc)
         assert proc.returncode == 0 or proc.returncode == 130, stack.log()

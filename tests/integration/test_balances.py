@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
 from celery.contrib.testing.worker import start_worker
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from neosl import jobs, ledger
+from neosl import balances, jobs
+from neosl.balances import ChargeStatus, DepositOutcome
 from neosl.celery_app import make_celery
 from neosl.config import Settings
 from neosl.errors import InvalidInput
-from neosl.ledger import ChargeStatus, DepositOutcome
-from neosl.models import GasAccount, Transaction, UnmatchedDeposit
-from neosl_ledger.worker import create_worker_app
+from neosl.models import GasAccount, Transaction, UnmatchedDeposit, User
+from neosl_gas_ledger.worker import create_worker_app
 from tests.cli import run_cli
-from tests.factories import credit, make_user, new_address
+from tests.factories import credit, make_account, make_user, new_address
 
 D = Decimal
 
@@ -28,10 +29,8 @@ D = Decimal
 def account(
     db: Session, balance: str = "0", *, default: bool = True, user_id: int | None = None
 ) -> GasAccount:
-    uid = user_id if user_id is not None else make_user(db).id
-    acct = GasAccount(user_id=uid, address=new_address(), is_default=default)
-    db.add(acct)
-    db.flush()
+    user = db.get_one(User, user_id) if user_id is not None else make_user(db)
+    acct = make_account(db, user, default=default)
     if D(balance) > 0:
         credit(db, acct, balance)
     db.commit()
@@ -40,27 +39,27 @@ def account(
 
 def test_charge_debits_the_default_account_once_per_reference(db: Session) -> None:
     acct = account(db, "10")
-    first = ledger.charge(db, acct.user_id, "function", D("0.25"), "exec-1")
+    first = balances.charge(db, acct.user_id, "function", D("0.25"), "exec-1")
     assert first.status is ChargeStatus.CHARGED
     assert first.balance == D("9.75")
-    again = ledger.charge(db, acct.user_id, "function", D("0.25"), "exec-1")
+    again = balances.charge(db, acct.user_id, "function", D("0.25"), "exec-1")
     assert again.status is ChargeStatus.DUPLICATE
     assert again.transaction_id == first.transaction_id
     assert again.ok
     # Same reference, other type: a different charge.
     assert (
-        ledger.charge(db, acct.user_id, "pricefeed", D("0.25"), "exec-1").status
+        balances.charge(db, acct.user_id, "pricefeed", D("0.25"), "exec-1").status
         is ChargeStatus.CHARGED
     )
     db.refresh(acct)
     assert acct.balance == D("9.5")
-    assert ledger.verify(db) == []
+    assert balances.verify(db) == []
 
 
 def test_charge_never_goes_below_zero(db: Session) -> None:
     acct = account(db, "1")
-    assert ledger.charge(db, acct.user_id, "function", D("1"), "a").status is ChargeStatus.CHARGED
-    result = ledger.charge(db, acct.user_id, "function", D("0.00000001"), "b")
+    assert balances.charge(db, acct.user_id, "function", D("1"), "a").status is ChargeStatus.CHARGED
+    result = balances.charge(db, acct.user_id, "function", D("0.00000001"), "b")
     assert result.status is ChargeStatus.INSUFFICIENT_FUNDS
     assert not result.ok
     # Nothing was written for the refused charge, so the reference stays usable.
@@ -71,8 +70,10 @@ def test_charge_never_goes_below_zero(db: Session) -> None:
 
 def test_charge_without_default_account(db: Session) -> None:
     acct = account(db, "5", default=False)
-    assert ledger.charge(db, acct.user_id, "function", D(1), "x").status is ChargeStatus.NO_ACCOUNT
-    assert not ledger.can_pay(db, acct.user_id, D(1))
+    assert (
+        balances.charge(db, acct.user_id, "function", D(1), "x").status is ChargeStatus.NO_ACCOUNT
+    )
+    assert not balances.can_pay(db, acct.user_id, D(1))
 
 
 @pytest.mark.parametrize(
@@ -89,13 +90,43 @@ def test_charge_rejects_bad_input(
 ) -> None:
     acct = account(db, "5")
     with pytest.raises(InvalidInput):
-        ledger.charge(db, acct.user_id, charge_type, D(amount), reference)
+        balances.charge(db, acct.user_id, charge_type, D(amount), reference)
 
 
 def test_can_pay(db: Session) -> None:
     acct = account(db, "2")
-    assert ledger.can_pay(db, acct.user_id, D(2))
-    assert not ledger.can_pay(db, acct.user_id, D("2.00000001"))
+    assert balances.can_pay(db, acct.user_id, D(2))
+    assert not balances.can_pay(db, acct.user_id, D("2.00000001"))
+
+
+@pytest.mark.parametrize(
+    "amount", [D("0.123456789"), D("1E-9"), D("0"), D("-1"), D("NaN"), D("Infinity"), D("1E13")]
+)
+def test_charge_refuses_amounts_the_api_refuses(db: Session, amount: Decimal) -> None:
+    acct = account(db, "10")
+    with pytest.raises(InvalidInput, match="charge amount"):
+        balances.charge(db, acct.user_id, "function", amount, "odd")
+    assert db.scalar(select(func.count()).where(Transaction.type == "function")) == 0
+    assert balances.verify(db) == []
+
+
+def test_a_refused_charge_leaves_the_callers_work_alone(db: Session) -> None:
+    """The caller's rows of the same transaction survive a refusal; the caller commits."""
+    acct = account(db, "1")
+    other = make_user(db, "bystander")
+    for refused in (
+        balances.charge(db, acct.user_id, "function", D(5), "too-much"),
+        balances.charge(db, other.id, "function", D(1), "no-account"),
+    ):
+        assert not refused.ok
+    assert balances.charge(db, acct.user_id, "function", D("0.5"), "fine").ok
+    duplicate = balances.charge(db, acct.user_id, "function", D("0.5"), "fine")
+    assert duplicate.status is ChargeStatus.DUPLICATE
+    db.commit()
+    assert db.get(User, other.id) is not None
+    db.refresh(acct)
+    assert acct.balance == D("0.5")
+    assert balances.verify(db) == []
 
 
 def test_database_refuses_a_negative_balance(db: Session) -> None:
@@ -108,11 +139,11 @@ def test_database_refuses_a_negative_balance(db: Session) -> None:
 def test_failed_withdrawal_is_refunded_exactly_once(db: Session) -> None:
     acct = account(db, "10")
     locked = db.get_one(GasAccount, acct.id, with_for_update=True)
-    tx = ledger.debit_withdrawal(db, locked, D(4))
+    tx = balances.debit_withdrawal(db, locked, D(4))
     db.commit()
-    assert ledger.fail_withdrawal(db, tx.id, "node said no")
-    assert not ledger.fail_withdrawal(db, tx.id, "again")
-    assert not ledger.confirm_withdrawal(db, tx.id, 5)
+    assert balances.fail_withdrawal(db, tx.id, "node said no")
+    assert not balances.fail_withdrawal(db, tx.id, "again")
+    assert not balances.confirm_withdrawal(db, tx.id, 5)
     db.refresh(acct)
     assert acct.balance == 10
     refunds = db.scalars(select(Transaction).where(Transaction.type == "refund")).all()
@@ -120,7 +151,7 @@ def test_failed_withdrawal_is_refunded_exactly_once(db: Session) -> None:
         (D(4), f"withdraw:{tx.id}", "confirmed")
     ]
     assert db.get_one(Transaction, tx.id).failure_reason == "node said no"
-    assert ledger.verify(db) == []
+    assert balances.verify(db) == []
 
 
 def test_deposits_are_idempotent_and_unknown_senders_recorded(db: Session) -> None:
@@ -128,7 +159,7 @@ def test_deposits_are_idempotent_and_unknown_senders_recorded(db: Session) -> No
     stranger = new_address()
 
     def credit(sender: str, index: int) -> DepositOutcome:
-        return ledger.credit_deposit(
+        return balances.credit_deposit(
             db,
             tx_hash="0x" + "ab" * 32,
             notification_index=index,
@@ -151,13 +182,8 @@ def test_deposits_are_idempotent_and_unknown_senders_recorded(db: Session) -> No
 def test_verify_reports_a_tampered_balance(db: Session) -> None:
     acct = account(db, "3")
     db.execute(text("UPDATE gas_accounts SET balance = 2 WHERE id = :id"), {"id": acct.id})
-    mismatches = ledger.verify(db)
+    mismatches = balances.verify(db)
     assert [(m.account_id, m.balance, m.expected) for m in mismatches] == [(acct.id, D(2), D(3))]
-
-
-@pytest.fixture
-def sessions(committed_db: Engine) -> sessionmaker[Session]:
-    return sessionmaker(bind=committed_db, expire_on_commit=False)
 
 
 def run_concurrently(work: Callable[[int], None], n: int) -> None:
@@ -183,11 +209,11 @@ def test_concurrent_charges_and_withdrawals_on_one_account(
         try:
             barrier.wait()
             with sessions() as db:
-                ledger.charge(db, user_id, "function", D("0.3"), f"exec-{i}")
-                ledger.charge(db, user_id, "function", D("0.3"), f"exec-{i}")
-                ledger.charge(db, user_id, "pricefeed", D("0.2"), f"feed-{i}")
+                balances.charge(db, user_id, "function", D("0.3"), f"exec-{i}")
+                balances.charge(db, user_id, "function", D("0.3"), f"exec-{i}")
+                balances.charge(db, user_id, "pricefeed", D("0.2"), f"feed-{i}")
                 locked = db.get_one(GasAccount, acct_id, with_for_update=True)
-                ledger.debit_withdrawal(db, locked, D("1.25"))
+                balances.debit_withdrawal(db, locked, D("1.25"))
                 db.commit()
         except BaseException as exc:
             errors.append(exc)
@@ -198,7 +224,7 @@ def test_concurrent_charges_and_withdrawals_on_one_account(
         balance = db.get_one(GasAccount, acct_id).balance
         assert balance == D(100) - 50 * (D("0.3") + D("0.2") + D("1.25"))
         assert db.scalar(select(func.count()).where(Transaction.type == "function")) == 50
-        assert ledger.verify(db) == []
+        assert balances.verify(db) == []
     result = run_cli(server_env, "ledger", "verify")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 mismatched" in result.stdout
@@ -213,7 +239,8 @@ def test_concurrent_spending_cannot_overdraw(sessions: sessionmaker[Session]) ->
 
     def spend(i: int) -> None:
         with sessions() as db:
-            status = ledger.charge(db, user_id, "function", D(1), f"r{i}").status
+            status = balances.charge(db, user_id, "function", D(1), f"r{i}").status
+            db.commit()
         with lock:
             outcomes.append(status)
 
@@ -222,7 +249,7 @@ def test_concurrent_spending_cannot_overdraw(sessions: sessionmaker[Session]) ->
     assert outcomes.count(ChargeStatus.INSUFFICIENT_FUNDS) == 15
     with sessions() as db:
         assert db.get_one(GasAccount, acct.id).balance == 0
-        assert ledger.verify(db) == []
+        assert balances.verify(db) == []
 
 
 def test_cli_verify_exits_1_on_mismatch(
@@ -266,3 +293,50 @@ def test_charge_task_on_a_real_worker(
         "balance": None,
     }
     assert broke["status"] == "insufficient_funds"
+
+
+def test_a_charge_waiting_on_a_change_of_default_pays_from_the_new_default(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions() as db:
+        old = account(db, "5")
+        user = db.get_one(User, old.user_id)
+        new = make_account(db, user, default=False)
+        credit(db, new, "5")
+        db.commit()
+        old_id, new_id, user_id = old.id, new.id, user.id
+    result: list[balances.ChargeResult] = []
+
+    def charge() -> None:
+        with sessions() as db:
+            result.append(balances.charge(db, user_id, "function", D(1), "during-switch"))
+            db.commit()
+
+    with sessions() as switch:
+        # What "make default" does, held open while a charge arrives.
+        switch.execute(
+            text("UPDATE gas_accounts SET is_default = false WHERE id = :id"), {"id": old_id}
+        )
+        switch.execute(
+            text("UPDATE gas_accounts SET is_default = true WHERE id = :id"), {"id": new_id}
+        )
+        waiter = threading.Thread(target=charge)
+        waiter.start()
+
+        def charge_is_waiting() -> bool:
+            waiting = switch.connection().exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            )
+            return bool(waiting.scalar())
+
+        deadline = time.monotonic() + 10
+        while not charge_is_waiting():
+            assert time.monotonic() < deadline, "the charge never waited for the row lock"
+            time.sleep(0.01)
+        switch.commit()
+        waiter.join(10)
+    assert [r.status for r in result] == [ChargeStatus.CHARGED]
+    with sessions() as db:
+        assert db.get_one(GasAccount, new_id).balance == D(4)
+        assert db.get_one(GasAccount, old_id).balance == D(5)
+        assert balances.verify(db) == []

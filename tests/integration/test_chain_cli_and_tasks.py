@@ -13,13 +13,13 @@ from neosl.chain import FOLLOWER_CURSOR
 from neosl.config import Settings
 from neosl.models import ChainCursor
 from neosl.neo.rpc import NeoRpc, RpcUnavailable
-from neosl.tasks import ChainTask
+from neosl.tasks import ChainTask, PeriodicTask
 from neosl_devstack.stack import Stack
-from neosl_ledger.worker import create_worker_app as ledger_worker_app
+from neosl_gas_ledger.worker import create_worker_app as ledger_worker_app
 from neosl_scheduler.tasks import beat_schedule
 from neosl_scheduler.worker import create_worker_app as scheduler_app
 from tests.cli import run_cli
-from tests.integration.test_gas_chain import wait_until
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.neo
 
@@ -92,15 +92,22 @@ def test_follow_chain_task_on_a_real_scheduler_worker(
     assert found.position <= found.chain_height
 
 
-def test_chain_tasks_retry_rpc_outages(settings: Settings) -> None:
+def test_only_one_off_chain_tasks_retry_rpc_outages(settings: Settings) -> None:
     ledger_app = ledger_worker_app(settings)
+    send = ledger_app.tasks[jobs.SEND_WITHDRAWAL.name]
+    assert isinstance(send, ChainTask)
+    assert send.autoretry_for == (RpcUnavailable,)
+    assert send.max_retries == 10
+    assert send.retry_backoff == 2
+    assert send.retry_backoff_max == 60
+    # What the beat sends every few seconds never retries: the next tick is the retry.
     for app, job in (
-        (ledger_app, jobs.SEND_WITHDRAWAL),
         (ledger_app, jobs.RECONCILE_WITHDRAWALS),
+        (ledger_app, jobs.APPLY_DEPOSITS),
         (scheduler_app(settings), jobs.FOLLOW_CHAIN),
     ):
         task = app.tasks[job.name]
-        assert isinstance(task, ChainTask)
-        assert task.autoretry_for == (RpcUnavailable,)
-        assert task.max_retries == 10
-        assert task.retry_backoff == 2
+        assert isinstance(task, PeriodicTask), job.name
+        assert not isinstance(task, ChainTask), job.name
+        assert task.autoretry_for == (), job.name
+        assert task.max_retries == 0, job.name

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import Engine
 
+from neosl.neo.messages import verify_ownership
 from tests.cli import run_cli
+from tests.factories import new_account_key
 
 
 def test_db_upgrade_and_status(engine: Engine, server_env: dict[str, str]) -> None:
@@ -34,4 +38,30 @@ def test_unreachable_database_is_a_one_line_error(server_env: dict[str, str]) ->
     result = run_cli(env, "db", "upgrade")
     assert result.returncode == 1
     assert result.stderr.startswith("error: ")
+    assert "Traceback" not in result.stderr
+
+
+def test_devnet_sign_message_prints_a_proof_that_verifies(server_env: dict[str, str]) -> None:
+    wif, address = new_account_key()
+    challenge = "Register this address with the gas bank: nonce 7c2e ✓"
+    plain = run_cli(server_env, "devnet", "sign-message", wif, challenge)
+    assert plain.returncode == 0, plain.stderr
+    body = json.loads(plain.stdout)
+    assert set(body) == {"address", "public_key", "signature"}
+    assert body["address"] == address
+    verify_ownership(address, challenge, body["public_key"], body["signature"])
+
+    salt = "0f3a6c2d9e8b7a6f5e4d3c2b1a098877"
+    salted = run_cli(server_env, "devnet", "sign-message", wif, challenge, "--salt", salt)
+    assert salted.returncode == 0, salted.stderr
+    body = json.loads(salted.stdout)
+    assert body["salt"] == salt
+    verify_ownership(address, challenge, body["public_key"], body["signature"], body["salt"])
+
+
+def test_devnet_sign_message_refuses_a_bad_wif(server_env: dict[str, str]) -> None:
+    result = run_cli(server_env, "devnet", "sign-message", "not-a-wif", "hello")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: not a usable WIF key")
     assert "Traceback" not in result.stderr

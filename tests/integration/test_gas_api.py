@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -9,15 +10,17 @@ import base58
 import pytest
 from flask.testing import FlaskClient
 from redis import Redis
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from neosl import jobs, ledger
-from neosl.config import Settings
-from neosl.models import GasAccount, Transaction
-from tests.factories import credit, new_address
+from neosl import balances, jobs
+from neosl.config import ConfigError, Settings
+from neosl.models import DeploymentFact, GasAccount, Transaction
+from neosl_api.app import create_app
+from tests.factories import credit, new_account_key, new_address
 from tests.integration.test_accounts import auth, register
 from tests.integration.test_api_basics import assert_error
+from tests.proofs import register_key
 
 
 def tenant(client: FlaskClient, name: str = "alice") -> dict[str, str]:
@@ -25,18 +28,19 @@ def tenant(client: FlaskClient, name: str = "alice") -> dict[str, str]:
 
 
 def add_account(
-    client: FlaskClient, headers: dict[str, str], address: str | None = None
+    client: FlaskClient, headers: dict[str, str], wif: str | None = None
 ) -> dict[str, Any]:
-    resp = client.post(
-        "/v1/gas/accounts", json={"address": address or new_address()}, headers=headers
-    )
+    """Register a proven address (of ``wif``, or of a fresh key)."""
+    resp = register_key(client, headers, wif)
     assert resp.status_code == 201, resp.get_json()
     body: dict[str, Any] = resp.get_json()
     return body
 
 
 def fund(db: Session, account_id: int, amount: str) -> None:
-    assert credit(db, db.get_one(GasAccount, account_id), amount) is ledger.DepositOutcome.CREDITED
+    assert (
+        credit(db, db.get_one(GasAccount, account_id), amount) is balances.DepositOutcome.CREDITED
+    )
     db.commit()
 
 
@@ -87,16 +91,25 @@ def test_register_accounts_first_is_default(client: FlaskClient) -> None:
 )
 def test_invalid_address_says_why(client: FlaskClient, address: object, reason: str) -> None:
     h = tenant(client)
-    resp = client.post("/v1/gas/accounts", json={"address": address}, headers=h)
+    proof = {"address": address, "public_key": "02" + "00" * 32, "signature": "00" * 64}
+    resp = client.post("/v1/gas/accounts", json=proof, headers=h)
     err = assert_error(resp, 422, "validation_error")
     assert reason in " ".join(err["details"]["address"])
+    if isinstance(address, str):
+        resp = client.get(
+            "/v1/gas/accounts/challenge", query_string={"address": address}, headers=h
+        )
+        err = assert_error(resp, 422, "validation_error")
+        assert reason in " ".join(err["details"]["address"])
 
 
 def test_bad_checksum_is_422(client: FlaskClient) -> None:
     good = new_address()
     bad = good[:-1] + ("A" if good[-1] != "A" else "B")
     err = assert_error(
-        client.post("/v1/gas/accounts", json={"address": bad}, headers=tenant(client)),
+        client.get(
+            "/v1/gas/accounts/challenge", query_string={"address": bad}, headers=tenant(client)
+        ),
         422,
         "validation_error",
     )
@@ -104,12 +117,10 @@ def test_bad_checksum_is_422(client: FlaskClient) -> None:
 
 
 def test_address_of_another_tenant_is_409(client: FlaskClient) -> None:
-    address = new_address()
-    add_account(client, tenant(client, "alice"), address)
+    wif, _ = new_account_key()
+    add_account(client, tenant(client, "alice"), wif)
     bob = tenant(client, "bob")
-    assert_error(
-        client.post("/v1/gas/accounts", json={"address": address}, headers=bob), 409, "conflict"
-    )
+    assert_error(register_key(client, bob, wif), 409, "conflict")
 
 
 def test_accounts_are_isolated_between_tenants(client: FlaskClient) -> None:
@@ -170,8 +181,8 @@ def test_deleting_the_default_promotes_the_oldest_remaining(client: FlaskClient)
 
 
 def test_removed_address_can_be_registered_again(client: FlaskClient) -> None:
-    address = new_address()
-    acct = add_account(client, tenant(client, "alice"), address)
+    wif, _ = new_account_key()
+    acct = add_account(client, tenant(client, "alice"), wif)
     assert (
         client.delete(
             f"/v1/gas/accounts/{acct['id']}", headers=tenant(client, "alice2")
@@ -184,7 +195,7 @@ def test_removed_address_can_be_registered_again(client: FlaskClient) -> None:
         ).get_json()["access_token"]
     )
     assert client.delete(f"/v1/gas/accounts/{acct['id']}", headers=alice).status_code == 204
-    add_account(client, tenant(client, "bob"), address)
+    add_account(client, tenant(client, "bob"), wif)
 
 
 def test_deposit_address(client: FlaskClient, settings: Settings) -> None:
@@ -287,7 +298,8 @@ def test_daily_limit_counts_today_except_failed(
         select(Transaction.id).where(Transaction.type == "withdraw").order_by(Transaction.id)
     ).first()
     assert first is not None
-    assert ledger.fail_withdrawal(db, first, "test")
+    assert balances.fail_withdrawal(db, first, "test")
+    db.commit()
     assert withdraw(client, h, acct["id"], "0.1", key="over").status_code == 202
 
 
@@ -332,7 +344,7 @@ def test_transactions_history_filters_and_isolation(client: FlaskClient, db: Ses
 def test_ledger_verify_holds_after_api_activity(client: FlaskClient, db: Session) -> None:
     h, acct = funded(client, db, "10")
     withdraw(client, h, acct["id"], "4")
-    assert ledger.verify(db) == []
+    assert balances.verify(db) == []
     total = db.scalar(select(func.count()).select_from(Transaction))
     assert total == 2
 
@@ -358,3 +370,29 @@ def test_account_filter_beyond_any_row_is_422(client: FlaskClient) -> None:
     h = tenant(client)
     resp = client.get("/v1/gas/transactions?account_id=3744440821", headers=h)
     assert_error(resp, 422, "validation_error")
+
+
+def test_the_api_refuses_to_start_without_a_deposit_address(settings: Settings) -> None:
+    with pytest.raises(ConfigError, match="NSL_DEPOSIT_ADDRESS"):
+        create_app(dataclasses.replace(settings, deposit_address=None))
+    off = create_app(dataclasses.replace(settings, deposit_address=None, gas_bank_enabled=False))
+    assert off.name == "neosl_api"
+
+
+def test_no_deposit_address_the_follower_does_not_watch(
+    client: FlaskClient, db: Session, settings: Settings
+) -> None:
+    h = tenant(client)
+    other = new_address()
+    db.add(DeploymentFact(name="follow:ledger-deposits", value=f"Transfer@0xd2a4 to {other}"))
+    db.commit()
+    err = assert_error(client.get("/v1/gas/deposit-address", headers=h), 503, "unavailable")
+    assert "chain follower" in err["message"]
+    db.execute(
+        update(DeploymentFact)
+        .where(DeploymentFact.name == "follow:ledger-deposits")
+        .values(value=f"Transfer@0xd2a4 to {settings.deposit_address}")
+    )
+    db.commit()
+    body = client.get("/v1/gas/deposit-address", headers=h).get_json()
+    assert body["address"] == settings.deposit_address

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from celery import Celery
@@ -10,10 +10,9 @@ from celery.contrib.testing.worker import start_worker
 from celery.exceptions import TimeoutError as CeleryTimeout
 
 from neosl import jobs
-from neosl.celery_app import make_celery
 from neosl.config import Settings
 from neosl_executor.worker import create_worker_app as executor_app
-from neosl_ledger.worker import create_worker_app as ledger_app
+from neosl_gas_ledger.worker import create_worker_app as ledger_app
 from neosl_pricefeed.worker import create_worker_app as pricefeed_app
 from neosl_scheduler.worker import create_worker_app as scheduler_app
 from tests.cli import run_cli
@@ -26,13 +25,6 @@ FACTORIES: dict[str, Callable[[Settings], Celery]] = {
     jobs.PRICEFEED_QUEUE: pricefeed_app,
     jobs.LEDGER_QUEUE: ledger_app,
 }
-
-
-@pytest.fixture
-def producer(settings: Settings) -> Iterator[Celery]:
-    app = make_celery(settings, "test-producer")
-    yield app
-    app.close()
 
 
 @pytest.mark.parametrize("queue", jobs.ALL_QUEUES)

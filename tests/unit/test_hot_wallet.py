@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 from neosl.config import ConfigError, load_settings
-from neosl_ledger.hot_wallet import load_hot_wallet
+from neosl_gas_ledger.hot_wallet import load_hot_wallet
 from tests.factories import new_account_key
 from tests.unit.test_config import env
 

@@ -329,6 +329,57 @@ def test_json_rpc_error_is_raised_without_trying_others(serve: Callable[..., Fak
     assert second.requests == []
 
 
+# -- one endpoint at a time --------------------------------------------------------------
+
+
+def test_endpoints_each_ask_only_their_own_node(
+    serve: Callable[..., FakeNode], closed_url: str
+) -> None:
+    # What settling a withdrawal relies on: every fact of one client comes from one node.
+    behind = serve("getblockcount", "getapplicationlog_unknown_error")
+    ahead = serve("getblockcount", "getapplicationlog_tx_Transfer", "gettransactionheight")
+    with NeoRpc([closed_url, behind.url, ahead.url], backoff=0) as rpc:
+        down, first, second = rpc.endpoints()
+        assert [e.urls for e in (down, first, second)] == [
+            (closed_url,),
+            (behind.url,),
+            (ahead.url,),
+        ]
+        # A node that does not answer is not replaced by another: one try, no pause.
+        started = time.monotonic()
+        with pytest.raises(RpcUnavailable, match=closed_url):
+            down.block_count()
+        assert time.monotonic() - started < 1
+        assert behind.requests == []
+        assert ahead.requests == []
+        # "Unknown" from one node stays that node's answer.
+        assert first.block_count() == 98
+        assert first.application_log("0xfd9a") is None
+        log = second.application_log("0xfd9a")
+        assert log is not None
+        assert log["txid"] == recorded_result("getapplicationlog_tx_Transfer")["txid"]
+        assert second.transaction_height("0xfd9a") == 98
+        assert behind.methods() == ["getblockcount", "getapplicationlog"]
+        assert ahead.methods() == ["getapplicationlog", "gettransactionheight"]
+
+
+def test_endpoints_share_the_client_and_start_with_the_preferred_one(
+    serve: Callable[..., FakeNode], closed_url: str
+) -> None:
+    good = serve("getblockcount")
+    with NeoRpc([closed_url, good.url], backoff=0) as rpc:
+        assert rpc.block_count() == 98  # fails over; good is preferred now
+        endpoints = rpc.endpoints()
+        assert [e.url for e in endpoints] == [good.url, closed_url]
+        for endpoint in endpoints:
+            endpoint.close()
+        # Closing them closed nothing: the shared client still works.
+        assert rpc.block_count() == 98
+        assert endpoints[0].block_count() == 98
+    with NeoRpc([good.url]) as rpc, pytest.raises(ValueError, match="attempts"):
+        rpc.endpoints(attempts=0)
+
+
 def test_needs_a_url() -> None:
     with pytest.raises(ValueError, match="at least one URL"):
         NeoRpc([])

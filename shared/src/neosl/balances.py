@@ -1,4 +1,9 @@
-"""The GAS ledger: every change of a balance is a ``transactions`` row, written together.
+"""The balance rules of the gas bank: every change of a balance is a ``transactions`` row,
+written in the same database transaction as the change.
+
+This module is the rules, shared by every service; it is not the gas-ledger service
+(``services/gas-ledger``), which settles chain transactions (deposits, withdrawals) by
+calling these functions.
 
 Balance rules (``verify`` checks them for every account):
 
@@ -10,8 +15,11 @@ A withdrawal is debited when it is requested and stays debited whatever happens 
 fails, a separate ``refund`` row credits the amount back. Charges and deposits are written
 ``confirmed``. Nothing is ever updated in place except a withdrawal's status.
 
-Functions here take a session and own the commit, except where the docstring says the
-caller commits (so a caller can add its own rows to the same transaction).
+Who commits: the caller, always. Every function here writes through the session it is
+given and neither commits nor rolls back, so a caller can put its own rows (an execution,
+a trigger event, an idempotency record) in the same transaction and commit or roll back
+the whole. A function that refuses (e.g. ``charge`` answering ``INSUFFICIENT_FUNDS``)
+has written nothing, so the caller may go on with the same transaction.
 """
 
 from __future__ import annotations
@@ -21,14 +29,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import case, func, select, text
+from sqlalchemy import case, exists, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from neosl.errors import Conflict, InvalidInput
+from neosl.errors import Conflict, InvalidInput, NotFound
 from neosl.models import GasAccount, Transaction, UnmatchedDeposit
 from neosl.models.gas import CHARGE_TYPES
-from neosl.money import format_amount
+from neosl.money import InvalidAmount, check_amount, format_amount
 
 
 class InsufficientFunds(Conflict):
@@ -54,22 +62,26 @@ class ChargeResult:
         return self.status in (ChargeStatus.CHARGED, ChargeStatus.DUPLICATE)
 
 
-# One round trip: insert the charge row (skipped if the reference was charged before) and
-# debit the default account only if the row was inserted and the balance covers it.
+# One round trip, nothing written unless the charge happens: lock the default account,
+# insert the charge row only if the balance covers it and the reference is new, and debit
+# the account for the inserted row. The row lock makes the balance test and the debit one
+# step; the unique index makes a reference pay once (a concurrent twin waits, then skips).
 _CHARGE_SQL = text(
     """
     WITH acct AS (
-        SELECT id FROM gas_accounts
+        SELECT id, balance FROM gas_accounts
         WHERE user_id = :user_id AND is_default AND deleted_at IS NULL
+        FOR UPDATE
     ), ins AS (
         INSERT INTO transactions (user_id, account_id, type, amount, status, reference)
         SELECT :user_id, acct.id, :type, :amount, 'confirmed', :reference FROM acct
+        WHERE acct.balance >= :amount
         ON CONFLICT (user_id, type, reference)
             WHERE type IN ('function', 'pricefeed', 'refund') DO NOTHING
         RETURNING id, account_id
     ), upd AS (
         UPDATE gas_accounts g SET balance = g.balance - :amount
-        FROM ins WHERE g.id = ins.account_id AND g.balance >= :amount
+        FROM ins WHERE g.id = ins.account_id
         RETURNING g.balance
     )
     SELECT (SELECT id FROM acct) AS account_id,
@@ -79,46 +91,53 @@ _CHARGE_SQL = text(
 )
 
 
+_NO_ACCOUNT_RECHECKS = 3
+
+
 def charge(
     session: Session, user_id: int, charge_type: str, amount: Decimal, reference: str
 ) -> ChargeResult:
     """Debit ``amount`` from the tenant's default account, once per ``reference``.
 
     A retried call with the same (tenant, type, reference) charges nothing and answers
-    ``DUPLICATE``. The balance never goes below zero: ``INSUFFICIENT_FUNDS`` then, with
-    nothing written.
+    ``DUPLICATE``. The balance never goes below zero: ``INSUFFICIENT_FUNDS`` then. Only
+    ``CHARGED`` has written anything; the caller commits.
 
     Raises:
-        InvalidInput: unknown charge type, non-positive amount or empty reference.
+        InvalidInput: unknown charge type, an amount that is not positive or has more than
+            8 decimals, or a reference that is empty or longer than 200 characters.
     """
     if charge_type not in CHARGE_TYPES:
         raise InvalidInput(f"charge type must be one of {', '.join(CHARGE_TYPES)}")
-    if amount <= 0:
-        raise InvalidInput("charge amount must be positive")
+    try:
+        amount = check_amount(amount)
+    except InvalidAmount as exc:
+        raise InvalidInput(f"charge amount: {exc}") from None
     if not reference or len(reference) > 200:
         raise InvalidInput("charge reference must be 1-200 characters")
-    row = session.execute(
-        _CHARGE_SQL,
-        {"user_id": user_id, "type": charge_type, "amount": amount, "reference": reference},
-    ).one()
+    params = {"user_id": user_id, "type": charge_type, "amount": amount, "reference": reference}
+    row = session.execute(_CHARGE_SQL, params).one()
+    for _ in range(_NO_ACCOUNT_RECHECKS):
+        if row.account_id is not None:
+            break
+        # A "make default" committing while we waited for the old default's row lock hides
+        # both rows from this statement (the old one is no longer the default, the new one
+        # was not yet when it began); a new statement sees the new default.
+        row = session.execute(_CHARGE_SQL, params).one()
     if row.account_id is None:
-        session.rollback()
         return ChargeResult(ChargeStatus.NO_ACCOUNT)
-    if row.transaction_id is None:
-        session.rollback()
-        existing = session.scalars(
-            select(Transaction.id).where(
-                Transaction.user_id == user_id,
-                Transaction.type == charge_type,
-                Transaction.reference == reference,
-            )
-        ).one()
+    if row.transaction_id is not None:
+        return ChargeResult(ChargeStatus.CHARGED, row.transaction_id, row.balance)
+    existing = session.scalars(
+        select(Transaction.id).where(
+            Transaction.user_id == user_id,
+            Transaction.type == charge_type,
+            Transaction.reference == reference,
+        )
+    ).one_or_none()
+    if existing is not None:
         return ChargeResult(ChargeStatus.DUPLICATE, existing)
-    if row.balance is None:
-        session.rollback()  # undoes the inserted row
-        return ChargeResult(ChargeStatus.INSUFFICIENT_FUNDS)
-    session.commit()
-    return ChargeResult(ChargeStatus.CHARGED, row.transaction_id, row.balance)
+    return ChargeResult(ChargeStatus.INSUFFICIENT_FUNDS)
 
 
 def can_pay(session: Session, user_id: int, amount: Decimal) -> bool:
@@ -180,11 +199,10 @@ def debit_withdrawal(session: Session, account: GasAccount, amount: Decimal) -> 
 def fail_withdrawal(session: Session, transaction_id: int, reason: str) -> bool:
     """Mark a pending withdrawal failed and refund it; False if it was no longer pending.
 
-    Safe to call twice: only the first call refunds.
+    Safe to call twice: only the first call refunds. The caller commits.
     """
     tx = session.get(Transaction, transaction_id, with_for_update=True)
     if tx is None or tx.type != "withdraw" or tx.status != "pending":
-        session.rollback()
         return False
     account = session.get_one(GasAccount, tx.account_id, with_for_update=True)
     tx.status = "failed"
@@ -200,19 +218,21 @@ def fail_withdrawal(session: Session, transaction_id: int, reason: str) -> bool:
             reference=f"withdraw:{tx.id}",
         )
     )
-    session.commit()
+    session.flush()
     return True
 
 
 def confirm_withdrawal(session: Session, transaction_id: int, block_index: int | None) -> bool:
-    """Mark a pending withdrawal confirmed; False if it was no longer pending."""
+    """Mark a pending withdrawal confirmed; False if it was no longer pending.
+
+    The caller commits.
+    """
     tx = session.get(Transaction, transaction_id, with_for_update=True)
     if tx is None or tx.type != "withdraw" or tx.status != "pending":
-        session.rollback()
         return False
     tx.status = "confirmed"
     tx.block_index = block_index
-    session.commit()
+    session.flush()
     return True
 
 
@@ -231,18 +251,34 @@ def credit_deposit(
     from_address: str | None,
     amount: Decimal,
 ) -> DepositOutcome:
-    """Credit a GAS transfer to the deposit address to the account registered for its sender.
+    """Credit a GAS transfer to the deposit address to the proven account of its sender.
 
-    Idempotent by (tx_hash, notification_index). A sender no tenant registered is recorded
-    in ``unmatched_deposits`` for operators. The caller commits.
+    Idempotent by (tx_hash, notification_index). A transfer whose sender no tenant has
+    proven to own (unregistered, or registered before proofs and not proven since) is
+    recorded in ``unmatched_deposits`` with the reason, for operators to credit by hand
+    (``credit_unmatched``). The caller commits.
     """
     account = None
+    reason = "no_sender"
     if from_address is not None:
         account = session.scalars(
             select(GasAccount)
-            .where(GasAccount.address == from_address, GasAccount.deleted_at.is_(None))
+            .where(
+                GasAccount.address == from_address,
+                GasAccount.deleted_at.is_(None),
+                GasAccount.verified_at.is_not(None),
+            )
             .with_for_update()
         ).one_or_none()
+        if account is None:
+            unproven = session.scalar(
+                select(
+                    exists().where(
+                        GasAccount.address == from_address, GasAccount.deleted_at.is_(None)
+                    )
+                )
+            )
+            reason = "unverified" if unproven else "unregistered"
     if account is None:
         session.execute(
             insert(UnmatchedDeposit)
@@ -252,10 +288,28 @@ def credit_deposit(
                 block_index=block_index,
                 from_address=from_address,
                 amount=amount,
+                reason=reason,
             )
             .on_conflict_do_nothing(index_elements=["tx_hash", "notification_index"])
         )
         return DepositOutcome.UNMATCHED
+    return (
+        DepositOutcome.CREDITED
+        if _insert_deposit(session, account, tx_hash, notification_index, block_index, amount)
+        is not None
+        else DepositOutcome.DUPLICATE
+    )
+
+
+def _insert_deposit(
+    session: Session,
+    account: GasAccount,
+    tx_hash: str,
+    notification_index: int,
+    block_index: int,
+    amount: Decimal,
+) -> int | None:
+    """Write the deposit row and credit ``account`` (locked); None if it was credited before."""
     inserted = session.scalar(
         insert(Transaction)
         .values(
@@ -274,10 +328,46 @@ def credit_deposit(
         )
         .returning(Transaction.id)
     )
-    if inserted is None:
-        return DepositOutcome.DUPLICATE
-    account.balance += amount
-    return DepositOutcome.CREDITED
+    if inserted is not None:
+        account.balance += amount
+    return inserted
+
+
+def credit_unmatched(session: Session, unmatched_id: int, account_id: int) -> int:
+    """An operator credits a deposit that could not be matched to ``account_id``.
+
+    The deposit row carries the chain transaction and notification, so the same transfer
+    can never be credited twice (neither by this nor by the follower). The caller commits.
+    Returns the deposit's transaction id.
+
+    Raises:
+        NotFound: no such unmatched deposit, or no such (live) account.
+        Conflict: this deposit was credited already.
+    """
+    unmatched = session.get(UnmatchedDeposit, unmatched_id, with_for_update=True)
+    if unmatched is None:
+        raise NotFound(f"unmatched deposit {unmatched_id} not found")
+    account = session.get(GasAccount, account_id, with_for_update=True)
+    if account is None or account.deleted_at is not None:
+        raise NotFound(f"gas account {account_id} not found")
+    if unmatched.credited_transaction_id is not None:
+        raise Conflict(
+            f"unmatched deposit {unmatched_id} was credited already "
+            f"(transaction {unmatched.credited_transaction_id})"
+        )
+    transaction_id = _insert_deposit(
+        session,
+        account,
+        unmatched.tx_hash,
+        unmatched.notification_index,
+        unmatched.block_index,
+        unmatched.amount,
+    )
+    if transaction_id is None:
+        raise Conflict(f"the transfer of unmatched deposit {unmatched_id} was credited already")
+    unmatched.credited_transaction_id = transaction_id
+    session.flush()
+    return transaction_id
 
 
 @dataclass(frozen=True)

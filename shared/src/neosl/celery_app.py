@@ -10,6 +10,7 @@ from celery import Celery
 
 from neosl import jobs
 from neosl.config import Settings
+from neosl.metrics import TaskMetrics
 
 
 def make_celery(settings: Settings, name: str, *, queue: str | None = None) -> Celery:
@@ -38,6 +39,7 @@ def make_celery(settings: Settings, name: str, *, queue: str | None = None) -> C
         enable_utc=True,
         # Read by neosl.tasks.ServiceTask in the worker process.
         neosl_settings=settings,
+        neosl_task_metrics=TaskMetrics(),
     )
     if queue is not None:
         app.conf.task_default_queue = queue

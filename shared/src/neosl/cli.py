@@ -1,8 +1,9 @@
-"""``neosl``: operator commands (migrations, health checks)."""
+"""``neosl``: operator commands: database, workers, ledger, chain, deposits, dev chain."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import sys
@@ -16,14 +17,17 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from neosl import jobs, ledger, migrate
+from neosl import balances, chain, deployment, jobs, migrate
 from neosl.celery_app import make_celery
 from neosl.config import ConfigError, Settings, load_settings
-from neosl.db import short_lived_engine
-from neosl.models import GasAccount
+from neosl.db import make_session_factory, short_lived_engine
+from neosl.dispatch import Dispatcher
+from neosl.errors import ServiceError
+from neosl.models import GasAccount, UnmatchedDeposit
 from neosl.money import InvalidAmount, format_amount, from_units, parse_amount, to_units
 from neosl.neo import devnet
 from neosl.neo.addresses import InvalidAddress, validate_address
+from neosl.neo.messages import sign_message
 from neosl.neo.rpc import NeoRpc, RpcError, RpcUnavailable
 from neosl.neo.transfers import TransferWouldFail, build_gas_transfer, transfer_succeeded
 
@@ -63,7 +67,7 @@ def _workers_ping(settings: Settings, args: argparse.Namespace) -> int:
 
 def _ledger_verify(settings: Settings, _args: argparse.Namespace) -> int:
     with short_lived_engine(settings) as engine, Session(engine) as session:
-        mismatches = ledger.verify(session)
+        mismatches = balances.verify(session)
         accounts = session.scalar(select(func.count()).select_from(GasAccount))
     for m in mismatches:
         print(
@@ -72,6 +76,68 @@ def _ledger_verify(settings: Settings, _args: argparse.Namespace) -> int:
         )
     print(f"{accounts} accounts checked, {len(mismatches)} mismatched")
     return 1 if mismatches else 0
+
+
+def _chain_rescan(settings: Settings, args: argparse.Namespace) -> int:
+    subs = chain.subscriptions(settings)
+    producer = make_celery(settings, "neosl-cli")
+    with short_lived_engine(settings) as engine, NeoRpc(settings.neo_rpc_urls) as rpc:
+        sessions = make_session_factory(engine)
+        try:
+            result = chain.rescan(sessions, rpc, subs, Dispatcher(producer), args.first, args.last)
+        except (ValueError, RpcError, RpcUnavailable, chain.MissingApplicationLog) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    print(
+        f"rescanned blocks {result.first}..{result.last}: {result.found} matching "
+        f"notification(s), {result.new} new"
+    )
+    return 0
+
+
+def _chain_subscriptions(settings: Settings, args: argparse.Namespace) -> int:
+    with short_lived_engine(settings) as engine, Session(engine) as session:
+        if args.forget:
+            if not deployment.forget_followed(session, args.forget):
+                print(f"error: no recorded subscription {args.forget!r}", file=sys.stderr)
+                return 1
+            session.commit()
+            print(f"forgot {args.forget}; the next follower to start records its own")
+            return 0
+        for name, target in sorted(deployment.followed(session).items()):
+            print(f"{name}  {target}")
+    return 0
+
+
+def _deposits_unmatched(settings: Settings, args: argparse.Namespace) -> int:
+    with short_lived_engine(settings) as engine, Session(engine) as session:
+        stmt = select(UnmatchedDeposit).order_by(UnmatchedDeposit.id)
+        if not args.all:
+            stmt = stmt.where(UnmatchedDeposit.credited_transaction_id.is_(None))
+        for row in session.scalars(stmt):
+            credited = (
+                f"  credited as transaction {row.credited_transaction_id}"
+                if row.credited_transaction_id
+                else ""
+            )
+            print(
+                f"{row.id}  {format_amount(row.amount)} GAS from {row.from_address or '-'}  "
+                f"{row.reason}  block {row.block_index}  {row.tx_hash}"
+                f"#{row.notification_index}{credited}"
+            )
+    return 0
+
+
+def _deposits_credit(settings: Settings, args: argparse.Namespace) -> int:
+    with short_lived_engine(settings) as engine, Session(engine) as session:
+        try:
+            transaction_id = balances.credit_unmatched(session, args.unmatched_id, args.account)
+        except ServiceError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 1
+        session.commit()
+    print(f"credited unmatched deposit {args.unmatched_id} as transaction {transaction_id}")
+    return 0
 
 
 def _address_and_amount(args: argparse.Namespace) -> tuple[str, int] | None:
@@ -88,18 +154,40 @@ def _devnet_fund(settings: Settings, args: argparse.Namespace) -> int:
     if parsed is None:
         return 2
     address, amount = parsed
-    wallet = Path(os.environ.get("NSL_DEVNET_WALLET", ".dev/neo/committee-wallet.json"))
+    # `neosl-dev env` exports the wallet's absolute path; the default only works from the
+    # repository's root, where `make dev` keeps the dev stack's data.
+    wallet_var = os.environ.get("NSL_DEVNET_WALLET")
+    wallet = Path(wallet_var or ".dev/neo/committee-wallet.json").resolve()
+    if not wallet.is_file():
+        where = "from NSL_DEVNET_WALLET" if wallet_var else "NSL_DEVNET_WALLET is unset"
+        print(
+            f"error: no committee wallet at {wallet} ({where}). Start the dev stack with "
+            '`make dev`, then in the repository run `eval "$(neosl-dev env)"` to export '
+            "NSL_DEVNET_WALLET (or set it to the wallet's path) and try again.",
+            file=sys.stderr,
+        )
+        return 2
     password = os.environ.get("NSL_DEVNET_WALLET_PASSWORD")
     if password is None:
         password_file = wallet.with_suffix(".password")
         if not password_file.is_file():
-            print(f"error: no {password_file}; set NSL_DEVNET_WALLET(_PASSWORD)", file=sys.stderr)
+            print(
+                f"error: no {password_file} next to the wallet; set NSL_DEVNET_WALLET_PASSWORD",
+                file=sys.stderr,
+            )
             return 2
         password = password_file.read_text().strip()
     with NeoRpc(settings.neo_rpc_urls) as rpc:
         try:
             tx_hash = devnet.fund(rpc, wallet, password, address, amount)
-        except (RpcError, RpcUnavailable, TransferWouldFail, RuntimeError, OSError) as exc:
+        except (
+            RpcError,
+            RpcUnavailable,
+            TransferWouldFail,
+            RuntimeError,
+            OSError,
+            ValueError,  # not a wallet, or the wrong password
+        ) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
     print(f"sent {format_amount(from_units(amount))} GAS to {address} in {tx_hash}")
@@ -111,6 +199,16 @@ def _devnet_keygen(_settings: Settings, _args: argparse.Namespace) -> int:
     print(f"address {Account.from_private_key(private_key).address}")
     print(f"wif     {Account.private_key_to_wif(private_key)}")
     print("A throw-away key for the dev chain; keep real keys out of shells and logs.")
+    return 0
+
+
+def _devnet_sign_message(_settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        signed = sign_message(args.wif, args.message, args.salt)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(signed.as_dict()))
     return 0
 
 
@@ -167,6 +265,38 @@ def build_parser() -> argparse.ArgumentParser:
     ledger_cmd.add_parser(
         "verify", help="check every balance against its transactions; exit 1 on any mismatch"
     ).set_defaults(func=_ledger_verify)
+    chain_cmd = sub.add_parser("chain", help="the chain follower").add_subparsers(
+        dest="action", required=True
+    )
+    rescan = chain_cmd.add_parser(
+        "rescan",
+        help="read a range of blocks again for every subscription (idempotent; also "
+        "backfills history from before the follower started)",
+    )
+    rescan.add_argument("--from", dest="first", type=int, required=True, metavar="BLOCK")
+    rescan.add_argument(
+        "--to", dest="last", type=int, default=None, metavar="BLOCK", help="default: the newest"
+    )
+    rescan.set_defaults(func=_chain_rescan)
+    subs_cmd = chain_cmd.add_parser(
+        "subscriptions", help="what this deployment's follower records (and for whom)"
+    )
+    subs_cmd.add_argument(
+        "--forget", metavar="NAME", help="drop a recorded subscription (after a deliberate change)"
+    )
+    subs_cmd.set_defaults(func=_chain_subscriptions)
+    deposits_cmd = sub.add_parser(
+        "deposits", help="deposits that could not be credited automatically"
+    ).add_subparsers(dest="action", required=True)
+    unmatched = deposits_cmd.add_parser(
+        "unmatched", help="list deposits from unregistered or unproven addresses"
+    )
+    unmatched.add_argument("--all", action="store_true", help="include those credited since")
+    unmatched.set_defaults(func=_deposits_unmatched)
+    credit = deposits_cmd.add_parser("credit", help="credit an unmatched deposit to an account")
+    credit.add_argument("unmatched_id", type=int, metavar="UNMATCHED_ID")
+    credit.add_argument("--account", type=int, required=True, metavar="ACCOUNT_ID")
+    credit.set_defaults(func=_deposits_credit)
     devnet_cmd = sub.add_parser("devnet", help="the development chain").add_subparsers(
         dest="action", required=True
     )
@@ -179,6 +309,15 @@ def build_parser() -> argparse.ArgumentParser:
     devnet_cmd.add_parser(
         "keygen", help="print a new throw-away key (address and WIF)"
     ).set_defaults(func=_devnet_keygen)
+    sign_help = (
+        "sign MESSAGE as a Neo wallet would and print the body of POST /v1/gas/accounts "
+        "(a dev-chain convenience: the key is on the command line, so use throw-away keys only)"
+    )
+    sign_msg = devnet_cmd.add_parser("sign-message", help=sign_help, description=sign_help)
+    sign_msg.add_argument("wif", metavar="WIF", help="throw-away dev-chain key (devnet keygen)")
+    sign_msg.add_argument("message", metavar="MESSAGE", help="the challenge text to sign")
+    sign_msg.add_argument("--salt", help="text the wallet puts in front of the message")
+    sign_msg.set_defaults(func=_devnet_sign_message)
     send = devnet_cmd.add_parser(
         "send", help="send GAS from the key in NSL_DEVNET_SENDER_WIF (e.g. to deposit)"
     )
@@ -197,9 +336,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
+        if not os.environ.get("DATABASE_URL"):
+            print(
+                'hint: for the dev stack, run `eval "$(neosl-dev env)"` in the repository first',
+                file=sys.stderr,
+            )
         return 2
     try:
         return int(args.func(settings, args))
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
     except (migrate.MigrationError, SQLAlchemyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -16,6 +16,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from neosl.neo.addresses import InvalidAddress, validate_address
+
 
 class ConfigError(ValueError):
     """An environment variable is missing or invalid; the message names it."""
@@ -34,6 +36,12 @@ class Settings:
     login_limit_per_account: int = 10
     login_limit_per_address: int = 30
     login_window_seconds: int = 300
+    # Registrations per client address and window (each one costs an argon2 hash).
+    register_limit_per_address: int = 10
+    register_window_seconds: int = 3600
+    # Named in the messages tenants sign to prove they own an address.
+    service_name: str = "Neo N3 Service Layer"
+    address_challenge_ttl_seconds: int = 600
     max_body_bytes: int = 1_048_576
     proxy_hops: int = 0
     db_pool_size: int = 5
@@ -45,16 +53,39 @@ class Settings:
     # Only the gas-ledger service needs the key; everyone else needs only the address.
     hot_wallet_wif: str | None = field(default=None, repr=False)
     deposit_address: str | None = None
+    # The gas bank is on unless NSL_GAS_BANK=off; then NSL_DEPOSIT_ADDRESS is required.
+    gas_bank_enabled: bool = True
     withdraw_min: Decimal = Decimal("0.1")
     withdraw_max: Decimal = Decimal(10_000)
     withdraw_daily: Decimal = Decimal(50_000)
     withdraw_valid_blocks: int = 100
+    # A withdrawal is refunded as never included only when one node, itself at least this
+    # many blocks past its valid_until_block, does not know the transaction.
+    settle_margin_blocks: int = 2
     follower_batch_blocks: int = 100
     follower_interval: float = 1.0
 
     @property
     def neo_rpc_url(self) -> str:
         return self.neo_rpc_urls[0]
+
+    def require_deposit_address(self) -> str | None:
+        """The deposit address a process serving the gas bank or following the chain uses.
+
+        None when the gas bank is off. Called at the start of such processes: a follower
+        without the address would pass blocks and never record their deposits.
+
+        Raises:
+            ConfigError: the gas bank is on and NSL_DEPOSIT_ADDRESS is not set.
+        """
+        if not self.gas_bank_enabled:
+            return None
+        if self.deposit_address is None:
+            raise ConfigError(
+                "NSL_DEPOSIT_ADDRESS is not set; the gas bank needs it "
+                "(or set NSL_GAS_BANK=off to run without the gas bank)"
+            )
+        return self.deposit_address
 
     def describe(self) -> dict[str, str]:
         """Every setting as text, with keys and URL passwords hidden (safe to log)."""
@@ -143,6 +174,35 @@ def _gas(env: Mapping[str, str], name: str, default: str) -> Decimal:
     return value
 
 
+def _address(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return validate_address(raw)
+    except InvalidAddress as exc:
+        raise ConfigError(f"{name} is not a Neo N3 address: {exc}") from None
+
+
+def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("on", "true", "1", "yes"):
+        return True
+    if raw in ("off", "false", "0", "no"):
+        return False
+    raise ConfigError(f"{name} must be on or off: got {raw!r}")
+
+
+def _service_name(env: Mapping[str, str]) -> str:
+    raw = env.get("NSL_SERVICE_NAME", "").strip() or "Neo N3 Service Layer"
+    # ASCII: wallets disagree on how to encode other text in a signed message.
+    if len(raw) > 100 or not raw.isprintable() or not raw.isascii():
+        raise ConfigError("NSL_SERVICE_NAME must be 1-100 printable ASCII characters")
+    return raw
+
+
 def _normalise_db_url(value: str) -> str:
     # Operators paste plain libpq URLs; SQLAlchemy needs the driver named.
     for prefix in ("postgres://", "postgresql://"):
@@ -195,6 +255,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         login_limit_per_account=_int(env, "NSL_LOGIN_LIMIT_PER_ACCOUNT", 10, 1, 10_000),
         login_limit_per_address=_int(env, "NSL_LOGIN_LIMIT_PER_ADDRESS", 30, 1, 100_000),
         login_window_seconds=_int(env, "NSL_LOGIN_WINDOW_SECONDS", 300, 1, 86400),
+        register_limit_per_address=_int(env, "NSL_REGISTER_LIMIT_PER_ADDRESS", 10, 1, 100_000),
+        register_window_seconds=_int(env, "NSL_REGISTER_WINDOW_SECONDS", 3600, 1, 86400),
+        service_name=_service_name(env),
+        address_challenge_ttl_seconds=_int(
+            env, "NSL_ADDRESS_CHALLENGE_TTL_SECONDS", 600, 30, 86400
+        ),
         max_body_bytes=_int(env, "NSL_MAX_BODY_BYTES", 1_048_576, 1024, 64 * 1_048_576),
         proxy_hops=_int(env, "NSL_PROXY_HOPS", 0, 0, 10),
         db_pool_size=_int(env, "NSL_DB_POOL_SIZE", 5, 1, 100),
@@ -202,11 +268,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=log_level,
         result_backend=result_backend,
         hot_wallet_wif=env.get("NSL_HOT_WALLET_WIF", "").strip() or None,
-        deposit_address=env.get("NSL_DEPOSIT_ADDRESS", "").strip() or None,
+        deposit_address=_address(env, "NSL_DEPOSIT_ADDRESS"),
+        gas_bank_enabled=_switch(env, "NSL_GAS_BANK", True),
         withdraw_min=withdraw_min,
         withdraw_max=withdraw_max,
         withdraw_daily=withdraw_daily,
         withdraw_valid_blocks=_int(env, "NSL_WITHDRAW_VALID_BLOCKS", 100, 2, 5760),
+        settle_margin_blocks=_int(env, "NSL_SETTLE_MARGIN_BLOCKS", 2, 0, 1000),
         follower_batch_blocks=_int(env, "NSL_FOLLOWER_BATCH_BLOCKS", 100, 1, 10_000),
         follower_interval=_int(env, "NSL_FOLLOWER_INTERVAL_MS", 1000, 100, 600_000) / 1000,
     )

@@ -1,23 +1,111 @@
-"""Sending jobs to other services: one small interface over Celery's send_task.
+"""Sending jobs to other services, only once the rows they name are committed.
 
-Send only after the transaction that wrote the job's rows has committed (house rule 3):
-a worker must never receive an id it cannot see yet.
+A producer never sends a job itself: it queues it on the database session whose
+transaction wrote the job's rows (``send_after_commit``). The session's after-commit event
+sends the queued jobs; a rollback drops them (a rolled-back savepoint drops the jobs queued
+inside it). So a worker can never receive an id it cannot see yet, and a request that
+failed never leaves a job behind.
+
+A job whose sending fails after the commit (broker down) is logged and counted; every job
+has a periodic safety net that finds its rows again (see ``neosl.jobs``).
 """
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from typing import Any
 
 from celery import Celery
+from sqlalchemy import event
+from sqlalchemy.orm import Session, SessionTransaction
 
 from neosl.jobs import Job
+
+log = logging.getLogger(__name__)
+
+_QUEUED = "neosl_jobs"
+
+
+@dataclass(frozen=True)
+class _Queued:
+    dispatcher: Dispatcher
+    transaction: SessionTransaction
+    job: Job
+    payload: dict[str, Any]
 
 
 class Dispatcher:
     def __init__(self, app: Celery) -> None:
         self.app = app
+        self.send_failures = 0
+
+    def send_after_commit(self, session: Session, job: Job, **payload: Any) -> None:
+        """Queue ``job`` to be sent when ``session``'s transaction commits.
+
+        The same job with the same payload queued twice in one transaction is sent once.
+
+        Raises:
+            ValueError: the payload does not match the job's fields.
+        """
+        body = job.payload(**payload)
+        queued: list[_Queued] = session.info.setdefault(_QUEUED, [])
+        if not event.contains(session, "after_commit", _after_commit):
+            event.listen(session, "after_commit", _after_commit)
+            event.listen(session, "after_soft_rollback", _after_soft_rollback)
+            event.listen(session, "after_transaction_end", _after_transaction_end)
+        if any(q.job == job and q.payload == body for q in queued):
+            return
+        transaction = session.get_nested_transaction() or session.get_transaction()
+        if transaction is None:
+            transaction = session.begin()
+        queued.append(_Queued(self, transaction, job, body))
 
     def send(self, job: Job, **payload: Any) -> str:
-        """Queue ``job``; returns the Celery task id."""
+        """Send ``job`` now; only for jobs that name no uncommitted rows (e.g. a nudge).
+
+        Raises:
+            ValueError: the payload does not match the job's fields.
+            kombu.exceptions.OperationalError: the broker cannot be reached.
+        """
         result = self.app.send_task(job.name, kwargs=job.payload(**payload), queue=job.queue)
         return str(result.id)
+
+
+def _after_commit(session: Session) -> None:
+    if session.get_nested_transaction() is not None:
+        # A savepoint was released (SQLAlchemy fires after_commit for that too); the
+        # transaction that holds the rows has not committed yet.
+        return
+    queued: list[_Queued] = session.info.pop(_QUEUED, [])
+    for item in queued:
+        try:
+            item.dispatcher.app.send_task(item.job.name, kwargs=item.payload, queue=item.job.queue)
+        except Exception:
+            # The rows are committed; the job's periodic safety net finds them again.
+            item.dispatcher.send_failures += 1
+            log.exception("could not send %s %s after commit", item.job.name, item.payload)
+
+
+def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        # The transaction ended without a commit (closed, or rolled back): drop the rest.
+        session.info.pop(_QUEUED, None)
+
+
+def _after_soft_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
+    queued: list[_Queued] = session.info.get(_QUEUED, [])
+    if not queued:
+        return
+    if previous_transaction.parent is None:
+        queued.clear()
+        return
+    queued[:] = [q for q in queued if not _inside(q.transaction, previous_transaction)]
+
+
+def _inside(transaction: SessionTransaction | None, ancestor: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is ancestor:
+            return True
+        transaction = transaction.parent
+    return False

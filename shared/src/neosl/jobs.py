@@ -2,7 +2,9 @@
 
 Services never import one another. A producer sends ``job.name`` with ``job.payload(...)``
 onto ``job.queue``; the consuming service registers a task under the same name. Payloads
-are plain JSON (ids and strings), never ORM objects.
+are plain JSON (ids and strings), never ORM objects. A job that names rows is queued on the
+transaction that wrote them (``neosl.dispatch.Dispatcher.send_after_commit``) and sent only
+once it commits; each one has a periodic safety net for a send lost after the commit.
 """
 
 from __future__ import annotations
@@ -49,8 +51,9 @@ PING_JOBS = {queue: ping_job(queue) for queue in ALL_QUEUES}
 # Debit a tenant's default account once per reference. Amount is a decimal string; the task
 # answers {"status": "charged" | "duplicate" | "insufficient_funds" | "no_account",
 # "transaction_id": int | None, "balance": str | None}. Retrying with the same reference is safe.
-CHARGE = Job("neosl.ledger.charge", LEDGER_QUEUE, ("user_id", "type", "amount", "reference"))
-# Sign and broadcast a pending withdrawal (its transactions row id).
+CHARGE = Job("neosl.balances.charge", LEDGER_QUEUE, ("user_id", "type", "amount", "reference"))
+# Sign and broadcast a pending withdrawal (its transactions row id). Safety net: the
+# reconcile pass (re-)sends every pending withdrawal not known to be sent.
 SEND_WITHDRAWAL = Job("neosl.ledger.send_withdrawal", LEDGER_QUEUE, ("transaction_id",))
 # Settle every pending withdrawal: confirm, refund, or re-send the same signed transaction.
 RECONCILE_WITHDRAWALS = Job("neosl.ledger.reconcile_withdrawals", LEDGER_QUEUE)

@@ -38,6 +38,26 @@ def parse_amount(value: object) -> Decimal:
     return amount
 
 
+def check_amount(amount: Decimal) -> Decimal:
+    """``amount`` itself if it is a positive, finite GAS amount the database can hold.
+
+    For amounts that arrive as ``Decimal`` from code rather than as text from a client.
+
+    Raises:
+        InvalidAmount: not a Decimal, not finite, zero or negative, more than 8 decimals,
+            or more than NUMERIC(20, 8) holds.
+    """
+    if not isinstance(amount, Decimal) or not amount.is_finite():
+        raise InvalidAmount("must be a finite Decimal")
+    if amount <= 0:
+        raise InvalidAmount("must be greater than zero")
+    if amount > MAX_AMOUNT:
+        raise InvalidAmount(f"must be at most {MAX_AMOUNT}")
+    if amount != amount.quantize(UNIT):
+        raise InvalidAmount("GAS has at most 8 decimals")
+    return amount
+
+
 def to_units(amount: Decimal) -> int:
     """Integer units of 1e-8 GAS.
 

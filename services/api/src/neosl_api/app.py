@@ -46,6 +46,8 @@ def create_app(
     redis: Redis | None = None,
 ) -> Flask:
     settings = settings or load_settings()
+    # Showing tenants no deposit address, or an invalid one, must stop the start.
+    settings.require_deposit_address()
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
     app = Flask("neosl_api")
     app.config.update(
@@ -98,7 +100,12 @@ def create_app(
     # Plain Flask blueprints, outside the OpenAPI document: static files and metrics.
     app.register_blueprint(docs_assets.blp)
     app.register_blueprint(health.metrics_blp)
+    # Registered by Flask and flask-smorest, so marked here by their exact names.
+    auth.mark_public(app, *_OTHER_PUBLIC_ENDPOINTS)
     return app
+
+
+_OTHER_PUBLIC_ENDPOINTS = ("static", "api-docs.openapi_json", "api-docs.openapi_swagger_ui")
 
 
 def _require_json_body() -> None:

@@ -1,6 +1,9 @@
-"""Every endpoint requires a bearer credential unless its view is marked ``@public``.
+"""Every endpoint requires a bearer credential unless its view is marked public.
 
-Deny by default: a new route is protected without anyone remembering to protect it.
+Deny by default: a new route is protected without anyone remembering to protect it. A view
+is public only by an explicit mark: ``@public`` on our own views, ``mark_public(app, …)``
+with exact endpoint names for views that other packages register (the OpenAPI document,
+Swagger UI, static files). Never by a name prefix.
 """
 
 from __future__ import annotations
@@ -15,8 +18,6 @@ from neosl_api import context
 from neosl_api.services import accounts
 
 _PUBLIC_ATTR = "_neosl_public"
-# The OpenAPI document, Swagger UI and static files are served by flask-smorest/Flask.
-_PUBLIC_BLUEPRINTS = ("api-docs.", "static")
 
 
 def public[F: Callable[..., Any]](view: F) -> F:
@@ -24,11 +25,29 @@ def public[F: Callable[..., Any]](view: F) -> F:
     return view
 
 
+def mark_public(app: Flask, *endpoints: str) -> None:
+    """Make these exact endpoints public (views registered by other packages).
+
+    Raises:
+        KeyError: no such endpoint (a renamed endpoint must not silently stay protected
+            or, worse, leave a guess in place).
+    """
+    for endpoint in endpoints:
+        view = app.view_functions[endpoint]
+        app.view_functions[endpoint] = _public_wrapper(view)
+
+
+def _public_wrapper(view: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        return view(*args, **kwargs)
+
+    wrapped.__name__ = getattr(view, "__name__", "view")
+    return public(wrapped)
+
+
 def _is_public(app: Flask, endpoint: str | None) -> bool:
     if endpoint is None:
         # No route matched: let routing answer 404/405 without asking for credentials.
-        return True
-    if endpoint.startswith(_PUBLIC_BLUEPRINTS):
         return True
     view = app.view_functions.get(endpoint)
     target = getattr(view, "view_class", view)

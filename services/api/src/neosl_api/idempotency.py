@@ -1,8 +1,15 @@
-"""Idempotency-Key support for POSTs with side effects.
+"""Idempotency-Key support for POSTs with side effects (an entrypoint concern).
 
-The first successful answer to (tenant, key) is stored with a hash of the request; the same
-key with the same request replays it, with a different request answers 409. Failures are
-not stored: retrying after one evaluates the request again.
+The key is claimed before the action runs, in the action's own database transaction: an
+``INSERT`` of (tenant, key) that a concurrent request with the same key waits on. The action's
+rows and its answer commit together with the claim; if the action fails, the rollback
+releases the claim. So:
+
+- the same key and request, retried after an answer: the stored answer is replayed;
+- retried while the first is still running: the retry waits, then replays the first
+  answer (it never runs the action a second time, nor answers something else);
+- the same key with another request: 409;
+- retried after a failure (4xx): evaluated again, since failures are not stored.
 """
 
 from __future__ import annotations
@@ -14,13 +21,31 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from flask import Response, request
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from neosl.errors import Conflict, ServiceError
 from neosl.models import IdempotencyKey
+from neosl_api import context
 
+HEADER = "Idempotency-Key"
 _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+
+# For @blp.doc(**OPENAPI): the header in the OpenAPI document.
+OPENAPI = {
+    "parameters": [
+        {
+            "in": "header",
+            "name": HEADER,
+            "required": True,
+            "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,200}$"},
+            "description": "Same key and body: the first answer is replayed (also to a retry "
+            "sent while the first request runs). Same key, different body: 409.",
+        }
+    ]
+}
 
 
 class MissingIdempotencyKey(ServiceError):
@@ -44,22 +69,10 @@ def check_key(key: str | None) -> str:
     """Raises: MissingIdempotencyKey: absent or not 1-200 visible ASCII characters."""
     if key is None or not _KEY.match(key):
         raise MissingIdempotencyKey(
-            "this request needs an Idempotency-Key header (1-200 visible ASCII characters)",
-            {"Idempotency-Key": ["Required: a unique value per intended operation."]},
+            f"this request needs an {HEADER} header (1-200 visible ASCII characters)",
+            {HEADER: ["Required: a unique value per intended operation."]},
         )
     return key
-
-
-def _stored(session: Session, user_id: int, key: str, req_hash: str) -> Outcome | None:
-    row = session.get(IdempotencyKey, (user_id, key))
-    if row is None:
-        return None
-    if row.request_hash != req_hash:
-        raise Conflict(
-            "this Idempotency-Key was used for a different request",
-            {"Idempotency-Key": ["Already used with another body or path."]},
-        )
-    return Outcome(row.status_code, dict(row.response), replayed=True)
 
 
 def run(
@@ -69,32 +82,68 @@ def run(
     req_hash: str,
     action: Callable[[], tuple[int, dict[str, Any]]],
 ) -> Outcome:
-    """Replay the stored outcome of ``key``, or run ``action`` and store its outcome with it.
+    """Replay the answer stored for ``key``, or claim it, run ``action`` and store its answer.
 
-    ``action`` writes through ``session`` without committing; its rows and the stored
-    outcome commit together, so a crash leaves either both or neither.
+    ``action`` writes through ``session`` without committing; this commits its rows, the
+    claim and the answer together, or rolls all back if it raises.
 
     Raises:
         Conflict: ``key`` was used with a different request.
         ServiceError: whatever ``action`` raises (nothing is stored then).
     """
-    replay = _stored(session, user_id, key, req_hash)
-    if replay is not None:
-        return replay
-    status_code, body = action()
-    inserted = session.scalar(
+    claimed = session.scalar(
         insert(IdempotencyKey)
-        .values(
-            user_id=user_id, key=key, request_hash=req_hash, status_code=status_code, response=body
-        )
+        .values(user_id=user_id, key=key, request_hash=req_hash, status_code=0, response={})
         .on_conflict_do_nothing(index_elements=["user_id", "key"])
         .returning(IdempotencyKey.key)
     )
-    if inserted is None:
-        # A concurrent request with the same key committed first: undo ours, answer with its.
+    if claimed is None:
+        # Stored by an earlier request, or by a concurrent one we just waited for.
         session.rollback()
-        replay = _stored(session, user_id, key, req_hash)
-        assert replay is not None
-        return replay
-    session.commit()
+        row = session.execute(
+            select(
+                IdempotencyKey.request_hash, IdempotencyKey.status_code, IdempotencyKey.response
+            ).where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
+        ).one()
+        if row.request_hash != req_hash:
+            raise Conflict(
+                f"this {HEADER} was used for a different request",
+                {HEADER: ["Already used with another body or path."]},
+            )
+        return Outcome(row.status_code, dict(row.response), replayed=True)
+    try:
+        status_code, body = action()
+        session.execute(
+            update(IdempotencyKey)
+            .where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
+            .values(status_code=status_code, response=body)
+        )
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
     return Outcome(status_code, body, replayed=False)
+
+
+def respond(status_code: int, action: Callable[[], dict[str, Any]]) -> Response:
+    """Run a route's ``action`` under the request's Idempotency-Key; the JSON response.
+
+    ``action`` returns the serialized body (it runs once per key; replays return its
+    stored body with ``Idempotent-Replayed: true``).
+
+    Raises:
+        MissingIdempotencyKey, Conflict, ServiceError: as ``check_key`` and ``run``.
+    """
+    key = check_key(request.headers.get(HEADER))
+    req_hash = request_hash(request.method, request.path, request.get_json(silent=True))
+    outcome = run(
+        context.db(),
+        context.current_user().id,
+        key,
+        req_hash,
+        lambda: (status_code, action()),
+    )
+    response = context.json_response(outcome.body, outcome.status_code)
+    if outcome.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response

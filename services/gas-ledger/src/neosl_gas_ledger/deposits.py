@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from neosl import ledger
+from neosl import balances
 from neosl.models import ChainCursor, ChainEvent
 from neosl.money import from_units
 from neosl.neo.transfers import GAS_CONTRACT, decode_gas_transfer
@@ -46,7 +46,7 @@ def apply_deposits(session: Session, deposit_address: str, batch: int = 500) -> 
             counts["ignored"] += 1
             continue
         from_address, _, units = decoded
-        outcome = ledger.credit_deposit(
+        outcome = balances.credit_deposit(
             session,
             tx_hash=event.tx_hash,
             notification_index=event.notification_index,

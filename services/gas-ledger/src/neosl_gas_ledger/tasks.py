@@ -7,11 +7,12 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_ready
 
-from neosl import jobs, ledger
+from neosl import balances, jobs
+from neosl.dispatch import Dispatcher
 from neosl.money import format_amount, parse_amount
-from neosl.tasks import ChainTask, ServiceTask
-from neosl_ledger import deposits, withdrawals
-from neosl_ledger.hot_wallet import load_hot_wallet
+from neosl.tasks import ChainTask, PeriodicTask, ServiceTask
+from neosl_gas_ledger import deposits, withdrawals
+from neosl_gas_ledger.hot_wallet import load_hot_wallet
 
 
 def register(app: Celery) -> None:
@@ -20,7 +21,8 @@ def register(app: Celery) -> None:
         self: ServiceTask, user_id: int, type: str, amount: str, reference: str
     ) -> dict[str, Any]:
         with self.sessions() as session:
-            result = ledger.charge(session, user_id, type, parse_amount(amount), reference)
+            result = balances.charge(session, user_id, type, parse_amount(amount), reference)
+            session.commit()
         return {
             "status": result.status.value,
             "transaction_id": result.transaction_id,
@@ -34,16 +36,16 @@ def register(app: Celery) -> None:
                 self.sessions, rpc, self.settings, load_hot_wallet(self.settings), transaction_id
             )
 
-    @app.task(name=jobs.RECONCILE_WITHDRAWALS.name, base=ChainTask, bind=True, shared=False)
-    def reconcile_withdrawals(self: ChainTask) -> dict[str, int]:
+    @app.task(name=jobs.RECONCILE_WITHDRAWALS.name, base=PeriodicTask, bind=True, shared=False)
+    def reconcile_withdrawals(self: PeriodicTask) -> dict[str, int]:
         with self.rpc() as rpc:
             counts = withdrawals.reconcile(
                 self.sessions, rpc, self.settings, load_hot_wallet(self.settings)
             )
         return dict(counts)
 
-    @app.task(name=jobs.APPLY_DEPOSITS.name, base=ServiceTask, bind=True, shared=False)
-    def apply_deposits(self: ServiceTask) -> dict[str, int]:
+    @app.task(name=jobs.APPLY_DEPOSITS.name, base=PeriodicTask, bind=True, shared=False)
+    def apply_deposits(self: PeriodicTask) -> dict[str, int]:
         address = load_hot_wallet(self.settings).address
         total: dict[str, int] = {}
         while True:
@@ -58,5 +60,7 @@ def register(app: Celery) -> None:
     def recover(sender: Any = None, **_kwargs: Any) -> None:
         # Whatever a crashed worker left half-done is settled as soon as we are back.
         if sender is not None and getattr(sender, "app", None) is app:
-            app.send_task(jobs.RECONCILE_WITHDRAWALS.name, queue=jobs.LEDGER_QUEUE)
-            app.send_task(jobs.APPLY_DEPOSITS.name, queue=jobs.LEDGER_QUEUE)
+            # Nudges that name no rows: nothing to wait for a commit for.
+            dispatcher = Dispatcher(app)
+            dispatcher.send(jobs.RECONCILE_WITHDRAWALS)
+            dispatcher.send(jobs.APPLY_DEPOSITS)

@@ -1,6 +1,6 @@
 """The Celery worker of this service: it keeps the GAS ledger.
 
-Start it with `python -m neosl_ledger` (extra arguments go to `celery worker`).
+Start it with `python -m neosl_gas_ledger` (extra arguments go to `celery worker`).
 """
 
 from __future__ import annotations
@@ -10,16 +10,18 @@ from celery import Celery
 from neosl import jobs
 from neosl.celery_app import make_worker_app
 from neosl.config import Settings, load_settings
-from neosl_ledger import tasks
-from neosl_ledger.hot_wallet import load_hot_wallet
+from neosl_gas_ledger import tasks
+from neosl_gas_ledger.hot_wallet import load_hot_wallet
 
 QUEUE = jobs.LEDGER_QUEUE
 
 
 def create_worker_app(settings: Settings | None = None) -> Celery:
     settings = settings or load_settings()
-    # Fail at start, not at the first withdrawal, if the hot wallet is misconfigured.
+    # Fail at start, not at the first deposit or withdrawal, if the deposit address or the
+    # hot wallet is misconfigured.
+    settings.require_deposit_address()
     load_hot_wallet(settings)
-    app = make_worker_app(settings, "neosl_ledger", QUEUE)
+    app = make_worker_app(settings, "neosl_gas_ledger", QUEUE)
     tasks.register(app)
     return app

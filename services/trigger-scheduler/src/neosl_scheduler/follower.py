@@ -11,23 +11,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from neosl.chain import FOLLOWER_CURSOR, Subscription
+from neosl.chain import FOLLOWER_CURSOR, Subscription, agree, store_block
 from neosl.dispatch import Dispatcher
-from neosl.models import ChainCursor, ChainEvent
+from neosl.models import ChainCursor
 from neosl.neo.rpc import NeoRpc
-from neosl.neo.transfers import decode_gas_transfer
 
 log = logging.getLogger(__name__)
-
-
-class MissingApplicationLog(RuntimeError):
-    """The node answered, but without the data needed; the block is retried later."""
 
 
 @dataclass
@@ -46,71 +40,6 @@ class FollowResult:
         return max(self.height - self.position, 0)
 
 
-@dataclass(frozen=True)
-class Match:
-    subscription: Subscription
-    event: dict[str, Any]
-
-
-def _matches(sub: Subscription, notification: dict[str, Any]) -> bool:
-    if (
-        notification.get("contract") != sub.contract
-        or notification.get("eventname") != sub.event_name
-    ):
-        return False
-    if sub.to_address is None:
-        return True
-    decoded = decode_gas_transfer(notification)
-    return decoded is not None and decoded[1] == sub.to_address
-
-
-def block_matches(rpc: NeoRpc, index: int, subs: list[Subscription]) -> list[Match]:
-    """The notifications of block ``index`` that some subscription wants.
-
-    Only HALT executions count (a FAULTed transaction's notifications did not happen).
-    ``notification_index`` counts every notification of the transaction, so
-    (tx_hash, notification_index) names one notification for good.
-
-    Raises:
-        RpcUnavailable: no endpoint answered.
-        MissingApplicationLog: the node keeps no log for a transaction of the block.
-    """
-    found: list[Match] = []
-    for tx_hash in rpc.block_tx_hashes(index):
-        app_log = rpc.application_log(tx_hash)
-        if app_log is None:
-            # A transaction in a block always has a log on a node that keeps them; skipping
-            # it could lose a deposit, so the block is not passed until the log is there.
-            raise MissingApplicationLog(
-                f"block {index}: the node has no application log for {tx_hash} "
-                "(is its ApplicationLogs plugin / SaveInvocations enabled?)"
-            )
-        position = 0
-        for execution in app_log.get("executions") or []:
-            notifications = execution.get("notifications") or []
-            halted = execution.get("vmstate") == "HALT"
-            for notification in notifications:
-                if halted and isinstance(notification, dict):
-                    for sub in subs:
-                        if _matches(sub, notification):
-                            found.append(
-                                Match(
-                                    sub,
-                                    {
-                                        "block_index": index,
-                                        "tx_hash": tx_hash,
-                                        "notification_index": position,
-                                        "contract": notification["contract"],
-                                        "event_name": notification["eventname"],
-                                        "state": notification.get("state"),
-                                    },
-                                )
-                            )
-                            break
-                position += 1
-    return found
-
-
 def follow(
     sessions: sessionmaker[Session],
     rpc: NeoRpc,
@@ -120,14 +49,19 @@ def follow(
     batch: int = 100,
     start_block: int | None = None,
 ) -> FollowResult:
-    """Process up to ``batch`` new blocks; then tell subscribers that got events.
+    """Process up to ``batch`` new blocks; subscribers that got events are told after each.
 
     On the very first run the cursor starts at ``start_block`` (default: the current
-    height, so history before the service existed is not scanned).
+    height, so history before the service existed is not scanned; ``rescan`` reads it).
 
     Raises:
+        Disagreement: ``subs`` differ from what this deployment follows (nothing is read,
+            the cursor stays: no block is passed without its notifications).
         RpcUnavailable: no endpoint answered (the cursor stays at the unfinished block).
+        MissingApplicationLog: as ``neosl.chain.block_matches`` (the cursor stays at that
+            block).
     """
+    agree(sessions, subs)
     result = FollowResult()
     height = rpc.block_count()
     result.height = height
@@ -138,39 +72,27 @@ def follow(
             .on_conflict_do_nothing()
         )
         session.commit()
-    try:
-        for _ in range(batch):
-            with sessions() as session:
-                cursor = session.scalars(
-                    select(ChainCursor)
-                    .where(ChainCursor.name == FOLLOWER_CURSOR)
-                    .with_for_update(skip_locked=True)
-                ).one_or_none()
-                if cursor is None:
-                    result.busy = True
-                    return result
-                result.position = cursor.position
-                if cursor.position >= height:
-                    cursor.chain_height = height
-                    session.commit()
-                    return result
-                matches = block_matches(rpc, cursor.position, subs)
-                for match in matches:
-                    session.execute(
-                        insert(ChainEvent)
-                        .values(**match.event)
-                        .on_conflict_do_nothing(index_elements=["tx_hash", "notification_index"])
-                    )
-                cursor.position += 1
+    for _ in range(batch):
+        with sessions() as session:
+            cursor = session.scalars(
+                select(ChainCursor)
+                .where(ChainCursor.name == FOLLOWER_CURSOR)
+                .with_for_update(skip_locked=True)
+            ).one_or_none()
+            if cursor is None:
+                result.busy = True
+                return result
+            result.position = cursor.position
+            if cursor.position >= height:
                 cursor.chain_height = height
                 session.commit()
-                result.position = cursor.position
-                result.blocks += 1
-                result.events += len(matches)
-                result.notified.update(m.subscription.name for m in matches)
-        return result
-    finally:
-        if dispatcher is not None:
-            for sub in subs:
-                if sub.name in result.notified:
-                    dispatcher.send(sub.notify)
+                return result
+            matches, _ = store_block(session, rpc, cursor.position, subs, dispatcher)
+            cursor.position += 1
+            cursor.chain_height = height
+            session.commit()
+            result.position = cursor.position
+            result.blocks += 1
+            result.events += len(matches)
+            result.notified.update(m.subscription.name for m in matches)
+    return result

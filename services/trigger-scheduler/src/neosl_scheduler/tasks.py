@@ -9,25 +9,27 @@ from celery import Celery
 from neosl import jobs
 from neosl.chain import subscriptions
 from neosl.config import Settings
-from neosl.tasks import ChainTask
+from neosl.tasks import PeriodicTask
 from neosl_scheduler import follower
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     """What the embedded beat (``--beat``; run one scheduler worker with it) sends when."""
+
+    # Each tick expires when the next one is due: ticks sent while the workers were down
+    # must not pile up and run back to back when they return (the next tick does the work).
+    def every(job: jobs.Job, seconds: float) -> dict[str, Any]:
+        return {
+            "task": job.name,
+            "schedule": seconds,
+            "options": {"queue": job.queue, "expires": max(seconds, 1.0)},
+        }
+
     return {
-        "follow-chain": {"task": jobs.FOLLOW_CHAIN.name, "schedule": settings.follower_interval},
-        "reconcile-withdrawals": {
-            "task": jobs.RECONCILE_WITHDRAWALS.name,
-            "schedule": 5.0,
-            "options": {"queue": jobs.LEDGER_QUEUE},
-        },
-        # A safety net: the follower tells the ledger at once when deposits arrive.
-        "apply-deposits": {
-            "task": jobs.APPLY_DEPOSITS.name,
-            "schedule": 30.0,
-            "options": {"queue": jobs.LEDGER_QUEUE},
-        },
+        "follow-chain": every(jobs.FOLLOW_CHAIN, settings.follower_interval),
+        "reconcile-withdrawals": every(jobs.RECONCILE_WITHDRAWALS, 5.0),
+        # A safety net: the follower tells the gas-ledger at once when deposits arrive.
+        "apply-deposits": every(jobs.APPLY_DEPOSITS, 30.0),
     }
 
 
@@ -37,9 +39,9 @@ def register(app: Celery, settings: Settings) -> None:
     app.conf.beat_scheduler = "celery.beat:Scheduler"
 
     @app.task(
-        name=jobs.FOLLOW_CHAIN.name, base=ChainTask, bind=True, shared=False, ignore_result=True
+        name=jobs.FOLLOW_CHAIN.name, base=PeriodicTask, bind=True, shared=False, ignore_result=True
     )
-    def follow_chain(self: ChainTask) -> dict[str, Any]:
+    def follow_chain(self: PeriodicTask) -> dict[str, Any]:
         with self.rpc() as rpc:
             result = follower.follow(
                 self.sessions,

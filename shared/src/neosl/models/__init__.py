@@ -4,7 +4,14 @@ from neosl.models.accounts import User
 from neosl.models.base import Base
 from neosl.models.chain import ChainCursor, ChainEvent
 from neosl.models.functions import Execution, ExecutionLog, Function, FunctionSecret, Secret
-from neosl.models.gas import GasAccount, IdempotencyKey, Transaction, UnmatchedDeposit
+from neosl.models.gas import (
+    DeploymentFact,
+    GasAccount,
+    GasAddressChallenge,
+    IdempotencyKey,
+    Transaction,
+    UnmatchedDeposit,
+)
 from neosl.models.pricefeeds import PriceData, PriceFeed
 from neosl.models.triggers import Trigger, TriggerEvent
 
@@ -12,11 +19,13 @@ __all__ = [
     "Base",
     "ChainCursor",
     "ChainEvent",
+    "DeploymentFact",
     "Execution",
     "ExecutionLog",
     "Function",
     "FunctionSecret",
     "GasAccount",
+    "GasAddressChallenge",
     "IdempotencyKey",
     "PriceData",
     "PriceFeed",

@@ -38,13 +38,27 @@ class GasAccount(Base):
     balance: Mapped[Decimal] = mapped_column(Numeric(20, 8), server_default=text("0"))
     is_default: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     deleted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the tenant proved it owns the address; None for accounts from before proofs.
+    verified_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    public_key: Mapped[str | None] = mapped_column(String(66))
     created_at: Mapped[Timestamp]
     updated_at: Mapped[UpdatedAt]
+
+    @property
+    def verified(self) -> bool:
+        return self.verified_at is not None
 
     __table_args__ = (
         CheckConstraint("balance >= 0", name="gas_accounts_balance_check"),
         Index(
             "uq_gas_accounts_address",
+            "address",
+            unique=True,
+            postgresql_where=text("deleted_at IS NULL AND verified_at IS NOT NULL"),
+        ),
+        Index(
+            "uq_gas_accounts_user_address",
+            "user_id",
             "address",
             unique=True,
             postgresql_where=text("deleted_at IS NULL"),
@@ -112,6 +126,9 @@ class Transaction(Base):
     )
 
 
+UNMATCHED_REASONS = ("unregistered", "unverified", "no_sender")
+
+
 class UnmatchedDeposit(Base):
     __tablename__ = "unmatched_deposits"
 
@@ -122,8 +139,52 @@ class UnmatchedDeposit(Base):
     from_address: Mapped[str | None] = mapped_column(String(42))
     amount: Mapped[Decimal] = mapped_column(Numeric(20, 8))
     created_at: Mapped[Timestamp]
+    reason: Mapped[str] = mapped_column(String(20), server_default=text("'unregistered'"))
+    credited_transaction_id: Mapped[int | None] = mapped_column(
+        ForeignKey("transactions.id", ondelete="RESTRICT")
+    )
 
-    __table_args__ = (UniqueConstraint("tx_hash", "notification_index"),)
+    __table_args__ = (
+        UniqueConstraint("tx_hash", "notification_index"),
+        CheckConstraint(
+            "reason IN ('unregistered', 'unverified', 'no_sender')",
+            name="unmatched_deposits_reason_known",
+        ),
+    )
+
+
+class GasAddressChallenge(Base):
+    """A one-time message a tenant signs to prove it owns ``address``."""
+
+    __tablename__ = "gas_address_challenges"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    address: Mapped[str] = mapped_column(String(42))
+    message: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[Timestamp]
+
+    __table_args__ = (
+        Index(
+            "idx_gas_address_challenges_open",
+            "user_id",
+            "address",
+            "id",
+            postgresql_where=text("used_at IS NULL"),
+        ),
+    )
+
+
+class DeploymentFact(Base):
+    """A value every process of the deployment must agree on, e.g. the deposit address."""
+
+    __tablename__ = "deployment_facts"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[UpdatedAt]
 
 
 class IdempotencyKey(Base):

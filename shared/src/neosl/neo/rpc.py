@@ -13,6 +13,9 @@ Two kinds of failure are kept apart:
 
 Sending a transaction is safe to retry: a node that already has it answers with an error
 that ``send_raw_transaction`` turns into ``AlreadyKnown``.
+
+Failover means two calls may be answered by two nodes. Where several facts must come from
+the same node (its height, then whether it knows a transaction), use ``endpoints()``.
 """
 
 from __future__ import annotations
@@ -149,8 +152,34 @@ class NeoRpc:
         return self._urls[self._preferred]
 
     def close(self) -> None:
+        """Close the HTTP client if this instance created it (not one it was given)."""
         if self._owns_client:
             self._client.close()
+
+    def endpoints(self, *, attempts: int = 1) -> list[NeoRpc]:
+        """One client per endpoint, each asking only its own URL (no failover), preferred first.
+
+        For decisions that must rest on what one node says: with failover, two answers can
+        come from two nodes, one of them lagging. They share this instance's HTTP client,
+        so closing them closes nothing; use them only while this instance is open. With the
+        default single attempt, an endpoint that does not answer raises ``RpcUnavailable``
+        at once, without a pause.
+
+        Raises:
+            ValueError: ``attempts`` is below 1.
+        """
+        order = self._urls[self._preferred :] + self._urls[: self._preferred]
+        return [
+            NeoRpc(
+                [url],
+                timeout=self._timeout,
+                attempts=attempts,
+                backoff=self._backoff,
+                max_backoff=self._max_backoff,
+                client=self._client,
+            )
+            for url in order
+        ]
 
     def __enter__(self) -> Self:
         return self

@@ -28,11 +28,20 @@ blp = Blueprint("accounts", __name__, url_prefix="/v1", description="Tenant acco
 @blp.arguments(RegisterSchema)
 @blp.response(201, RegisteredSchema)
 @blp.alt_response(409, description="Username or email already registered")
+@blp.alt_response(429, description="Too many registrations from this address")
 @blp.doc(security=[])
 @public
 def register(body: dict[str, Any]) -> accounts.Registered:
     """Create a tenant account. The API key in the answer is shown only this once."""
-    return accounts.register(context.db(), body["username"], body["email"], body["password"])
+    return accounts.register(
+        context.db(),
+        context.redis(),
+        context.settings(),
+        body["username"],
+        body["email"],
+        body["password"],
+        request.remote_addr or "unknown",
+    )
 
 
 @blp.route("/auth/login", methods=["POST"])

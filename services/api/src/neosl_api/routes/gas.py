@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, request
+from flask import Response
 
 from neosl.models import GasAccount, Transaction
 from neosl.pagination import Page
-from neosl_api import context
+from neosl_api import context, idempotency
 from neosl_api.blueprint import Blueprint
 from neosl_api.schemas.common import PageArgsSchema, page_of
 from neosl_api.schemas.gas import (
+    ChallengeArgsSchema,
+    ChallengeSchema,
     DepositAddressSchema,
     GasAccountCreateSchema,
     GasAccountSchema,
@@ -19,31 +21,39 @@ from neosl_api.schemas.gas import (
     TransactionSchema,
     WithdrawSchema,
 )
-from neosl_api.services import gas, idempotency
+from neosl_api.services import gas
 
 blp = Blueprint("gas", __name__, url_prefix="/v1/gas", description="Gas bank")
 
-_IDEMPOTENCY_HEADER = {
-    "parameters": [
-        {
-            "in": "header",
-            "name": "Idempotency-Key",
-            "required": True,
-            "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,200}$"},
-            "description": "Same key and body: the first answer is replayed. Same key, "
-            "different body: 409.",
-        }
-    ]
-}
+
+@blp.route("/accounts/challenge", methods=["GET"])
+@blp.arguments(ChallengeArgsSchema, location="query")
+@blp.response(200, ChallengeSchema)
+def challenge(args: dict[str, Any]) -> gas.Challenge:
+    """A one-time message to sign with the address's key (valid 10 minutes by default)."""
+    return gas.new_challenge(
+        context.db(), context.settings(), context.current_user().id, args["address"]
+    )
 
 
 @blp.route("/accounts", methods=["POST"])
 @blp.arguments(GasAccountCreateSchema)
 @blp.response(201, GasAccountSchema)
+@blp.alt_response(200, schema=GasAccountSchema, description="An unproven account is now proven")
 @blp.alt_response(409, description="Address already registered")
-def create_account(body: dict[str, Any]) -> GasAccount:
-    """Register a Neo N3 address you own. Deposits from it credit this account."""
-    return gas.register_account(context.db(), context.current_user().id, body["address"])
+@blp.alt_response(422, description="No open challenge, or the proof does not hold")
+def create_account(body: dict[str, Any]) -> tuple[GasAccount, int]:
+    """Register a Neo N3 address you proved you own. Deposits from it credit this account.
+
+    First `GET /v1/gas/accounts/challenge?address=…`, sign its `message` in your wallet
+    (NeoLine / neon-js `signMessage`), then send the address, the public key, the signature
+    and the wallet's salt (if it added one).
+    """
+    proof = gas.Proof(body["address"], body["public_key"], body["signature"], body.get("salt"))
+    result = gas.register_account(
+        context.db(), context.settings(), context.current_user().id, proof
+    )
+    return result.account, 201 if result.created else 200
 
 
 @blp.route("/accounts", methods=["GET"])
@@ -80,25 +90,22 @@ def make_default(account_id: int) -> GasAccount:
 @blp.arguments(WithdrawSchema)
 @blp.response(202, TransactionSchema)
 @blp.alt_response(409, description="Insufficient funds, or the key was used for another request")
-@blp.doc(**_IDEMPOTENCY_HEADER)
+@blp.doc(**idempotency.OPENAPI)
 def withdraw(body: dict[str, Any], account_id: int) -> Response:
     """Withdraw GAS to the account's address. Debited now as pending; confirmed on chain."""
-    user = context.current_user()
-    raw = request.get_json(silent=True)
-    req = gas.WithdrawalRequest(
-        user_id=user.id,
-        account_id=account_id,
-        amount=body["amount"],
-        idempotency_key=request.headers.get("Idempotency-Key"),
-        request_hash=idempotency.request_hash("POST", request.path, raw),
+    return idempotency.respond(
+        202,
+        lambda: TransactionSchema().dump(
+            gas.request_withdrawal(
+                context.db(),
+                context.settings(),
+                context.dispatcher(),
+                context.current_user().id,
+                account_id,
+                body["amount"],
+            )
+        ),
     )
-    outcome = gas.request_withdrawal(
-        context.db(), context.settings(), context.dispatcher(), req, TransactionSchema().dump
-    )
-    response = context.json_response(outcome.body, outcome.status_code)
-    if outcome.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    return response
 
 
 @blp.route("/deposit-address", methods=["GET"])
@@ -106,7 +113,7 @@ def withdraw(body: dict[str, Any], account_id: int) -> Response:
 def deposit_address() -> dict[str, str]:
     """Where to send GAS: transfers from one of your registered addresses credit it."""
     return {
-        "address": gas.deposit_address(context.settings()),
+        "address": gas.deposit_address(context.db(), context.settings()),
         "note": "Send GAS from an address registered under /v1/gas/accounts; "
         "transfers from other addresses cannot be credited automatically.",
     }

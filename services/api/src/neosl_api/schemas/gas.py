@@ -33,16 +33,55 @@ class GasAmount(ma.fields.Field):  # type: ignore[type-arg]
             raise ma.ValidationError(str(exc)) from None
 
 
-class GasAccountCreateSchema(StrictSchema):
+def _address_field(description: str) -> ma.fields.String:
     # Only documents the shape; the address itself (checksum included) is checked by the
     # service so the error can say what is wrong.
-    address = ma.fields.String(
+    return ma.fields.String(
         required=True,
         metadata={
-            "description": "A Neo N3 address you own (N…, 34 characters).",
+            "description": description,
             "pattern": "^N[1-9A-HJ-NP-Za-km-z]{33}$",
             "example": "NNLi44dJNXtDNSBkofB48aTVYtb1zZrNEs",
         },
+    )
+
+
+class ChallengeArgsSchema(StrictSchema):
+    address = _address_field("The Neo N3 address you want to register.")
+
+
+class ChallengeSchema(ma.Schema):
+    address = ma.fields.String(required=True)
+    message = ma.fields.String(
+        required=True, metadata={"description": "Sign exactly this text in your wallet."}
+    )
+    expires_at = ma.fields.DateTime(required=True)
+
+
+class GasAccountCreateSchema(StrictSchema):
+    address = _address_field("A Neo N3 address you own (N…, 34 characters).")
+    # Shapes only; the service checks the proof and says what is wrong.
+    public_key = ma.fields.String(
+        required=True,
+        validate=ma.validate.Length(max=200),
+        metadata={
+            "description": "The address's compressed secp256r1 public key, hex (66 digits).",
+            "pattern": "^0[23][0-9a-fA-F]{64}$",
+        },
+    )
+    signature = ma.fields.String(
+        required=True,
+        validate=ma.validate.Length(max=400),
+        metadata={
+            "description": "The wallet's signature of the challenge message: r‖s, hex "
+            "(128 digits).",
+            "pattern": "^[0-9a-fA-F]{128}$",
+        },
+    )
+    salt = ma.fields.String(
+        load_default=None,
+        validate=ma.validate.Length(max=256),
+        metadata={"description": "The salt the wallet added to the message, if any."},
     )
 
 
@@ -52,6 +91,13 @@ class GasAccountSchema(ma.Schema):
     balance = GasAmount(required=True)
     is_default = ma.fields.Boolean(
         required=True, metadata={"description": "Charges are paid from the default account."}
+    )
+    verified = ma.fields.Boolean(
+        required=True,
+        metadata={
+            "description": "Ownership proven. Deposits from an unproven address (accounts "
+            "from before proofs) are not credited; prove it by registering it again."
+        },
     )
     created_at = ma.fields.DateTime(required=True)
 

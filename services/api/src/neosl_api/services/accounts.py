@@ -24,12 +24,30 @@ class Registered:
     api_key: str
 
 
-def register(session: Session, username: str, email: str, password: str) -> Registered:
+def register(
+    session: Session,
+    redis: Redis,
+    settings: Settings,
+    username: str,
+    email: str,
+    password: str,
+    client_address: str,
+) -> Registered:
     """Create a tenant and its first API key (returned here only).
 
     Raises:
+        RateLimited: too many registrations from this client address (each costs an argon2
+            hash, so unlimited ones would let anyone burn the API's CPU).
         Conflict: the username (any case) or the email is taken.
     """
+    wait = ratelimit.hit(
+        redis,
+        "nsl:register:address:" + client_address,
+        settings.register_limit_per_address,
+        settings.register_window_seconds,
+    )
+    if wait is not None:
+        raise RateLimited("too many registrations from this address; try again later", wait)
     email = email.strip().lower()
     taken = session.execute(
         select(User.username, User.email).where(
