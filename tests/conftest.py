@@ -24,6 +24,7 @@ from neosl import migrate
 from neosl.config import Settings, load_settings
 from neosl.db import make_engine
 from neosl.models import Base
+from neosl.sandbox import SandboxPool
 from neosl_api.app import create_app
 from neosl_devstack.stack import Ports, Stack
 from tests import containers
@@ -123,9 +124,24 @@ def redis_client(settings: Settings) -> Iterator[Redis]:
     client.close()
 
 
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[SandboxPool]:
+    """One pool of sandbox processes for every app of the run (compiling sources)."""
+    pool = SandboxPool(max_processes=2)
+    yield pool
+    pool.close()
+
+
 @pytest.fixture
-def app(settings: Settings, session_factory: sessionmaker[Session], redis_client: Redis) -> Flask:
-    return create_app(settings, session_factory=session_factory, redis=redis_client)
+def app(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    redis_client: Redis,
+    sandbox: SandboxPool,
+) -> Flask:
+    return create_app(
+        settings, session_factory=session_factory, redis=redis_client, sandbox=sandbox
+    )
 
 
 @pytest.fixture

@@ -77,6 +77,8 @@ def test_follow_chain_task_on_a_real_scheduler_worker(
         "follow-chain",
         "reconcile-withdrawals",
         "apply-deposits",
+        "reap-executions",
+        "purge-executions",
     }
     sessions = sessionmaker(bind=committed_db)
 

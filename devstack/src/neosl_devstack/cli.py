@@ -38,6 +38,9 @@ def _up(args: argparse.Namespace) -> int:
     try:
         env.setdefault("NSL_API_PORT", "8000")
         env.setdefault("NSL_FLOWER_PORT", "5555")
+        # A small, non-zero price, so that billing shows in the dev stack.
+        env.setdefault("NSL_FUNCTION_BASE_FEE", "0.0001")
+        env.setdefault("NSL_FUNCTION_FEE_PER_100MS", "0.00001")
         try:
             settings = load_settings(env)
         except ConfigError as exc:

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from neosl import balances, chain, deployment, jobs, migrate
+from neosl import balances, chain, deployment, jobs, localrun, migrate, secretbox
 from neosl.celery_app import make_celery
 from neosl.config import ConfigError, Settings, load_settings
 from neosl.db import make_session_factory, short_lived_engine
@@ -236,6 +236,37 @@ def _devnet_send(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _secrets_rotate_master_key(settings: Settings, args: argparse.Namespace) -> int:
+    if args.batch_size < 1:
+        print("error: --batch-size must be at least 1", file=sys.stderr)
+        return 2
+    current = settings.secrets_keys[0].id
+    with short_lived_engine(settings) as engine, Session(engine) as session:
+        result = secretbox.rotate_master_key(
+            session, settings.secrets_keys, batch_size=args.batch_size
+        )
+    print(
+        f"re-wrapped {result.rewrapped} secret(s) under master key {current!r}; "
+        f"{result.remaining} remain under other master keys"
+    )
+    for key_id, count in result.unknown_keys.items():
+        print(
+            f"error: {count} secret(s) are wrapped by master key {key_id!r}, which "
+            "NSL_SECRETS_KEY does not configure; they were left as they are. Add that key "
+            "to NSL_SECRETS_KEY (after the first one) and run this again.",
+            file=sys.stderr,
+        )
+    for row in result.unreadable:
+        print(f"error: left secret row {row.secret_id} as it is: {row.reason}", file=sys.stderr)
+    if result.remaining and not result.unknown_keys and not result.unreadable:
+        print(
+            "error: secrets were written under an old master key during the run; make sure "
+            f"every process has {current!r} first in NSL_SECRETS_KEY, then run this again",
+            file=sys.stderr,
+        )
+    return 1 if result.remaining else 0
+
+
 def _config(settings: Settings, _args: argparse.Namespace) -> int:
     for name, value in settings.describe().items():
         print(f"{name} = {value}")
@@ -245,6 +276,7 @@ def _config(settings: Settings, _args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neosl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    localrun.add_parser(sub)
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
     db.add_parser("upgrade", help="apply db/schema.sql and pending migrations").set_defaults(
         func=_db_upgrade
@@ -324,6 +356,19 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("address")
     send.add_argument("amount", help='GAS, e.g. "2.5"')
     send.set_defaults(func=_devnet_send)
+    secrets_cmd = sub.add_parser("secrets", help="tenant secrets").add_subparsers(
+        dest="action", required=True
+    )
+    rotate_key = secrets_cmd.add_parser(
+        "rotate-master-key",
+        help="re-wrap every secret's data key under the first key of NSL_SECRETS_KEY "
+        "(idempotent; safe to interrupt and run again); exit 1 unless none remain under "
+        "other keys",
+    )
+    rotate_key.add_argument(
+        "--batch-size", type=int, default=200, help="rows per transaction (default 200)"
+    )
+    rotate_key.set_defaults(func=_secrets_rotate_master_key)
     sub.add_parser("config", help="validate the environment and print the settings").set_defaults(
         func=_config
     )
@@ -332,6 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "standalone", None) is not None:
+        # Commands that need no servers (and so no configuration).
+        return int(args.standalone(args))
     try:
         settings = load_settings()
     except ConfigError as exc:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from decimal import Decimal, InvalidOperation
@@ -24,14 +26,23 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class MasterKey:
+    """A master key for tenant secrets, with the id stored next to what it wraps."""
+
+    id: str
+    key: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str
     redis_url: str
     neo_rpc_urls: tuple[str, ...]
     # Signs login tokens (HMAC-SHA256).
     secret_key: bytes = field(repr=False)
-    # Encrypts tenant secrets at rest (32 bytes, AES-256-GCM).
-    secrets_key: bytes = field(repr=False)
+    # Master keys that wrap tenant secrets' data keys (AES-256-GCM): the first one wraps new
+    # data keys, every one unwraps (so a key can rotate; see neosl.secretbox).
+    secrets_keys: tuple[MasterKey, ...] = field(repr=False)
     token_ttl_seconds: int = 3600
     login_limit_per_account: int = 10
     login_limit_per_address: int = 30
@@ -64,6 +75,15 @@ class Settings:
     settle_margin_blocks: int = 2
     follower_batch_blocks: int = 100
     follower_interval: float = 1.0
+    # Functions: the sandbox, outbound requests, billing and retention.
+    sandbox_processes: int = 64
+    fetch_allow: tuple[str, ...] = ()
+    fetch_timeout_seconds: float = 10.0
+    function_base_fee: Decimal = Decimal(0)
+    function_fee_per_100ms: Decimal = Decimal(0)
+    execution_retention_days: int = 30
+    execution_requeue_seconds: int = 60
+    execution_reap_grace_seconds: int = 30
 
     @property
     def neo_rpc_url(self) -> str:
@@ -174,6 +194,57 @@ def _gas(env: Mapping[str, str], name: str, default: str) -> Decimal:
     return value
 
 
+_KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,50}$")
+
+
+def _master_keys(env: Mapping[str, str], name: str) -> tuple[MasterKey, ...]:
+    """``ID:KEY[,ID:KEY…]`` (the first one encrypts), or one bare KEY (id ``default``)."""
+    raw = _require(env, name)
+    keys: list[MasterKey] = []
+    for item in raw.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key_id, sep, encoded = item.partition(":")
+        if not sep:
+            key_id, encoded = "default", item
+        if not _KEY_ID.match(key_id):
+            raise ConfigError(f"{name}: key id {key_id!r} must be 1-50 of A-Z a-z 0-9 _ . -")
+        if any(k.id == key_id for k in keys):
+            raise ConfigError(f"{name}: key id {key_id!r} appears twice")
+        keys.append(MasterKey(key_id, _key({name: encoded}, name, 32, exact=True)))
+    if not keys:
+        raise ConfigError(f"{name} has no key")
+    return tuple(keys)
+
+
+def _fetch_allow(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Hosts or networks (CIDR) that functions' fetch may reach despite the SSRF guard."""
+    items = tuple(i.strip().lower() for i in env.get(name, "").split(",") if i.strip())
+    for item in items:
+        if "/" in item:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ConfigError(f"{name}: {item!r} is not a network (CIDR)") from None
+        elif not re.fullmatch(r"[a-z0-9.:\[\]-]{1,253}", item):
+            raise ConfigError(f"{name}: {item!r} is not a host name or address")
+    return items
+
+
+def _fee(env: Mapping[str, str], name: str) -> Decimal:
+    raw = env.get(name, "").strip() or "0"
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise ConfigError(f"{name} must be a GAS amount like 0.001: got {raw!r}") from None
+    if not value.is_finite() or value < 0 or value != value.quantize(Decimal("1E-8")):
+        raise ConfigError(f"{name} must be zero or a positive GAS amount with at most 8 decimals")
+    if value > 1000:
+        raise ConfigError(f"{name} must be at most 1000 GAS")
+    return value
+
+
 def _address(env: Mapping[str, str], name: str) -> str | None:
     raw = env.get(name, "").strip()
     if not raw:
@@ -250,7 +321,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         redis_url=redis_url,
         neo_rpc_urls=rpc_urls,
         secret_key=_key(env, "NSL_SECRET_KEY", 32),
-        secrets_key=_key(env, "NSL_SECRETS_KEY", 32, exact=True),
+        secrets_keys=_master_keys(env, "NSL_SECRETS_KEY"),
         token_ttl_seconds=_int(env, "NSL_TOKEN_TTL_SECONDS", 3600, 60, 30 * 86400),
         login_limit_per_account=_int(env, "NSL_LOGIN_LIMIT_PER_ACCOUNT", 10, 1, 10_000),
         login_limit_per_address=_int(env, "NSL_LOGIN_LIMIT_PER_ADDRESS", 30, 1, 100_000),
@@ -277,6 +348,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         settle_margin_blocks=_int(env, "NSL_SETTLE_MARGIN_BLOCKS", 2, 0, 1000),
         follower_batch_blocks=_int(env, "NSL_FOLLOWER_BATCH_BLOCKS", 100, 1, 10_000),
         follower_interval=_int(env, "NSL_FOLLOWER_INTERVAL_MS", 1000, 100, 600_000) / 1000,
+        sandbox_processes=_int(env, "NSL_SANDBOX_PROCESSES", 64, 1, 1024),
+        fetch_allow=_fetch_allow(env, "NSL_FETCH_ALLOW"),
+        fetch_timeout_seconds=_int(env, "NSL_FETCH_TIMEOUT_MS", 10_000, 100, 300_000) / 1000,
+        function_base_fee=_fee(env, "NSL_FUNCTION_BASE_FEE"),
+        function_fee_per_100ms=_fee(env, "NSL_FUNCTION_FEE_PER_100MS"),
+        execution_retention_days=_int(env, "NSL_EXECUTION_RETENTION_DAYS", 30, 1, 3650),
+        execution_requeue_seconds=_int(env, "NSL_EXECUTION_REQUEUE_SECONDS", 60, 5, 3600),
+        execution_reap_grace_seconds=_int(env, "NSL_EXECUTION_REAP_GRACE_SECONDS", 30, 1, 3600),
     )
 
 

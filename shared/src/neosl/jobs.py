@@ -60,6 +60,16 @@ RECONCILE_WITHDRAWALS = Job("neosl.ledger.reconcile_withdrawals", LEDGER_QUEUE)
 # Credit deposits the chain follower recorded; sent by the follower after it stores events.
 APPLY_DEPOSITS = Job("neosl.ledger.apply_deposits", LEDGER_QUEUE)
 
+# -- executor ------------------------------------------------------------------------------
+# Run one queued execution (its executions row id). At most once: the executor claims the row
+# (queued -> running) before running it, so a redelivered or re-sent message runs nothing.
+# Safety net: the reaper re-sends executions left queued too long.
+RUN_EXECUTION = Job("neosl.executor.run_execution", EXECUTOR_QUEUE, ("execution_id",))
+# Finish executions abandoned by a dead executor and re-send those whose message was lost.
+REAP_EXECUTIONS = Job("neosl.executor.reap_executions", EXECUTOR_QUEUE)
+# Delete executions and their logs older than the retention.
+PURGE_EXECUTIONS = Job("neosl.executor.purge_executions", EXECUTOR_QUEUE)
+
 # -- chain follower (owned by the trigger-scheduler service) -------------------------------
 # Read new blocks from the durable cursor and store the notifications subscribers asked for.
 FOLLOW_CHAIN = Job("neosl.scheduler.follow_chain", SCHEDULER_QUEUE)
@@ -70,5 +80,8 @@ ALL_JOBS = (
     SEND_WITHDRAWAL,
     RECONCILE_WITHDRAWALS,
     APPLY_DEPOSITS,
+    RUN_EXECUTION,
+    REAP_EXECUTIONS,
+    PURGE_EXECUTIONS,
     FOLLOW_CHAIN,
 )

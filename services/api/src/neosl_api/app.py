@@ -21,10 +21,11 @@ from neosl.celery_app import make_celery
 from neosl.config import Settings, load_settings
 from neosl.db import make_engine, make_session_factory
 from neosl.dispatch import Dispatcher
+from neosl.sandbox import SandboxPool
 from neosl_api import auth, context, errors
-from neosl_api.routes import accounts, docs_assets, gas, health
+from neosl_api.routes import accounts, docs_assets, functions, gas, health, secrets
 from neosl_api.schemas.common import ErrorSchema
-from neosl_api.services.health import LedgerCollector
+from neosl_api.services.health import ExecutionCollector, LedgerCollector
 
 API_VERSION = "1.0.0"
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -44,7 +45,10 @@ def create_app(
     *,
     session_factory: sessionmaker[Session] | None = None,
     redis: Redis | None = None,
+    sandbox: SandboxPool | None = None,
 ) -> Flask:
+    """The API. ``sandbox`` compiles functions' sources (by default a small pool of sandbox
+    processes started on first use); tests pass one shared pool."""
     settings = settings or load_settings()
     # Showing tenants no deposit address, or an invalid one, must stop the start.
     settings.require_deposit_address()
@@ -77,8 +81,9 @@ def create_app(
     dispatcher = Dispatcher(make_celery(settings, "neosl_api"))
     metrics = CollectorRegistry(auto_describe=True)
     metrics.register(LedgerCollector(session_factory))
+    metrics.register(ExecutionCollector(session_factory, redis))
     app.extensions["neosl"] = context.ApiState(
-        settings, session_factory, redis, dispatcher, metrics
+        settings, session_factory, redis, dispatcher, metrics, sandbox
     )
     app.teardown_appcontext(context.close_db)
 
@@ -97,6 +102,8 @@ def create_app(
     api.register_blueprint(health.blp)
     api.register_blueprint(accounts.blp)
     api.register_blueprint(gas.blp)
+    api.register_blueprint(functions.blp)
+    api.register_blueprint(secrets.blp)
     # Plain Flask blueprints, outside the OpenAPI document: static files and metrics.
     app.register_blueprint(docs_assets.blp)
     app.register_blueprint(health.metrics_blp)

@@ -6,7 +6,9 @@ touch Flask globals themselves.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Response, current_app, g, jsonify
@@ -17,6 +19,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from neosl.config import Settings
 from neosl.dispatch import Dispatcher
 from neosl.models import User
+from neosl.sandbox import SandboxPool
+from neosl.sandbox.types import CompileError
+
+# Sandbox processes per API process for compiling sources.
+_COMPILE_PROCESSES = 2
 
 
 @dataclass
@@ -26,6 +33,9 @@ class ApiState:
     redis: Redis
     dispatcher: Dispatcher
     metrics: CollectorRegistry
+    # Made on first use: most requests never compile anything.
+    sandbox: SandboxPool | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def state() -> ApiState:
@@ -43,6 +53,15 @@ def redis() -> Redis:
 
 def dispatcher() -> Dispatcher:
     return state().dispatcher
+
+
+def compiler() -> Callable[[str], CompileError | None]:
+    """Checks a function's source in a sandbox process (the API never runs tenant code)."""
+    api_state = state()
+    with api_state.lock:
+        if api_state.sandbox is None:
+            api_state.sandbox = SandboxPool(max_processes=_COMPILE_PROCESSES)
+        return api_state.sandbox.compile
 
 
 def json_response(body: dict[str, Any], status: int) -> Response:

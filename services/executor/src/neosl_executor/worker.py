@@ -1,6 +1,9 @@
 """The Celery worker of this service: it runs tenant JavaScript in QuickJS.
 
-Start it with `python -m neosl_executor` (extra arguments go to `celery worker`).
+Start it with `python -m neosl_executor --pool threads --concurrency 64` (extra arguments go
+to `celery worker`). A thread pool: an execution waiting on `fetch` holds a thread, not a
+core, and JavaScript itself runs in separate sandbox processes (``neosl.sandbox``); this
+process never imports QuickJS.
 """
 
 from __future__ import annotations
@@ -10,10 +13,12 @@ from celery import Celery
 from neosl import jobs
 from neosl.celery_app import make_worker_app
 from neosl.config import Settings, load_settings
+from neosl_executor import tasks
 
 QUEUE = jobs.EXECUTOR_QUEUE
 
 
 def create_worker_app(settings: Settings | None = None) -> Celery:
-    # Tasks of this service are registered on the app here.
-    return make_worker_app(settings or load_settings(), "neosl_executor", QUEUE)
+    app = make_worker_app(settings or load_settings(), "neosl_executor", QUEUE)
+    tasks.register(app)
+    return app

@@ -30,6 +30,8 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "reconcile-withdrawals": every(jobs.RECONCILE_WITHDRAWALS, 5.0),
         # A safety net: the follower tells the gas-ledger at once when deposits arrive.
         "apply-deposits": every(jobs.APPLY_DEPOSITS, 30.0),
+        "reap-executions": every(jobs.REAP_EXECUTIONS, 10.0),
+        "purge-executions": every(jobs.PURGE_EXECUTIONS, 3600.0),
     }
 
 

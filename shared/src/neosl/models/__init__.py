@@ -3,7 +3,14 @@
 from neosl.models.accounts import User
 from neosl.models.base import Base
 from neosl.models.chain import ChainCursor, ChainEvent
-from neosl.models.functions import Execution, ExecutionLog, Function, FunctionSecret, Secret
+from neosl.models.functions import (
+    Execution,
+    ExecutionLog,
+    Function,
+    FunctionSecret,
+    FunctionVersion,
+    Secret,
+)
 from neosl.models.gas import (
     DeploymentFact,
     GasAccount,
@@ -24,6 +31,7 @@ __all__ = [
     "ExecutionLog",
     "Function",
     "FunctionSecret",
+    "FunctionVersion",
     "GasAccount",
     "GasAddressChallenge",
     "IdempotencyKey",

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -8,15 +9,16 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
+    Numeric,
     String,
     Text,
     UniqueConstraint,
-    func,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from neosl.models.base import Base, Timestamp, UpdatedAt
 
@@ -37,13 +39,45 @@ class Function(Base):
     last_execution: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[Timestamp]
     updated_at: Mapped[UpdatedAt]
+    # The secret names this function may read (its current version's grants).
+    grants: Mapped[list[FunctionSecret]] = relationship(
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        lazy="selectin",
+        order_by="FunctionSecret.secret_name",
+    )
+
+    @property
+    def secrets(self) -> list[str]:
+        return [grant.secret_name for grant in self.grants]
 
     __table_args__ = (
         UniqueConstraint("user_id", "name"),
         CheckConstraint(
             "timeout > 0 AND memory > 0 AND version > 0", name="functions_limits_positive"
         ),
+        CheckConstraint("status IN ('active', 'paused')", name="functions_status_known"),
+        CheckConstraint(
+            "timeout BETWEEN 1 AND 300 AND memory BETWEEN 16 AND 512",
+            name="functions_limits_range",
+        ),
     )
+
+
+class FunctionVersion(Base):
+    """One immutable version of a function's code, limits and grants."""
+
+    __tablename__ = "function_versions"
+
+    function_id: Mapped[int] = mapped_column(
+        ForeignKey("functions.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_code: Mapped[str] = mapped_column(Text)
+    timeout: Mapped[int] = mapped_column(Integer)
+    memory: Mapped[int] = mapped_column(Integer)
+    secrets: Mapped[Any] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    created_at: Mapped[Timestamp]
 
 
 class Secret(Base):
@@ -52,13 +86,19 @@ class Secret(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(100))
-    # Ciphertext; see neosl.config.Settings.secrets_key.
+    # base64(nonce || AES-256-GCM ciphertext) under this version's data key.
     value: Mapped[str] = mapped_column(Text)
     version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
     created_at: Mapped[Timestamp]
     updated_at: Mapped[UpdatedAt]
+    # The data key, wrapped by the master key named master_key_id (NSL_SECRETS_KEY).
+    wrapped_key: Mapped[str] = mapped_column(Text)
+    master_key_id: Mapped[str] = mapped_column(String(50), index=True)
 
-    __table_args__ = (UniqueConstraint("user_id", "name"),)
+    __table_args__ = (
+        UniqueConstraint("user_id", "name"),
+        CheckConstraint("name ~ '^[A-Za-z0-9_]{1,100}$'", name="secrets_name_format"),
+    )
 
 
 class FunctionSecret(Base):
@@ -70,6 +110,10 @@ class FunctionSecret(Base):
     secret_name: Mapped[str] = mapped_column(String(100), primary_key=True)
 
 
+EXECUTION_STATUSES = ("queued", "running", "succeeded", "failed", "timeout")
+TERMINAL_STATUSES = ("succeeded", "failed", "timeout")
+
+
 class Execution(Base):
     __tablename__ = "executions"
 
@@ -78,14 +122,32 @@ class Execution(Base):
         ForeignKey("functions.id", ondelete="CASCADE"), index=True
     )
     status: Mapped[str] = mapped_column(String(20), index=True)
-    start_time: Mapped[dt.datetime | None] = mapped_column(
-        DateTime(timezone=True), index=True, server_default=func.current_timestamp()
-    )
+    # When it started running (None while queued).
+    start_time: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     end_time: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     duration: Mapped[int | None] = mapped_column(Integer)
     result: Mapped[Any | None] = mapped_column(JSONB)
     error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[Timestamp]
+    created_at: Mapped[Timestamp] = mapped_column(index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    timeout: Mapped[int] = mapped_column(Integer)
+    input: Mapped[Any | None] = mapped_column(JSONB)
+    trigger: Mapped[Any | None] = mapped_column(JSONB)
+    worker: Mapped[str | None] = mapped_column(String(200))
+    charge_status: Mapped[str | None] = mapped_column(String(20))
+    charge_amount: Mapped[Decimal | None] = mapped_column(Numeric(20, 8))
+    updated_at: Mapped[UpdatedAt]
+
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('queued', 'running', 'succeeded', 'failed', 'timeout')",
+            name="executions_status_known",
+        ),
+        Index("idx_executions_user_id_id", "user_id", "id"),
+        Index("idx_executions_queued", "created_at", postgresql_where=text("status = 'queued'")),
+        Index("idx_executions_running", "start_time", postgresql_where=text("status = 'running'")),
+    )
 
 
 class ExecutionLog(Base):

@@ -25,11 +25,11 @@ import itertools
 import logging
 import time
 from collections.abc import Sequence
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import httpx
 
+from neosl.closing import Closing
 from neosl.neo.addresses import address_to_script_hash
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def _is_already_known(error: RpcError) -> bool:
     return "already exists" in text or "already in" in text
 
 
-class NeoRpc:
+class NeoRpc(Closing):
     """JSON-RPC to one Neo N3 network through one or more equivalent endpoints.
 
     One instance may serve several threads: httpx's client is thread-safe, and the
@@ -180,17 +180,6 @@ class NeoRpc:
             )
             for url in order
         ]
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def call(self, method: str, params: list[Any]) -> Any:
         """Call ``method`` and return its ``result``.

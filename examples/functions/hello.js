@@ -1,0 +1,7 @@
+// The smallest function: greet whoever the input names.
+//   neosl functions run examples/functions/hello.js --input '{"name": "Neo"}'
+function main(input, ctx) {
+  const name = (input && input.name) || "world";
+  console.log(`greeting ${name} (execution ${ctx.executionId})`);
+  return { greeting: `Hello, ${name}!` };
+}

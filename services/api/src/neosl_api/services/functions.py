@@ -1,0 +1,285 @@
+"""Functions and their executions: save (compiled first), version, invoke, read.
+
+A function's code, limits and grants are versioned: every change of one of them writes a
+new ``function_versions`` row and bumps ``version``; earlier versions are kept, and an
+execution records the version it ran. Name, description and status are not versioned.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from redis import Redis
+from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from neosl import balances, jobs
+from neosl.billing import cheapest_execution
+from neosl.config import Settings
+from neosl.dispatch import Dispatcher
+from neosl.errors import Conflict, InvalidInput, NotFound, ServiceError
+from neosl.executions import wait_done
+from neosl.models import Execution, ExecutionLog, Function, FunctionSecret, FunctionVersion
+from neosl.models.functions import TERMINAL_STATUSES
+from neosl.money import format_amount
+from neosl.pagination import Page, paginate
+from neosl.sandbox.types import CompileError
+from neosl.tenancy import get_owned, owned_by
+
+Compiler = Callable[[str], CompileError | None]
+VERSIONED = ("source_code", "timeout", "memory", "secrets")
+
+
+class PaymentRequired(ServiceError):
+    status = 402
+    code = "payment_required"
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    name: str
+    source_code: str
+    description: str | None = None
+    timeout: int = 30
+    memory: int = 128
+    secrets: tuple[str, ...] = ()
+
+
+def _check_source(compile_: Compiler, source: str) -> None:
+    error = compile_(source)
+    if error is not None:
+        where = f" (line {error.line}, column {error.column})" if error.line else ""
+        raise InvalidInput(
+            f"the source does not compile: {error.message}{where}",
+            {
+                "source_code": [error.message],
+                "line": [str(error.line)] if error.line else [],
+                "column": [str(error.column)] if error.column else [],
+            },
+        )
+
+
+def _name_taken() -> Conflict:
+    return Conflict("a function with this name exists", {"name": ["Already used by a function."]})
+
+
+def _grant(fn: Function, names: tuple[str, ...]) -> None:
+    fn.grants = [FunctionSecret(secret_name=name) for name in sorted(set(names))]
+
+
+def _snapshot(session: Session, fn: Function, names: tuple[str, ...]) -> None:
+    session.add(
+        FunctionVersion(
+            function_id=fn.id,
+            version=fn.version,
+            source_code=fn.source_code,
+            timeout=fn.timeout,
+            memory=fn.memory,
+            secrets=sorted(set(names)),
+        )
+    )
+
+
+def create_function(
+    session: Session, compile_: Compiler, user_id: int, spec: FunctionSpec
+) -> Function:
+    """Save a new function as version 1, after compiling its source.
+
+    Raises:
+        InvalidInput: the source does not compile (message, line and column).
+        Conflict: the tenant has a function of this name.
+    """
+    _check_source(compile_, spec.source_code)
+    fn = Function(
+        user_id=user_id,
+        name=spec.name,
+        description=spec.description,
+        source_code=spec.source_code,
+        timeout=spec.timeout,
+        memory=spec.memory,
+        version=1,
+        status="active",
+    )
+    _grant(fn, spec.secrets)
+    session.add(fn)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise _name_taken() from None
+    _snapshot(session, fn, spec.secrets)
+    session.commit()
+    return fn
+
+
+def list_functions(
+    session: Session, user_id: int, limit: int, cursor: str | None
+) -> Page[Function]:
+    return paginate(session, owned_by(Function, user_id), Function.id, limit=limit, cursor=cursor)
+
+
+def get_function(session: Session, user_id: int, function_id: int) -> Function:
+    return get_owned(session, Function, function_id, user_id)
+
+
+def update_function(
+    session: Session,
+    compile_: Compiler,
+    user_id: int,
+    function_id: int,
+    changes: dict[str, Any],
+) -> Function:
+    """Change a function; a change of code, limits or grants makes a new version.
+
+    Raises:
+        NotFound: no such function of this tenant.
+        InvalidInput: the new source does not compile.
+        Conflict: the new name is taken.
+    """
+    fn = get_owned(session, Function, function_id, user_id, for_update=True)
+    names = tuple(fn.secrets)
+    new_names = tuple(sorted(set(changes.get("secrets", names))))
+    bump = False
+    if "source_code" in changes and changes["source_code"] != fn.source_code:
+        _check_source(compile_, changes["source_code"])
+        fn.source_code = changes["source_code"]
+        bump = True
+    for field in ("timeout", "memory"):
+        if field in changes and changes[field] != getattr(fn, field):
+            setattr(fn, field, changes[field])
+            bump = True
+    if new_names != names:
+        _grant(fn, new_names)
+        bump = True
+    for field in ("name", "description", "status"):
+        if field in changes:
+            setattr(fn, field, changes[field])
+    if bump:
+        fn.version += 1
+        _snapshot(session, fn, new_names)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise _name_taken() from None
+    return fn
+
+
+def delete_function(session: Session, user_id: int, function_id: int) -> None:
+    """Delete a function, its versions, executions and logs.
+
+    Raises:
+        NotFound: no such function of this tenant.
+    """
+    fn = get_owned(session, Function, function_id, user_id, for_update=True)
+    session.delete(fn)
+    session.commit()
+
+
+def list_versions(
+    session: Session, user_id: int, function_id: int, limit: int, cursor: str | None
+) -> Page[FunctionVersion]:
+    get_function(session, user_id, function_id)
+    stmt = select(FunctionVersion).where(FunctionVersion.function_id == function_id)
+    return paginate(session, stmt, FunctionVersion.version, limit=limit, cursor=cursor)
+
+
+def get_version(session: Session, user_id: int, function_id: int, version: int) -> FunctionVersion:
+    get_function(session, user_id, function_id)
+    row = session.get(FunctionVersion, (function_id, version)) if 0 < version < 2**31 else None
+    if row is None:
+        raise NotFound(f"version {version} of function {function_id} not found")
+    return row
+
+
+def invoke(
+    session: Session,
+    settings: Settings,
+    dispatcher: Dispatcher,
+    user_id: int,
+    function_id: int,
+    input_: Any,
+    trigger: Any = None,
+) -> Execution:
+    """Queue an execution of the function's current version; the executor runs it.
+
+    Raises:
+        NotFound: no such function of this tenant.
+        Conflict: the function is paused.
+        PaymentRequired: executions cost something and the tenant cannot pay the base fee.
+    """
+    fn = get_owned(session, Function, function_id, user_id)
+    if fn.status != "active":
+        raise Conflict(f"function {function_id} is paused; resume it to invoke it")
+    cheapest = cheapest_execution(settings)
+    if cheapest > 0 and not balances.can_pay(session, user_id, cheapest):
+        raise PaymentRequired(
+            "your default gas account cannot pay for an execution "
+            f"(at least {format_amount(cheapest)} GAS); deposit GAS first",
+            {"balance": ["Insufficient for the cheapest execution."]},
+        )
+    execution = Execution(
+        function_id=fn.id,
+        user_id=user_id,
+        version=fn.version,
+        timeout=fn.timeout,
+        status="queued",
+        input=input_,
+        trigger=trigger,
+    )
+    session.add(execution)
+    session.flush()
+    dispatcher.send_after_commit(session, jobs.RUN_EXECUTION, execution_id=execution.id)
+    session.commit()
+    return execution
+
+
+@dataclass(frozen=True)
+class ExecutionFilter:
+    function_id: int | None = None
+    status: str | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+
+
+def list_executions(
+    session: Session, user_id: int, f: ExecutionFilter, limit: int, cursor: str | None
+) -> Page[Execution]:
+    stmt: Select[Execution] = owned_by(Execution, user_id)
+    if f.function_id is not None:
+        stmt = stmt.where(Execution.function_id == f.function_id)
+    if f.status is not None:
+        stmt = stmt.where(Execution.status == f.status)
+    if f.since is not None:
+        stmt = stmt.where(Execution.created_at >= f.since)
+    if f.until is not None:
+        stmt = stmt.where(Execution.created_at < f.until)
+    return paginate(session, stmt, Execution.id, limit=limit, cursor=cursor)
+
+
+def get_execution(session: Session, user_id: int, execution_id: int) -> Execution:
+    return get_owned(session, Execution, execution_id, user_id)
+
+
+def list_logs(
+    session: Session, user_id: int, execution_id: int, limit: int, cursor: str | None
+) -> Page[ExecutionLog]:
+    get_execution(session, user_id, execution_id)
+    stmt = select(ExecutionLog).where(ExecutionLog.execution_id == execution_id)
+    return paginate(session, stmt, ExecutionLog.id, limit=limit, cursor=cursor)
+
+
+def wait_for(
+    session: Session, redis: Redis, user_id: int, execution_id: int, seconds: float
+) -> Execution | None:
+    """The execution once finished, if that happens within ``seconds``; else None."""
+    if seconds <= 0:
+        return None
+    wait_done(redis, execution_id, seconds)
+    session.expire_all()
+    execution = get_execution(session, user_id, execution_id)
+    return execution if execution.status in TERMINAL_STATUSES else None

@@ -1,0 +1,79 @@
+"""The executor's Celery tasks: thin wrappers around the runner and the reaper."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_shutdown
+from redis import Redis
+
+from neosl import jobs
+from neosl.executions import announce_done
+from neosl.netguard import Fetcher
+from neosl.sandbox import SandboxPool
+from neosl.tasks import PeriodicTask, ServiceTask
+from neosl_executor import reaper, runner
+
+_lock = threading.Lock()
+
+
+def sandbox_pool(app: Celery) -> SandboxPool:
+    """This worker process's pool of sandbox processes, started on first use."""
+    with _lock:
+        pool: SandboxPool | None = app.conf.get("neosl_sandbox_pool")
+        if pool is None:
+            settings = app.conf.neosl_settings
+            pool = SandboxPool(
+                max_processes=settings.sandbox_processes,
+                fetcher=Fetcher.from_settings(settings),
+            )
+            app.conf.neosl_sandbox_pool = pool
+        return pool
+
+
+def _redis(app: Celery) -> Redis:
+    with _lock:
+        client: Redis | None = app.conf.get("neosl_redis")
+        if client is None:
+            client = Redis.from_url(app.conf.neosl_settings.redis_url, socket_timeout=5)
+            app.conf.neosl_redis = client
+        return client
+
+
+def pool_stats_key(worker: str) -> str:
+    return f"nsl:executor:pool:{worker}"
+
+
+def register(app: Celery) -> None:
+    @app.task(name=jobs.RUN_EXECUTION.name, base=ServiceTask, bind=True, shared=False)
+    def run_execution(self: ServiceTask, execution_id: int) -> str:
+        status = runner.run_execution(
+            self.sessions, self.settings, sandbox_pool(self.app).run, execution_id
+        )
+        if status != "skipped":
+            announce_done(_redis(self.app), execution_id)
+        return status
+
+    @app.task(name=jobs.REAP_EXECUTIONS.name, base=PeriodicTask, bind=True, shared=False)
+    def reap_executions(self: PeriodicTask) -> dict[str, int]:
+        counts = reaper.reap(self.sessions, self.settings, self.dispatcher)
+        pool: SandboxPool | None = self.app.conf.get("neosl_sandbox_pool")
+        if pool is not None:
+            # For the API's /metrics: this process's pool, kept a minute.
+            key = pool_stats_key(runner.WORKER_NAME)
+            client = _redis(self.app)
+            client.hset(key, mapping={"size": pool.size, "restarts": pool.restarts})
+            client.expire(key, 60)
+        return dict(counts)
+
+    @app.task(name=jobs.PURGE_EXECUTIONS.name, base=PeriodicTask, bind=True, shared=False)
+    def purge_executions(self: PeriodicTask) -> int:
+        return reaper.purge(self.sessions, self.settings)
+
+    @worker_shutdown.connect(weak=False)
+    def stop_sandboxes(sender: Any = None, **_kwargs: Any) -> None:
+        pool: SandboxPool | None = app.conf.get("neosl_sandbox_pool")
+        if pool is not None:
+            pool.close()
