@@ -167,6 +167,32 @@ def cli(env: dict[str, str], *args: str, cwd: Path | None = None) -> str:
     return result.stdout
 
 
+def functions_walkthrough(stack: DevStack, key: str) -> None:
+    """The README's functions walk-through: deploy the example, invoke and wait, read logs.
+
+    Runs after the gas walk-through, so the tenant can pay the dev stack's small price.
+    """
+    source = (stack.repo / "examples/functions/hello.js").read_text()
+    status, fn = http(
+        "POST", f"{stack.api}/v1/functions", {"name": "hello", "source_code": source}, token=key
+    )
+    assert status == 201, fn
+    status, execution = http(
+        "POST",
+        f"{stack.api}/v1/functions/{fn['id']}/invoke?wait=8",
+        {"input": {"name": "Neo"}},
+        token=key,
+    )
+    assert status == 200, execution
+    assert execution["status"] == "succeeded", execution
+    assert execution["result"] == {"greeting": "Hello, Neo!"}
+    assert execution["charge_status"] == "charged", execution
+    _, logs = http("GET", f"{stack.api}/v1/executions/{execution['id']}/logs", token=key)
+    assert [line["message"] for line in logs["items"]] == [
+        f"greeting Neo (execution {execution['id']})"
+    ]
+
+
 def gas_walkthrough(stack: DevStack, env: dict[str, str], key: str, elsewhere: Path) -> None:
     """The README's gas walk-through: add address, fund, deposit, balance, withdraw.
 
@@ -278,6 +304,7 @@ def test_dev_stack_end_to_end(
         assert ping.stdout.count(": ok") == 4
 
         gas_walkthrough(stack, cli_env, rotated["api_key"], tmp_path_factory.mktemp("elsewhere"))
+        functions_walkthrough(stack, rotated["api_key"])
 
         stack.ctrl_c(proc)
         assert proc.returncode == 0 or proc.returncode == 130, stack.log()

@@ -377,7 +377,10 @@ def test_memory_bomb_is_out_of_memory(pool: SandboxPool) -> None:
         "const m = new Map(); for (let i = 0; ; i++) m.set(i, [i])",
     ]
     for bomb in bombs:
-        outcome, _, replaced = timed(pool, f"function main() {{ {bomb} }}")
+        # Memory, not time, must stop these: a generous timeout keeps a busy CPU out of it.
+        outcome, _, replaced = timed(
+            pool, f"function main() {{ {bomb} }}", limits=Limits(timeout_seconds=20, memory_mb=64)
+        )
         assert outcome.status == "failed", (bomb, outcome)
         assert (outcome.error or "").startswith("out of memory: "), outcome
         assert replaced == 0

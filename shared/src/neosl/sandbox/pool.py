@@ -34,6 +34,7 @@ from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import urlsplit
 
 from neosl.closing import Closing
 from neosl.fetching import (
@@ -234,12 +235,20 @@ class _Redactor:
         return self._pattern.sub(REDACTED, text) if self._pattern is not None else text
 
 
+def _host(url: str) -> str:
+    try:
+        return urlsplit(url).hostname or "?"
+    except ValueError:
+        return "?"
+
+
 def _perform(fetcher: Fetcher, request: FetchRequest) -> FetchResponse:
     try:
         return fetcher(request)
     except Exception:
         # A fetcher must not raise; if one does, the function sees a failed fetch.
-        log.exception("the fetcher raised for %s %s", request.method, request.url)
+        # The host only: a URL may carry a tenant's secret in its path or query.
+        log.exception("the fetcher raised for %s %s", request.method, _host(request.url))
         return FetchResponse(error="fetch failed")
 
 
