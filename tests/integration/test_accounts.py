@@ -7,11 +7,15 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from redis import Redis
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from neosl.config import Settings
+from neosl.db import make_engine, make_session_factory
 from neosl.models import User
+from neosl.sandbox import SandboxPool
+from neosl_api.app import create_app
 from neosl_api.services import credentials
 from tests.integration.test_api_basics import assert_error
 
@@ -227,3 +231,44 @@ def test_deactivated_account_is_locked_out(client: FlaskClient, db: Session) -> 
     assert_error(client.get("/v1/me", headers=auth(token)), 401, "unauthorized")
     resp = client.post("/v1/auth/login", json={"username": "alice", "password": PASSWORD})
     assert_error(resp, 401, "unauthorized")
+
+
+def test_rotation_and_deactivation_reach_another_app_instance_at_once(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    redis_client: Redis,
+    sandbox: SandboxPool,
+) -> None:
+    """Two API processes, as under gunicorn: each has its own engine, pool and connections,
+    and the data is committed. Whatever makes authentication fast must not let a credential
+    outlive its rotation or its account in the other process."""
+    engine_b = make_engine(settings)
+    try:
+        a = create_app(settings, session_factory=sessions, redis=redis_client, sandbox=sandbox)
+        b = create_app(
+            settings,
+            session_factory=make_session_factory(engine_b),
+            redis=redis_client,
+            sandbox=sandbox,
+        )
+        client_a, client_b = a.test_client(), b.test_client()
+        old = register(client_a)["api_key"]
+        token = client_a.post(
+            "/v1/auth/login", json={"username": "alice", "password": PASSWORD}
+        ).get_json()["access_token"]
+        # Enough requests for B's connection to have prepared the lookup statements.
+        for _ in range(8):
+            assert client_b.get("/v1/me", headers=auth(old)).status_code == 200
+            assert client_b.get("/v1/me", headers=auth(token)).status_code == 200
+
+        new = client_a.post("/v1/me/api-key", headers=auth(old)).get_json()["api_key"]
+        assert_error(client_b.get("/v1/me", headers=auth(old)), 401, "unauthorized")
+        assert client_b.get("/v1/me", headers=auth(new)).status_code == 200
+
+        with sessions() as db:
+            db.execute(update(User).where(User.username == "alice").values(is_active=False))
+            db.commit()
+        assert_error(client_b.get("/v1/me", headers=auth(new)), 401, "unauthorized")
+        assert_error(client_b.get("/v1/me", headers=auth(token)), 401, "unauthorized")
+    finally:
+        engine_b.dispose()

@@ -40,6 +40,9 @@ def make_celery(settings: Settings, name: str, *, queue: str | None = None) -> C
         # Read by neosl.tasks.ServiceTask in the worker process.
         neosl_settings=settings,
         neosl_task_metrics=TaskMetrics(),
+        # Pooled database connections of a worker process; one running many tasks at once
+        # in threads raises it.
+        neosl_db_pool_size=2,
     )
     if queue is not None:
         app.conf.task_default_queue = queue

@@ -53,7 +53,11 @@ class ServiceTask(Task[Any, Any]):
     @cached_property
     def sessions(self) -> sessionmaker[Session]:
         # A task instance lives once per worker process, so this is one engine per process.
-        return make_session_factory(make_engine(self.settings, pool_size=2))
+        # Its pool should hold a connection for each task that runs at once: one beyond the
+        # pool is closed when it is given back, and opening one per task costs more than
+        # the task.
+        pool_size: int = self.app.conf.neosl_db_pool_size
+        return make_session_factory(make_engine(self.settings, pool_size=pool_size))
 
     @cached_property
     def dispatcher(self) -> Dispatcher:

@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from neosl.config import Settings
 from neosl.dispatch import Dispatcher
-from neosl.models import User
 from neosl.sandbox import SandboxPool
 from neosl.sandbox.types import CompileError
+from neosl_api.services.accounts import Caller
 
 # Sandbox processes per API process for compiling sources.
 _COMPILE_PROCESSES = 2
@@ -86,6 +86,6 @@ def close_db(exc: BaseException | None) -> None:
         session.close()
 
 
-def current_user() -> User:
-    user: User = g.user
-    return user
+def current_user() -> Caller:
+    caller: Caller = g.user
+    return caller

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import logging
 import os
 import socket
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, update
+from sqlalchemy import DateTime, Select, Update, and_, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from neosl import balances
@@ -42,14 +43,33 @@ class Claimed:
     input: Any
     trigger: Any
     start_time: dt.datetime
+    # None when the version no longer exists.
+    code: Code | None
 
 
-def claim(session: Session, execution_id: int) -> Claimed | None:
-    """Mark a queued execution running (committed); None if it is not queued any more."""
-    row = session.execute(
+@dataclass(frozen=True)
+class Code:
+    """What one version runs: its source, limits and grants."""
+
+    source_code: str
+    timeout: int
+    memory: int
+    secrets: list[str]
+
+
+# The statements on every execution's path are built once (building one costs more than
+# running it), take their values as parameters and run on the session's connection,
+# without the ORM: they name no row a session has loaded. So does the rarer charge
+# update, which runs through the session with nothing to synchronise.
+_DML = {"synchronize_session": False}
+
+
+@functools.cache
+def _claim_statement() -> Select[Any]:
+    claimed = (
         update(Execution)
-        .where(Execution.id == execution_id, Execution.status == "queued")
-        .values(status="running", start_time=func.now(), worker=WORKER_NAME)
+        .where(Execution.id == bindparam("execution_id"), Execution.status == "queued")
+        .values(status="running", start_time=func.now(), worker=bindparam("claimed_by"))
         .returning(
             Execution.function_id,
             Execution.user_id,
@@ -58,11 +78,85 @@ def claim(session: Session, execution_id: int) -> Claimed | None:
             Execution.trigger,
             Execution.start_time,
         )
+        .cte("claimed")
+    )
+    return select(
+        claimed,
+        FunctionVersion.source_code,
+        FunctionVersion.timeout,
+        FunctionVersion.memory,
+        FunctionVersion.secrets,
+    ).outerjoin(
+        FunctionVersion,
+        and_(
+            FunctionVersion.function_id == claimed.c.function_id,
+            FunctionVersion.version == claimed.c.version,
+        ),
+    )
+
+
+@functools.cache
+def _finish_statement() -> Update:
+    end_time = bindparam("ended_at", type_=DateTime(timezone=True))
+    done = (
+        update(Execution)
+        .where(Execution.id == bindparam("execution_id"), Execution.status == "running")
+        .values(
+            status=bindparam("ended_as"),
+            end_time=end_time,
+            duration=bindparam("duration_ms"),
+            result=bindparam("result_value"),
+            error=bindparam("error_text"),
+            charge_status=bindparam("free_status"),
+            charge_amount=bindparam("free_amount"),
+        )
+        .returning(Execution.user_id, Execution.function_id)
+        .cte("done")
+    )
+    # One UPDATE of the counters: exact under any number of concurrent executions.
+    return (
+        update(Function)
+        .where(Function.id == done.c.function_id)
+        .values(
+            execution_count=Function.execution_count + 1,
+            last_execution=func.greatest(
+                func.coalesce(Function.last_execution, end_time), end_time
+            ),
+        )
+        .returning(done.c.user_id, done.c.function_id)
+    )
+
+
+def claim(session: Session, execution_id: int) -> Claimed | None:
+    """Mark a queued execution running (committed) and read the version it runs; None if
+    it is not queued any more. Call it first in a new session: the session's connection
+    runs in autocommit mode.
+
+    One statement, the claim joined with its version, committed on its own: with no BEGIN
+    and COMMIT around it, claiming costs one round trip on the path of every execution.
+    """
+    connection = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    row = connection.execute(
+        _claim_statement(), {"execution_id": execution_id, "claimed_by": WORKER_NAME}
     ).one_or_none()
     session.commit()
     if row is None:
         return None
-    return Claimed(execution_id, *row)
+    code = (
+        None
+        if row.source_code is None
+        else Code(row.source_code, row.timeout, row.memory, list(row.secrets or []))
+    )
+    return Claimed(
+        execution_id,
+        row.function_id,
+        row.user_id,
+        row.version,
+        row.input,
+        row.trigger,
+        row.start_time,
+        code,
+    )
 
 
 def finish(
@@ -80,22 +174,30 @@ def finish(
     """
     end_time = end_time or dt.datetime.now(dt.UTC)
     outcome = _storable(outcome)
-    row = session.execute(
-        update(Execution)
-        .where(Execution.id == execution_id, Execution.status == "running")
-        .values(
-            status=outcome.status,
-            end_time=end_time,
-            duration=outcome.duration_ms,
-            result=outcome.result if outcome.status == "succeeded" else None,
-            error=outcome.error,
+    amount = execution_price(settings, outcome.duration_ms)
+    # The terminal status and the function's counters in one statement; a free execution's
+    # charge is known now and recorded with them.
+    row = (
+        session.connection()
+        .execute(
+            _finish_statement(),
+            {
+                "execution_id": execution_id,
+                "ended_as": outcome.status,
+                "ended_at": end_time,
+                "duration_ms": outcome.duration_ms,
+                "result_value": outcome.result if outcome.status == "succeeded" else None,
+                "error_text": outcome.error,
+                "free_status": "free" if amount <= 0 else None,
+                "free_amount": amount if amount <= 0 else None,
+            },
         )
-        .returning(Execution.user_id, Execution.function_id)
-    ).one_or_none()
+        .one_or_none()
+    )
     if row is None:
         session.rollback()
         return False
-    user_id, function_id = row
+    user_id = row.user_id
     if outcome.logs:
         session.execute(
             insert(ExecutionLog),
@@ -109,30 +211,18 @@ def finish(
                 for line in outcome.logs
             ],
         )
-    # One UPDATE: exact under any number of concurrent executions.
-    session.execute(
-        update(Function)
-        .where(Function.id == function_id)
-        .values(
-            execution_count=Function.execution_count + 1,
-            last_execution=func.greatest(
-                func.coalesce(Function.last_execution, end_time), end_time
-            ),
-        )
-    )
-    amount = execution_price(settings, outcome.duration_ms)
+    charge_status = "free"
     if amount > 0:
         charged = balances.charge(
             session, user_id, "function", amount, charge_reference(execution_id)
         )
         charge_status = charged.status.value
-    else:
-        charge_status = "free"
-    session.execute(
-        update(Execution)
-        .where(Execution.id == execution_id)
-        .values(charge_status=charge_status, charge_amount=amount)
-    )
+        session.execute(
+            update(Execution)
+            .where(Execution.id == execution_id)
+            .values(charge_status=charge_status, charge_amount=amount),
+            execution_options=_DML,
+        )
     session.commit()
     if charge_status not in ("charged", "duplicate", "free"):
         log.warning("execution %s was not paid for: %s", execution_id, charge_status)
@@ -174,17 +264,15 @@ def run_execution(
         claimed = claim(session, execution_id)
         if claimed is None:
             return "skipped"
-        version = session.get(FunctionVersion, (claimed.function_id, claimed.version))
-        if version is None:
+        code = claimed.code
+        if code is None:
             outcome = Outcome("failed", error="the function's version no longer exists")
             finish(session, settings, execution_id, outcome)
             return outcome.status
-        secrets = granted_secrets(
-            session, settings.secrets_keys, claimed.user_id, list(version.secrets or [])
-        )
+        secrets = granted_secrets(session, settings.secrets_keys, claimed.user_id, code.secrets)
         session.commit()
     job = Job(
-        source=version.source_code,
+        source=code.source_code,
         input=claimed.input,
         ctx={
             "executionId": execution_id,
@@ -193,7 +281,7 @@ def run_execution(
             "trigger": claimed.trigger,
             "secrets": secrets,
         },
-        limits=Limits(timeout_seconds=version.timeout, memory_mb=version.memory),
+        limits=Limits(timeout_seconds=code.timeout, memory_mb=code.memory),
     )
     try:
         outcome = run(job)

@@ -47,7 +47,15 @@ def pool_stats_key(worker: str) -> str:
 
 
 def register(app: Celery) -> None:
-    @app.task(name=jobs.RUN_EXECUTION.name, base=ServiceTask, bind=True, shared=False)
+    # ignore_result: the outcome is in the database and announced to waiters; storing the
+    # status in the result backend too would cost every execution a write nobody reads.
+    @app.task(
+        name=jobs.RUN_EXECUTION.name,
+        base=ServiceTask,
+        bind=True,
+        shared=False,
+        ignore_result=True,
+    )
     def run_execution(self: ServiceTask, execution_id: int) -> str:
         status = runner.run_execution(
             self.sessions, self.settings, sandbox_pool(self.app).run, execution_id

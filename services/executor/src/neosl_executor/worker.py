@@ -20,5 +20,11 @@ QUEUE = jobs.EXECUTOR_QUEUE
 
 def create_worker_app(settings: Settings | None = None) -> Celery:
     app = make_worker_app(settings or load_settings(), "neosl_executor", QUEUE)
+    # Up to --concurrency threads run executions, each holding a connection only to claim
+    # one and to finish it: 16 pooled connections keep 64 threads from reconnecting or
+    # queueing for one (bench/executions.py, "executor only" on 2 cores: 151/s with the
+    # default 2, whose overflow connections are closed and reopened, 170/s with 16; 64 did
+    # no better).
+    app.conf.neosl_db_pool_size = 16
     tasks.register(app)
     return app

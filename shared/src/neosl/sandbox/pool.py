@@ -379,6 +379,11 @@ class SandboxPool(Closing):
 
     Thread-safe: ``run`` and ``compile`` may be called from many threads; each call takes an
     idle process, starts one if none is idle and fewer than ``max_processes`` live, or waits.
+    At most ``max_starting`` processes start at once (by default one per CPU): starting one
+    is mostly CPU (an interpreter and its imports), so a burst that started dozens at once
+    would have none ready until nearly all were, while a few at a time are ready one after
+    the other and take work at once.
+
     ``fetcher`` performs the functions' requests (on up to ``fetch_threads`` threads, by
     default enough for every process to have all its requests in flight); without one,
     ``fetch`` rejects with "fetch is not available here".
@@ -390,12 +395,14 @@ class SandboxPool(Closing):
         fetcher: Fetcher | None = None,
         *,
         fetch_threads: int | None = None,
+        max_starting: int | None = None,
         kill_grace_seconds: float = KILL_GRACE_SECONDS,
         command: Iterable[str] = CHILD_COMMAND,
     ) -> None:
         if max_processes < 1:
             raise ValueError("max_processes must be at least 1")
         self.max_processes = max_processes
+        self.max_starting = max_starting or max(os.cpu_count() or 1, 2)
         self.fetcher = fetcher
         self.kill_grace_seconds = kill_grace_seconds
         self._fetch_thread_count = fetch_threads or max_processes * MAX_REQUESTS_PER_EXECUTION
@@ -617,7 +624,10 @@ class SandboxPool(Closing):
                         self._children.discard(child)
                         self._restarts += 1
                         dead.append(child)
-                    if len(self._children) + self._starting < self.max_processes:
+                    if (
+                        len(self._children) + self._starting < self.max_processes
+                        and self._starting < self.max_starting
+                    ):
                         self._starting += 1
                         break
                     self._cond.wait()
@@ -634,6 +644,8 @@ class SandboxPool(Closing):
             raise
         with self._cond:
             self._starting -= 1
+            # Someone may be waiting for the start slot this one leaves.
+            self._cond.notify()
             if not self._closed:
                 self._children.add(child)
                 return child

@@ -7,7 +7,6 @@ from typing import Any
 
 from flask import request
 
-from neosl.models import User
 from neosl_api import context
 from neosl_api.auth import public
 from neosl_api.blueprint import Blueprint
@@ -71,7 +70,7 @@ def login(body: dict[str, Any]) -> dict[str, Any]:
 
 @blp.route("/me")
 @blp.response(200, UserSchema)
-def me() -> User:
+def me() -> accounts.Caller:
     """The account the credential belongs to."""
     return context.current_user()
 

@@ -118,13 +118,13 @@ def invoke(args: dict[str, Any], body: dict[str, Any], function_id: int) -> Resp
         raise InvalidInput(message, {"input": [message]})
     user_id = context.current_user().id
     session = context.db()
-    execution = functions.invoke(
+    execution_id = functions.invoke(
         session, context.settings(), context.dispatcher(), user_id, function_id, input_
     )
-    finished = functions.wait_for(session, context.redis(), user_id, execution.id, args["wait"])
+    finished = functions.wait_for(session, context.redis(), user_id, execution_id, args["wait"])
     if finished is not None:
         return context.json_response(ExecutionSchema().dump(finished), 200)
-    return context.json_response({"execution_id": execution.id, "status": "queued"}, 202)
+    return context.json_response({"execution_id": execution_id, "status": "queued"}, 202)
 
 
 @blp.route("/executions", methods=["GET"])

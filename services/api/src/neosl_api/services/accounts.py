@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from dataclasses import dataclass
 
 from redis import Redis
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -123,22 +124,45 @@ def login(
     return LoginResult(user, token)
 
 
-def authenticate(session: Session, settings: Settings, bearer: str) -> User:
-    """The active user an API key or login token belongs to.
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The active account a request acts for: what ``GET /v1/me`` shows, and its id."""
+
+    id: int
+    username: str
+    email: str
+    is_active: bool
+    created_at: dt.datetime
+
+
+# Every authenticated request runs one of these. Built once: re-executing the same statement
+# object lets SQLAlchemy reuse its cache key and result map, which a fresh select() rebuilds
+# on every call; and plain rows skip the ORM's identity map and instance construction. They
+# load only what a Caller holds (never the password or key hash).
+_CALLER_COLUMNS = (User.id, User.username, User.email, User.is_active, User.created_at)
+_CALLER_BY_KEY_HASH = select(*_CALLER_COLUMNS).where(User.api_key_hash == bindparam("key_hash"))
+_CALLER_BY_ID = select(*_CALLER_COLUMNS).where(User.id == bindparam("user_id"))
+
+
+def authenticate(session: Session, settings: Settings, bearer: str) -> Caller:
+    """The active account an API key or login token belongs to, read from the database on
+    every call (nothing is cached, so a rotated key or a deactivated account is refused at
+    once).
 
     Raises:
         Unauthorized: unknown, malformed, expired or revoked credential, or inactive account.
     """
-    user: User | None = None
+    row = None
     if bearer.startswith(credentials.API_KEY_PREFIX):
-        user = session.scalars(
-            select(User).where(User.api_key_hash == credentials.hash_api_key(bearer))
-        ).one_or_none()
+        key_hash = credentials.hash_api_key(bearer)
+        row = (
+            session.connection().execute(_CALLER_BY_KEY_HASH, {"key_hash": key_hash}).one_or_none()
+        )
     elif (user_id := credentials.verify_token(settings.secret_key, bearer)) is not None:
-        user = session.get(User, user_id)
-    if user is None or not user.is_active:
+        row = session.connection().execute(_CALLER_BY_ID, {"user_id": user_id}).one_or_none()
+    if row is None or not row.is_active:
         raise Unauthorized("invalid or expired credentials")
-    return user
+    return Caller(row.id, row.username, row.email, row.is_active, row.created_at)
 
 
 def rotate_api_key(session: Session, user_id: int) -> Registered:
