@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -11,14 +13,16 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from neosl import jobs
 from neosl.config import Settings
+from neosl.executions import announce_done
 from neosl.models import Execution, ExecutionLog, FunctionVersion
 from neosl.sandbox import SandboxPool
 from neosl_api.app import create_app
+from neosl_api.services import functions
 from tests.integration.test_api_basics import assert_error
 from tests.integration.test_gas_api import fund, queued, tenant
 from tests.proofs import register_key
@@ -301,3 +305,32 @@ def test_metrics_show_executions_durations_and_sandbox_pools(
     assert "neosl_execution_duration_milliseconds_sum 2040.0" in text
     assert 'neosl_sandbox_processes{worker="host:1"} 3.0' in text
     assert 'neosl_sandbox_restarts{worker="host:1"} 2.0' in text
+
+
+def test_wait_outlasts_the_redis_socket_timeout(
+    client: FlaskClient, db: Session, settings: Settings
+) -> None:
+    """A ?wait longer than the API's Redis socket timeout still sees the announcement."""
+    h = tenant(client)
+    fn = created(client, h)
+    execution_id = client.post(f"/v1/functions/{fn['id']}/invoke", json={}, headers=h).get_json()[
+        "execution_id"
+    ]
+    short = Redis.from_url(settings.redis_url, socket_timeout=0.3)
+    user_id = db.get_one(Execution, execution_id).user_id
+
+    def finish_later() -> None:
+        time.sleep(0.8)  # the "executor": finishes after several socket timeouts
+        db.execute(update(Execution).where(Execution.id == execution_id).values(status="succeeded"))
+        db.commit()
+        announce_done(short, execution_id)
+
+    worker = threading.Thread(target=finish_later)
+    worker.start()
+    try:
+        found = functions.wait_for(db, short, user_id, execution_id, 5)
+    finally:
+        worker.join(10)
+        short.close()
+    assert found is not None
+    assert found.status == "succeeded"
