@@ -51,6 +51,7 @@ from pathlib import Path
 import psutil
 from honcho.environ import parse_procfile
 from sqlalchemy import text
+from stats import percentile
 
 from neosl import migrate
 from neosl.config import load_settings
@@ -91,8 +92,7 @@ class Measurement:
 
     @property
     def p99_ms(self) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+        return percentile(self.latencies, 0.99) * 1000
 
     @property
     def cpu_us(self) -> float:

@@ -58,6 +58,7 @@ from celery import Celery
 from honcho.environ import parse_procfile
 from redis import Redis
 from sqlalchemy import Engine, insert, text
+from stats import percentile
 
 from neosl import jobs, migrate
 from neosl.celery_app import make_celery
@@ -683,11 +684,6 @@ def figure_throughput(sys_: System, args: argparse.Namespace) -> None:
 
 
 # -- figure 2: latency ---------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
 def figure_latency(sys_: System, args: argparse.Namespace) -> None:

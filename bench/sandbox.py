@@ -34,6 +34,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from stats import percentile
+
 from neosl.sandbox import Job, Limits, SandboxPool
 
 SOURCE = "function main(input, ctx) { return input + 1 }"
@@ -82,8 +84,7 @@ class Measurement:
 
     @property
     def p99_ms(self) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+        return percentile(self.latencies, 0.99) * 1000
 
     @property
     def rate(self) -> float:
