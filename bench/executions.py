@@ -308,6 +308,12 @@ def system(args: argparse.Namespace, root: Path, fetch_host: str) -> Iterator[Sy
             lambda: bool(producer.send_task(ping.name, queue=ping.queue).get(timeout=30)),
             executor,
         )
+        # As in production, traffic starts once the executor has prestarted its sandboxes.
+        wait_until(
+            f"{settings.sandbox_warm} sandbox processes",
+            lambda: len(tree(executor.pid, itself=False)) >= settings.sandbox_warm,
+            executor,
+        )
         wait_until(
             "the no-op worker",
             lambda: producer.send_task(NOOP_TASK, args=[1], queue=NOOP_QUEUE).get(timeout=30) == 1,
@@ -339,7 +345,8 @@ def system(args: argparse.Namespace, root: Path, fetch_host: str) -> Iterator[Sy
                 f"{env.get('NSL_API_WORKERS', 'unset')})",
                 f"executor: {executor_cmd}  (NSL_EXECUTOR_CONCURRENCY="
                 f"{env.get('NSL_EXECUTOR_CONCURRENCY', 'unset')}, "
-                f"NSL_SANDBOX_PROCESSES={settings.sandbox_processes})",
+                f"NSL_SANDBOX_PROCESSES={settings.sandbox_processes}, "
+                f"NSL_SANDBOX_WARM={settings.sandbox_warm})",
                 f"no-op:    {noop_cmd}",
             ]
         )
@@ -691,12 +698,18 @@ def figure_latency(sys_: System, args: argparse.Namespace) -> None:
     client = httpx.Client(base_url=sys_.api_url, headers=sys_.headers, timeout=30)
     counter = iter(range(10**9))
 
+    # (sent, answered) wall-clock times per execution, for the phase table.
+    waited: dict[int, tuple[float, float]] = {}
+
     def wait_invoke() -> None:
         value = next(counter)
+        sent = time.time()
         reply = client.post(f"/v1/functions/{function_id}/invoke?wait=5", json={"input": value})
+        answered = time.time()
         body = reply.json()
         if reply.status_code != 200 or body["status"] != "succeeded" or body["result"] != value:
             raise BenchError(f"invoke?wait answered {reply.status_code}: {reply.text[:300]}")
+        waited[body["id"]] = (sent, answered)
 
     def me() -> None:
         reply = client.get("/v1/me")
@@ -741,6 +754,38 @@ def figure_latency(sys_: System, args: argparse.Namespace) -> None:
         f"(one client, sequential, {args.pause * 1000:g} ms apart; goal for invoke?wait: "
         f"p50 <= {GOAL_P50_MS:g} ms, p99 <= {GOAL_P99_MS:g} ms)"
     )
+    print_wait_phases(sys_, waited)
+
+
+def print_wait_phases(sys_: System, waited: dict[int, tuple[float, float]]) -> None:
+    """Where an ``invoke?wait`` went, from the client's clock and the execution's timestamps.
+
+    ``created_at`` is the start of the API's transaction, ``start_time`` the start of the
+    executor's claim and ``end_time`` the moment the sandbox answered; all are read from the
+    same machine's clock as the client's.
+    """
+    with sys_.engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT id, extract(epoch FROM created_at), extract(epoch FROM start_time),"
+                " extract(epoch FROM end_time) FROM executions WHERE id = ANY(:ids)"
+            ),
+            {"ids": list(waited)},
+        ).all()
+    phases: dict[str, list[float]] = {
+        "request -> API transaction": [],
+        "API transaction -> claim (commit, broker)": [],
+        "claim -> sandbox answered": [],
+        "sandbox answered -> reply (finish, wake)": [],
+    }
+    for id_, created, started, ended in rows:
+        sent, answered = waited[id_]
+        marks = [sent, float(created), float(started), float(ended), answered]
+        for name, a, b in zip(phases, marks, marks[1:], strict=False):
+            phases[name].append((b - a) * 1000)
+    print(f"{'invoke?wait phase':<44}{'p50 ms':>9}{'p99 ms':>9}")
+    for name, values in phases.items():
+        print(f"{name:<44}{statistics.median(values):>9.1f}{percentile(values, 0.99):>9.1f}")
 
 
 # -- figure 3: executions waiting on fetch -------------------------------------------------

@@ -54,7 +54,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 @pytest.fixture(scope="session")
 def server_env(stack: Stack) -> dict[str, str]:
     """The environment the application needs, with every server running."""
-    return dict(stack.started_env)
+    env = dict(stack.started_env)
+    # An executor started by a test prestarts a couple of sandbox processes, not 64.
+    env.setdefault("NSL_SANDBOX_WARM", "2")
+    return env
 
 
 @pytest.fixture(scope="session")

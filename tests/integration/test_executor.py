@@ -133,6 +133,14 @@ def price(duration_ms: int) -> Decimal:
     return BASE + PER_100MS * -(-duration_ms // 100)
 
 
+def test_the_executor_prestarts_its_sandbox_processes(priced: Settings, executor: Celery) -> None:
+    # No execution has run: the processes come from the worker's start.
+    assert priced.sandbox_warm == 2
+    pool = wait_until(lambda: executor.conf.get("neosl_sandbox_pool"), "the sandbox pool")
+    wait_until(lambda: pool.size == priced.sandbox_warm, "two sandbox processes")
+    assert pool.restarts == 0
+
+
 def test_invoke_with_wait_answers_the_finished_execution_and_charges_it(
     api: Flask, executor: Celery, sessions: sessionmaker[Session]
 ) -> None:

@@ -493,6 +493,38 @@ def test_process_that_died_while_idle_is_replaced() -> None:
         assert one.size == 1
 
 
+def test_prestart_starts_up_to_count_while_runs_go_on() -> None:
+    with SandboxPool(max_processes=4, max_starting=1) as four:
+        outcomes: list[Outcome] = []
+        starter = threading.Thread(target=four.prestart, args=(3,))
+        starter.start()
+        # A run meanwhile takes an idle process or a start slot; it is not held up until
+        # all three exist (warm() would hold every process until then).
+        outcomes.append(run(four, "function main(input) { return input }", 7))
+        starter.join(30)
+        assert not starter.is_alive()
+        assert [(o.status, o.result) for o in outcomes] == [("succeeded", 7)]
+        assert four.size == 3
+        # Enough are live: another call starts none, and the count is capped.
+        assert four.prestart(3) == 0
+        assert four.prestart(99) == 1
+        assert four.size == 4
+
+
+def test_prestart_ends_when_the_pool_closes() -> None:
+    many = SandboxPool(max_processes=50, max_starting=1)
+    started: list[int] = []
+    starter = threading.Thread(target=lambda: started.append(many.prestart(50)))
+    starter.start()
+    time.sleep(0.3)
+    many.close()
+    starter.join(10)
+    assert not starter.is_alive()
+    (count,) = started
+    assert count < 50
+    assert many.size == 0
+
+
 # -- compile
 
 

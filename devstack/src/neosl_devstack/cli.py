@@ -38,6 +38,8 @@ def _up(args: argparse.Namespace) -> int:
     try:
         env.setdefault("NSL_API_PORT", "8000")
         env.setdefault("NSL_FLOWER_PORT", "5555")
+        # A laptop-sized executor: 8 sandbox processes ready at start, more on demand.
+        env.setdefault("NSL_SANDBOX_WARM", "8")
         # A small, non-zero price, so that billing shows in the dev stack.
         env.setdefault("NSL_FUNCTION_BASE_FEE", "0.0001")
         env.setdefault("NSL_FUNCTION_FEE_PER_100MS", "0.00001")

@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from neosl.neo.addresses import InvalidAddress, validate_address
+from neosl.relaybox import RelayKey, RelayPublicKey
 
 
 class ConfigError(ValueError):
@@ -77,6 +78,8 @@ class Settings:
     follower_interval: float = 1.0
     # Functions: the sandbox, outbound requests, billing and retention.
     sandbox_processes: int = 64
+    # Sandbox processes an executor starts as soon as it is up (at most sandbox_processes).
+    sandbox_warm: int = 64
     fetch_allow: tuple[str, ...] = ()
     fetch_timeout_seconds: float = 10.0
     function_base_fee: Decimal = Decimal(0)
@@ -84,6 +87,15 @@ class Settings:
     execution_retention_days: int = 30
     execution_requeue_seconds: int = 60
     execution_reap_grace_seconds: int = 30
+    # On-chain actions: the relay's key (gas-ledger only) and its public half (whoever
+    # creates tenants' signers), limits per execution, fees, a transaction's lifetime.
+    relay_key: RelayKey | None = None
+    relay_public_key: RelayPublicKey | None = None
+    neo_calls_per_execution: int = 10
+    neo_actions_per_execution: int = 10
+    action_service_fee: Decimal = Decimal(0)
+    action_max_fee: Decimal = Decimal(10)
+    action_valid_blocks: int = 100
 
     @property
     def neo_rpc_url(self) -> str:
@@ -218,6 +230,31 @@ def _master_keys(env: Mapping[str, str], name: str) -> tuple[MasterKey, ...]:
     return tuple(keys)
 
 
+def _one_key(env: Mapping[str, str], name: str) -> tuple[str, bytes] | None:
+    """``ID:KEY`` or a bare KEY (id ``default``): a 32-byte url-safe base64 key; None if unset."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    key_id, sep, encoded = raw.partition(":")
+    if not sep:
+        key_id, encoded = "default", raw
+    if not _KEY_ID.match(key_id):
+        raise ConfigError(f"{name}: key id {key_id!r} must be 1-50 of A-Z a-z 0-9 _ . -")
+    return key_id, _key({name: encoded}, name, 32, exact=True)
+
+
+def _relay_keys(env: Mapping[str, str]) -> tuple[RelayKey | None, RelayPublicKey | None]:
+    private = _one_key(env, "NSL_RELAY_KEY")
+    public = _one_key(env, "NSL_RELAY_PUBLIC_KEY")
+    relay_key = RelayKey(*private) if private else None
+    if relay_key is None:
+        return None, RelayPublicKey(*public) if public else None
+    derived = relay_key.public
+    if public is not None and (public[0], public[1]) != (derived.id, derived.key):
+        raise ConfigError("NSL_RELAY_PUBLIC_KEY is not the public half of NSL_RELAY_KEY")
+    return relay_key, derived
+
+
 def _fetch_allow(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     """Hosts or networks (CIDR) that functions' fetch may reach despite the SSRF guard."""
     items = tuple(i.strip().lower() for i in env.get(name, "").split(",") if i.strip())
@@ -316,6 +353,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     withdraw_daily = _gas(env, "NSL_WITHDRAW_DAILY", "50000")
     if not withdraw_min <= withdraw_max <= withdraw_daily:
         raise ConfigError("NSL_WITHDRAW_MIN <= NSL_WITHDRAW_MAX <= NSL_WITHDRAW_DAILY must hold")
+    sandbox_processes = _int(env, "NSL_SANDBOX_PROCESSES", 64, 1, 1024)
+    relay_key, relay_public_key = _relay_keys(env)
     return Settings(
         database_url=database_url,
         redis_url=redis_url,
@@ -348,7 +387,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         settle_margin_blocks=_int(env, "NSL_SETTLE_MARGIN_BLOCKS", 2, 0, 1000),
         follower_batch_blocks=_int(env, "NSL_FOLLOWER_BATCH_BLOCKS", 100, 1, 10_000),
         follower_interval=_int(env, "NSL_FOLLOWER_INTERVAL_MS", 1000, 100, 600_000) / 1000,
-        sandbox_processes=_int(env, "NSL_SANDBOX_PROCESSES", 64, 1, 1024),
+        sandbox_processes=sandbox_processes,
+        sandbox_warm=min(
+            _int(env, "NSL_SANDBOX_WARM", sandbox_processes, 0, 1024), sandbox_processes
+        ),
         fetch_allow=_fetch_allow(env, "NSL_FETCH_ALLOW"),
         fetch_timeout_seconds=_int(env, "NSL_FETCH_TIMEOUT_MS", 10_000, 100, 300_000) / 1000,
         function_base_fee=_fee(env, "NSL_FUNCTION_BASE_FEE"),
@@ -356,6 +398,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         execution_retention_days=_int(env, "NSL_EXECUTION_RETENTION_DAYS", 30, 1, 3650),
         execution_requeue_seconds=_int(env, "NSL_EXECUTION_REQUEUE_SECONDS", 60, 5, 3600),
         execution_reap_grace_seconds=_int(env, "NSL_EXECUTION_REAP_GRACE_SECONDS", 30, 1, 3600),
+        relay_key=relay_key,
+        relay_public_key=relay_public_key,
+        neo_calls_per_execution=_int(env, "NSL_NEO_CALLS_PER_EXECUTION", 10, 0, 100),
+        neo_actions_per_execution=_int(env, "NSL_NEO_ACTIONS_PER_EXECUTION", 10, 0, 100),
+        action_service_fee=_fee(env, "NSL_ACTION_SERVICE_FEE"),
+        action_max_fee=_gas(env, "NSL_ACTION_MAX_FEE", "10"),
+        action_valid_blocks=_int(env, "NSL_ACTION_VALID_BLOCKS", 100, 2, 5760),
     )
 
 

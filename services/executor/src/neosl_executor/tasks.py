@@ -6,7 +6,7 @@ import threading
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_shutdown
+from celery.signals import worker_init, worker_shutdown
 from redis import Redis
 
 from neosl import jobs
@@ -79,6 +79,22 @@ def register(app: Celery) -> None:
     @app.task(name=jobs.PURGE_EXECUTIONS.name, base=PeriodicTask, bind=True, shared=False)
     def purge_executions(self: PeriodicTask) -> int:
         return reaper.purge(self.sessions, self.settings)
+
+    @worker_init.connect(weak=False)
+    def prestart_sandboxes(sender: Any = None, **_kwargs: Any) -> None:
+        # Sandbox processes take about 0.1 s of CPU each to start: started on demand, a burst
+        # of executions waiting on fetch would wait for dozens of them. Start them now, in
+        # the background, each taking work as soon as it is ready.
+        if sender is None or getattr(sender, "app", None) is not app:
+            return
+        count = app.conf.neosl_settings.sandbox_warm
+        if count <= 0:
+            return
+        pool = sandbox_pool(app)
+        for i in range(pool.max_starting):
+            threading.Thread(
+                target=pool.prestart, args=(count,), name=f"sandbox-prestart-{i}", daemon=True
+            ).start()
 
     @worker_shutdown.connect(weak=False)
     def stop_sandboxes(sender: Any = None, **_kwargs: Any) -> None:

@@ -453,6 +453,35 @@ class SandboxPool(Closing):
             for child in started:
                 self._release(child)
 
+    def prestart(self, count: int) -> int:
+        """Start processes until ``count`` are live (or starting), each one idle, and so
+        taking work, as soon as it is ready; returns how many this call started.
+
+        Unlike ``warm`` it holds no process: runs go on meanwhile. It shares the start slots
+        (``max_starting``) with runs that need a new process; several threads may call it.
+        A process that will not start ends it (logged); so does closing the pool.
+        """
+        started = 0
+        while True:
+            with self._cond:
+                while True:
+                    if self._closed:
+                        return started
+                    if len(self._children) + self._starting >= min(count, self.max_processes):
+                        return started
+                    if self._starting < self.max_starting:
+                        self._starting += 1
+                        break
+                    self._cond.wait()
+            try:
+                child = self._start_child()
+            except SandboxError as exc:
+                if not self._closed:
+                    log.warning("prestarting sandbox processes stopped: %s", exc)
+                return started
+            started += 1
+            self._release(child)
+
     def run(self, job: Job) -> Outcome:
         """Run ``job`` and tell how it ended; blocks until then (at most its timeout plus
         ``kill_grace_seconds``, plus waiting for a free process).
@@ -635,6 +664,10 @@ class SandboxPool(Closing):
             for child in dead:
                 log.warning("sandbox process %d died while idle: replaced", child.pid)
                 child.kill()
+        return self._start_child()
+
+    def _start_child(self) -> _Child:
+        """Start a process in the start slot the caller took (``_starting``), and count it."""
         try:
             child = _Child.start(self._command, self._env)
         except BaseException:
