@@ -5,7 +5,7 @@ PYTHON ?= python3
 UV := $(PYTHON) -m uv
 export UV_LINK_MODE ?= copy
 
-.PHONY: install dev test lint typecheck pytest format bench clean
+.PHONY: install dev test lint typecheck pytest format contracts bench clean
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
@@ -29,6 +29,10 @@ pytest:
 format:
 	$(UV) run --no-sync ruff check --fix .
 	$(UV) run --no-sync ruff format .
+
+# Recompile contracts/*.py into shared/src/neosl/contracts (commit the result).
+contracts:
+	$(UV) run --no-sync python contracts/build.py
 
 bench: install
 	@for script in bench/*.py; do [ -e "$$script" ] && $(UV) run --no-sync python "$$script"; done; true

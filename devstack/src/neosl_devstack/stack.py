@@ -17,6 +17,7 @@ from pathlib import Path
 from neo3.wallet.account import Account
 
 from neosl.config import new_key
+from neosl.relaybox import new_relay_key
 from neosl_devstack.neo import EmbeddedNeo, committee_wallet_file
 from neosl_devstack.postgres import EmbeddedPostgres
 from neosl_devstack.redis import EmbeddedRedis
@@ -140,9 +141,14 @@ class Stack:
 def _new_secrets() -> dict[str, str]:
     # The hot wallet: a fresh key per dev stack; deposits arrive at its address.
     private_key = secrets.token_bytes(32)
+    relay_private, relay_public = new_relay_key()
     return {
         "NSL_SECRET_KEY": new_key(),
         "NSL_SECRETS_KEY": new_key(),
         "NSL_HOT_WALLET_WIF": Account.private_key_to_wif(private_key),
         "NSL_DEPOSIT_ADDRESS": Account.from_private_key(private_key).address,
+        # The relay's key seals tenants' signer keys; in production only the gas-ledger
+        # gets NSL_RELAY_KEY, the rest NSL_RELAY_PUBLIC_KEY.
+        "NSL_RELAY_KEY": relay_private,
+        "NSL_RELAY_PUBLIC_KEY": relay_public,
     }

@@ -9,11 +9,14 @@ Balance rules (``verify`` checks them for every account):
 
     balance = Σ deposit (confirmed) + Σ refund (confirmed)
               - Σ withdraw (pending, confirmed or failed)
-              - Σ function and pricefeed charges (confirmed)
+              - Σ function and pricefeed charges (pending, confirmed or failed)
 
 A withdrawal is debited when it is requested and stays debited whatever happens to it; if it
 fails, a separate ``refund`` row credits the amount back. Charges and deposits are written
-``confirmed``. Nothing is ever updated in place except a withdrawal's status.
+``confirmed``, except the fees of an on-chain action: they are held (a ``pending`` charge of
+the most the transaction can cost) while it is in flight, and settled like a withdrawal:
+``confirmed`` with a ``refund`` of what the chain did not take, or ``failed`` with a refund of
+all of it. Nothing is ever updated in place except a withdrawal's or a held charge's status.
 
 Who commits: the caller, always. Every function here writes through the session it is
 given and neither commits nor rolls back, so a caller can put its own rows (an execution,
@@ -74,7 +77,7 @@ _CHARGE_SQL = text(
         FOR UPDATE
     ), ins AS (
         INSERT INTO transactions (user_id, account_id, type, amount, status, reference)
-        SELECT :user_id, acct.id, :type, :amount, 'confirmed', :reference FROM acct
+        SELECT :user_id, acct.id, :type, :amount, :status, :reference FROM acct
         WHERE acct.balance >= :amount
         ON CONFLICT (user_id, type, reference)
             WHERE type IN ('function', 'pricefeed', 'refund') DO NOTHING
@@ -107,6 +110,27 @@ def charge(
         InvalidInput: unknown charge type, an amount that is not positive or has more than
             8 decimals, or a reference that is empty or longer than 200 characters.
     """
+    return _charge(session, user_id, charge_type, amount, reference, "confirmed")
+
+
+def hold(
+    session: Session, user_id: int, charge_type: str, amount: Decimal, reference: str
+) -> ChargeResult:
+    """As ``charge``, but the row is ``pending``: the most something in flight can cost.
+
+    Settle it with ``settle_hold`` (what it really cost) or ``release_hold`` (nothing).
+    """
+    return _charge(session, user_id, charge_type, amount, reference, "pending")
+
+
+def _charge(
+    session: Session,
+    user_id: int,
+    charge_type: str,
+    amount: Decimal,
+    reference: str,
+    status: str,
+) -> ChargeResult:
     if charge_type not in CHARGE_TYPES:
         raise InvalidInput(f"charge type must be one of {', '.join(CHARGE_TYPES)}")
     try:
@@ -115,7 +139,13 @@ def charge(
         raise InvalidInput(f"charge amount: {exc}") from None
     if not reference or len(reference) > 200:
         raise InvalidInput("charge reference must be 1-200 characters")
-    params = {"user_id": user_id, "type": charge_type, "amount": amount, "reference": reference}
+    params = {
+        "user_id": user_id,
+        "type": charge_type,
+        "amount": amount,
+        "reference": reference,
+        "status": status,
+    }
     row = session.execute(_CHARGE_SQL, params).one()
     for _ in range(_NO_ACCOUNT_RECHECKS):
         if row.account_id is not None:
@@ -234,6 +264,57 @@ def confirm_withdrawal(session: Session, transaction_id: int, block_index: int |
     tx.block_index = block_index
     session.flush()
     return True
+
+
+def settle_hold(
+    session: Session, transaction_id: int, cost: Decimal, block_index: int | None
+) -> Decimal | None:
+    """Confirm a held charge at ``cost`` (at most the hold): the rest is refunded.
+
+    Returns what was charged, or None if the hold was no longer pending (settled before:
+    safe to call twice). A cost above the hold is capped at the hold. The caller commits.
+    """
+    tx = session.get(Transaction, transaction_id, with_for_update=True)
+    if tx is None or tx.type not in CHARGE_TYPES or tx.status != "pending":
+        return None
+    charged = min(max(cost, Decimal(0)), tx.amount)
+    tx.status = "confirmed"
+    tx.block_index = block_index
+    _refund(session, tx, tx.amount - charged)
+    session.flush()
+    return charged
+
+
+def release_hold(session: Session, transaction_id: int, reason: str) -> bool:
+    """Fail a held charge and refund all of it; False if it was no longer pending.
+
+    The caller commits.
+    """
+    tx = session.get(Transaction, transaction_id, with_for_update=True)
+    if tx is None or tx.type not in CHARGE_TYPES or tx.status != "pending":
+        return False
+    tx.status = "failed"
+    tx.failure_reason = reason[:1000]
+    _refund(session, tx, tx.amount)
+    session.flush()
+    return True
+
+
+def _refund(session: Session, tx: Transaction, amount: Decimal) -> None:
+    if amount <= 0:
+        return
+    account = session.get_one(GasAccount, tx.account_id, with_for_update=True)
+    account.balance += amount
+    session.add(
+        Transaction(
+            user_id=tx.user_id,
+            account_id=tx.account_id,
+            type="refund",
+            amount=amount,
+            status="confirmed",
+            reference=tx.reference or f"{tx.type}:{tx.id}",
+        )
+    )
 
 
 class DepositOutcome(StrEnum):
@@ -383,7 +464,7 @@ def verify(session: Session) -> list[Mismatch]:
     signed = case(
         (t.type.in_(("deposit", "refund")) & (t.status == "confirmed"), t.amount),
         (t.type == "withdraw", -t.amount),
-        (t.type.in_(CHARGE_TYPES) & (t.status == "confirmed"), -t.amount),
+        (t.type.in_(CHARGE_TYPES), -t.amount),
         else_=0,
     )
     sums = (

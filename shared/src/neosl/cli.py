@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from neosl import balances, chain, deployment, jobs, localrun, migrate, secretbox
+from neosl import balances, chain, contracts, deployment, jobs, localrun, migrate, secretbox
 from neosl.celery_app import make_celery
 from neosl.config import ConfigError, Settings, load_settings
 from neosl.db import make_session_factory, short_lived_engine
@@ -26,7 +26,7 @@ from neosl.errors import ServiceError
 from neosl.models import GasAccount, UnmatchedDeposit
 from neosl.money import InvalidAmount, format_amount, from_units, parse_amount, to_units
 from neosl.neo import devnet
-from neosl.neo.addresses import InvalidAddress, validate_address
+from neosl.neo.addresses import InvalidAddress, address_to_script_hash, validate_address
 from neosl.neo.messages import sign_message
 from neosl.neo.rpc import NeoRpc, RpcError, RpcUnavailable
 from neosl.neo.transfers import TransferWouldFail, build_gas_transfer, transfer_succeeded
@@ -149,11 +149,8 @@ def _address_and_amount(args: argparse.Namespace) -> tuple[str, int] | None:
         return None
 
 
-def _devnet_fund(settings: Settings, args: argparse.Namespace) -> int:
-    parsed = _address_and_amount(args)
-    if parsed is None:
-        return 2
-    address, amount = parsed
+def _committee_wallet() -> tuple[Path, str] | None:
+    """The dev chain's committee wallet and its password, or None after saying what is wrong."""
     # `neosl-dev env` exports the wallet's absolute path; the default only works from the
     # repository's root, where `make dev` keeps the dev stack's data.
     wallet_var = os.environ.get("NSL_DEVNET_WALLET")
@@ -166,7 +163,7 @@ def _devnet_fund(settings: Settings, args: argparse.Namespace) -> int:
             "NSL_DEVNET_WALLET (or set it to the wallet's path) and try again.",
             file=sys.stderr,
         )
-        return 2
+        return None
     password = os.environ.get("NSL_DEVNET_WALLET_PASSWORD")
     if password is None:
         password_file = wallet.with_suffix(".password")
@@ -175,8 +172,20 @@ def _devnet_fund(settings: Settings, args: argparse.Namespace) -> int:
                 f"error: no {password_file} next to the wallet; set NSL_DEVNET_WALLET_PASSWORD",
                 file=sys.stderr,
             )
-            return 2
+            return None
         password = password_file.read_text().strip()
+    return wallet, password
+
+
+def _devnet_fund(settings: Settings, args: argparse.Namespace) -> int:
+    parsed = _address_and_amount(args)
+    if parsed is None:
+        return 2
+    address, amount = parsed
+    committee = _committee_wallet()
+    if committee is None:
+        return 2
+    wallet, password = committee
     with NeoRpc(settings.neo_rpc_urls) as rpc:
         try:
             tx_hash = devnet.fund(rpc, wallet, password, address, amount)
@@ -191,6 +200,44 @@ def _devnet_fund(settings: Settings, args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
     print(f"sent {format_amount(from_units(amount))} GAS to {address} in {tx_hash}")
+    return 0
+
+
+def _devnet_deploy(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        nef, manifest = contracts.load(args.contract)
+        owner = None if args.owner is None else address_to_script_hash(args.owner)
+    except (contracts.UnknownContract, OSError, ValueError) as exc:  # InvalidAddress too
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.name is not None:
+        manifest = {**manifest, "name": args.name}
+    committee = _committee_wallet()
+    if committee is None:
+        return 2
+    wallet, password = committee
+    with NeoRpc(settings.neo_rpc_urls) as rpc:
+        try:
+            contract_hash = devnet.deploy(rpc, wallet, password, nef, manifest, owner)
+        except devnet.ContractExists as exc:
+            print(
+                f"error: {exc}; deploy it again under another name with --name NAME",
+                file=sys.stderr,
+            )
+            return 1
+        except (
+            RpcError,
+            RpcUnavailable,
+            devnet.DeployWouldFail,
+            RuntimeError,
+            OSError,
+            ValueError,  # not a wallet, the wrong password or not a .nef
+        ) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    owner_text = args.owner or "the committee account"
+    print(f"deployed {manifest['name']!r}, owner {owner_text}:", file=sys.stderr)
+    print(contract_hash)
     return 0
 
 
@@ -338,6 +385,29 @@ def build_parser() -> argparse.ArgumentParser:
     fund.add_argument("address")
     fund.add_argument("amount", help='GAS, e.g. "10" or "0.5"')
     fund.set_defaults(func=_devnet_fund)
+    deploy_help = (
+        "deploy a contract from the dev chain's committee account (NSL_DEVNET_WALLET) and "
+        "print its hash"
+    )
+    deploy = devnet_cmd.add_parser("deploy", help=deploy_help, description=deploy_help)
+    deploy.add_argument(
+        "contract",
+        metavar="CONTRACT",
+        help=f"a shipped contract ({', '.join(contracts.names())}) or a path to a .nef file "
+        "with its .manifest.json next to it",
+    )
+    deploy.add_argument(
+        "--owner",
+        metavar="ADDRESS",
+        help="passed to the contract's _deploy as a Hash160; without it the project's "
+        "contracts make the deployer (the committee account) their owner",
+    )
+    deploy.add_argument(
+        "--name",
+        help="the manifest name to deploy under; the hash depends on it, so a contract can "
+        "be deployed again under another name",
+    )
+    deploy.set_defaults(func=_devnet_deploy)
     devnet_cmd.add_parser(
         "keygen", help="print a new throw-away key (address and WIF)"
     ).set_defaults(func=_devnet_keygen)

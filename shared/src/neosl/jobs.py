@@ -57,6 +57,12 @@ CHARGE = Job("neosl.balances.charge", LEDGER_QUEUE, ("user_id", "type", "amount"
 SEND_WITHDRAWAL = Job("neosl.ledger.send_withdrawal", LEDGER_QUEUE, ("transaction_id",))
 # Settle every pending withdrawal: confirm, refund, or re-send the same signed transaction.
 RECONCILE_WITHDRAWALS = Job("neosl.ledger.reconcile_withdrawals", LEDGER_QUEUE)
+# Relay one queued on-chain action (its neo_actions row id): test-invoke, hold its fees,
+# sign once, store, send. Safety net: the reconcile pass relays queued actions again.
+RELAY_ACTION = Job("neosl.ledger.relay_action", LEDGER_QUEUE, ("action_id",))
+# Settle every pending action from the chain (charge its real fees, or release them), and
+# relay again queued ones whose message was lost.
+RECONCILE_ACTIONS = Job("neosl.ledger.reconcile_actions", LEDGER_QUEUE)
 # Credit deposits the chain follower recorded; sent by the follower after it stores events.
 APPLY_DEPOSITS = Job("neosl.ledger.apply_deposits", LEDGER_QUEUE)
 
@@ -79,6 +85,8 @@ ALL_JOBS = (
     CHARGE,
     SEND_WITHDRAWAL,
     RECONCILE_WITHDRAWALS,
+    RELAY_ACTION,
+    RECONCILE_ACTIONS,
     APPLY_DEPOSITS,
     RUN_EXECUTION,
     REAP_EXECUTIONS,

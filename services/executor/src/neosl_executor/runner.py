@@ -22,9 +22,11 @@ from typing import Any
 from sqlalchemy import DateTime, Select, Update, and_, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from neosl import balances
+from neosl import actions, balances
 from neosl.billing import charge_reference, execution_price
 from neosl.config import Settings
+from neosl.dispatch import Dispatcher
+from neosl.errors import InvalidInput
 from neosl.models import Execution, ExecutionLog, Function, FunctionVersion
 from neosl.sandbox.types import Job, Limits, LogLine, Outcome
 from neosl.secretbox import granted_secrets
@@ -166,9 +168,14 @@ def finish(
     outcome: Outcome,
     *,
     end_time: dt.datetime | None = None,
+    calls: list[actions.Call] | None = None,
+    dispatcher: Dispatcher | None = None,
 ) -> bool:
     """Record the terminal status, logs, counters and charge together; False if the
     execution was not running any more (finished by someone else: nothing is written).
+
+    ``calls`` (checked ``neo.invoke`` actions of an execution that succeeded) are queued in
+    the same transaction, their relay jobs sent by ``dispatcher`` after the commit.
 
     The caller's session commits here (this is the executor's unit of work).
     """
@@ -211,6 +218,18 @@ def finish(
                 for line in outcome.logs
             ],
         )
+    if calls and outcome.status == "succeeded":
+        if dispatcher is None:
+            raise ValueError("actions to queue need a dispatcher")
+        for position, call in enumerate(calls):
+            actions.queue(
+                session,
+                dispatcher,
+                user_id,
+                call,
+                execution_id=execution_id,
+                position=position,
+            )
     charge_status = "free"
     if amount > 0:
         charged = balances.charge(
@@ -252,11 +271,27 @@ def _storable(outcome: Outcome) -> Outcome:
 Runner = Callable[[Job], Outcome]
 
 
+def checked_actions(outcome: Outcome) -> tuple[Outcome, list[actions.Call]]:
+    """The outcome's ``neo.invoke`` actions, checked; a failed outcome (and no actions)
+    when one cannot be mapped: the execution fails with a message naming it."""
+    if outcome.status != "succeeded" or not outcome.actions:
+        return outcome, []
+    calls: list[actions.Call] = []
+    for index, action in enumerate(outcome.actions):
+        try:
+            calls.append(actions.check(action.contract, action.method, action.args))
+        except InvalidInput as exc:
+            error = f"neo.invoke #{index} ({action.method}): {exc.message}"
+            return dataclasses.replace(outcome, status="failed", result=None, error=error), []
+    return outcome, calls
+
+
 def run_execution(
     sessions: sessionmaker[Session],
     settings: Settings,
     run: Runner,
     execution_id: int,
+    dispatcher: Dispatcher | None = None,
 ) -> str:
     """Run a queued execution; returns its terminal status, or "skipped" if it was not
     queued (already started or finished, or deleted with its function)."""
@@ -281,7 +316,12 @@ def run_execution(
             "trigger": claimed.trigger,
             "secrets": secrets,
         },
-        limits=Limits(timeout_seconds=code.timeout, memory_mb=code.memory),
+        limits=Limits(
+            timeout_seconds=code.timeout,
+            memory_mb=code.memory,
+            neo_calls=settings.neo_calls_per_execution,
+            neo_actions=settings.neo_actions_per_execution if dispatcher is not None else 0,
+        ),
     )
     try:
         outcome = run(job)
@@ -289,8 +329,9 @@ def run_execution(
         # The sandbox pool itself failed (not the function): record it, never retry the code.
         log.exception("execution %s: the sandbox failed", execution_id)
         outcome = Outcome("failed", error=f"the sandbox failed: {type(exc).__name__}")
+    outcome, calls = checked_actions(outcome)
     with sessions() as session:
-        finish(session, settings, execution_id, outcome)
+        finish(session, settings, execution_id, outcome, calls=calls, dispatcher=dispatcher)
     return outcome.status
 
 

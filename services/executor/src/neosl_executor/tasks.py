@@ -11,10 +11,12 @@ from redis import Redis
 
 from neosl import jobs
 from neosl.executions import announce_done
+from neosl.neo.rpc import NeoRpc
 from neosl.netguard import Fetcher
 from neosl.sandbox import SandboxPool
 from neosl.tasks import PeriodicTask, ServiceTask
 from neosl_executor import reaper, runner
+from neosl_executor.neo_calls import NeoReader
 
 _lock = threading.Lock()
 
@@ -25,9 +27,13 @@ def sandbox_pool(app: Celery) -> SandboxPool:
         pool: SandboxPool | None = app.conf.get("neosl_sandbox_pool")
         if pool is None:
             settings = app.conf.neosl_settings
+            # Read-only: neo.call test-invokes; the executor holds no key.
+            rpc = NeoRpc(settings.neo_rpc_urls)
+            app.conf.neosl_neo_rpc = rpc
             pool = SandboxPool(
                 max_processes=settings.sandbox_processes,
                 fetcher=Fetcher.from_settings(settings),
+                neo_caller=NeoReader(rpc),
             )
             app.conf.neosl_sandbox_pool = pool
         return pool
@@ -58,7 +64,11 @@ def register(app: Celery) -> None:
     )
     def run_execution(self: ServiceTask, execution_id: int) -> str:
         status = runner.run_execution(
-            self.sessions, self.settings, sandbox_pool(self.app).run, execution_id
+            self.sessions,
+            self.settings,
+            sandbox_pool(self.app).run,
+            execution_id,
+            self.dispatcher,
         )
         if status != "skipped":
             announce_done(_redis(self.app), execution_id)
@@ -101,3 +111,6 @@ def register(app: Celery) -> None:
         pool: SandboxPool | None = app.conf.get("neosl_sandbox_pool")
         if pool is not None:
             pool.close()
+        rpc: NeoRpc | None = app.conf.get("neosl_neo_rpc")
+        if rpc is not None:
+            rpc.close()

@@ -11,7 +11,7 @@ from neosl import balances, jobs
 from neosl.dispatch import Dispatcher
 from neosl.money import format_amount, parse_amount
 from neosl.tasks import ChainTask, PeriodicTask, ServiceTask
-from neosl_gas_ledger import deposits, withdrawals
+from neosl_gas_ledger import actions, deposits, withdrawals
 from neosl_gas_ledger.hot_wallet import load_hot_wallet
 
 
@@ -44,6 +44,21 @@ def register(app: Celery) -> None:
             )
         return dict(counts)
 
+    @app.task(name=jobs.RELAY_ACTION.name, base=ChainTask, bind=True, shared=False)
+    def relay_action(self: ChainTask, action_id: int) -> str:
+        with self.rpc() as rpc:
+            return actions.relay_action(
+                self.sessions, rpc, self.settings, load_hot_wallet(self.settings), action_id
+            )
+
+    @app.task(name=jobs.RECONCILE_ACTIONS.name, base=PeriodicTask, bind=True, shared=False)
+    def reconcile_actions(self: PeriodicTask) -> dict[str, int]:
+        with self.rpc() as rpc:
+            counts = actions.reconcile(
+                self.sessions, rpc, self.settings, load_hot_wallet(self.settings)
+            )
+        return dict(counts)
+
     @app.task(name=jobs.APPLY_DEPOSITS.name, base=PeriodicTask, bind=True, shared=False)
     def apply_deposits(self: PeriodicTask) -> dict[str, int]:
         address = load_hot_wallet(self.settings).address
@@ -63,4 +78,5 @@ def register(app: Celery) -> None:
             # Nudges that name no rows: nothing to wait for a commit for.
             dispatcher = Dispatcher(app)
             dispatcher.send(jobs.RECONCILE_WITHDRAWALS)
+            dispatcher.send(jobs.RECONCILE_ACTIONS)
             dispatcher.send(jobs.APPLY_DEPOSITS)

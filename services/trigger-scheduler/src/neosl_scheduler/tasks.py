@@ -28,6 +28,7 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     return {
         "follow-chain": every(jobs.FOLLOW_CHAIN, settings.follower_interval),
         "reconcile-withdrawals": every(jobs.RECONCILE_WITHDRAWALS, 5.0),
+        "reconcile-actions": every(jobs.RECONCILE_ACTIONS, settings.follower_interval),
         # A safety net: the follower tells the gas-ledger at once when deposits arrive.
         "apply-deposits": every(jobs.APPLY_DEPOSITS, 30.0),
         "reap-executions": every(jobs.REAP_EXECUTIONS, 10.0),

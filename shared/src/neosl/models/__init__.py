@@ -19,6 +19,7 @@ from neosl.models.gas import (
     Transaction,
     UnmatchedDeposit,
 )
+from neosl.models.neo import NeoAction, NeoSigner
 from neosl.models.pricefeeds import PriceData, PriceFeed
 from neosl.models.triggers import Trigger, TriggerEvent
 
@@ -35,6 +36,8 @@ __all__ = [
     "GasAccount",
     "GasAddressChallenge",
     "IdempotencyKey",
+    "NeoAction",
+    "NeoSigner",
     "PriceData",
     "PriceFeed",
     "Secret",

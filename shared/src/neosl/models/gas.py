@@ -123,6 +123,11 @@ class Transaction(Base):
             "id",
             postgresql_where=text("type = 'withdraw' AND status = 'pending'"),
         ),
+        Index(
+            "idx_transactions_pending_charges",
+            "id",
+            postgresql_where=text("type = 'function' AND status = 'pending'"),
+        ),
     )
 
 

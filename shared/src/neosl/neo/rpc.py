@@ -352,6 +352,25 @@ class NeoRpc(Closing):
         params = [base64.b64encode(script).decode(), list(signers)]
         return _dict(self.call("invokescript", params), "invokescript")
 
+    def invoke_function(
+        self,
+        contract: str,
+        method: str,
+        params: Sequence[dict[str, Any]] = (),
+        signers: Sequence[dict[str, Any]] = (),
+    ) -> dict[str, Any]:
+        """``invokefunction``: a read-only test invocation of ``contract.method``.
+
+        ``params`` are ContractParameter JSON (``neosl.neo.params.to_rpc``).
+
+        Raises:
+            RpcError, RpcUnavailable: as ``call``.
+        """
+        args: list[Any] = [contract, method, list(params)]
+        if signers:
+            args.append(list(signers))
+        return _dict(self.call("invokefunction", args), "invokefunction")
+
     def calculate_network_fee(self, raw: bytes) -> int:
         """``calculatenetworkfee`` for a serialized transaction, in units of 1e-8 GAS.
 

@@ -247,7 +247,8 @@ class SignedTransfer:
     network_fee: int
 
 
-_SignFn = Callable[[Transaction, int], None]
+SignFn = Callable[[Transaction, int], None]
+"""Adds the sender's witness to a transaction, given the network magic."""
 
 
 def transaction_hash(raw: bytes) -> str:
@@ -288,15 +289,12 @@ def build_gas_transfer(
     return _build(rpc, account.address, sign, to_address, amount, valid_for_blocks)
 
 
-def build_multisig_gas_transfer(
-    rpc: NeoRpc, account: Account, to_address: str, amount: int, *, valid_for_blocks: int
-) -> SignedTransfer:
-    """As ``build_gas_transfer``, from a 1-of-n multi-signature account holding its key.
+def multisig_signer(account: Account) -> SignFn:
+    """A ``SignFn`` for a 1-of-n multi-signature account holding its key.
 
     Raises:
-        ValueError: ``account`` is not a multi-signature account with key material, or needs
-            more than one signature; otherwise as ``build_gas_transfer``.
-        InvalidAddress, TransferWouldFail, RpcError, RpcUnavailable: as ``build_gas_transfer``.
+        ValueError: ``account`` is not a multi-signature account with key material. The
+            returned function raises it when the account needs more than one signature.
     """
     if not account.is_multisig or account.is_watchonly:
         raise ValueError(f"{account.address} is not a multi-signature account with its key")
@@ -308,13 +306,70 @@ def build_multisig_gas_transfer(
         if len(tx.witnesses) == before:
             raise ValueError(f"{account.address} needs more than one signature")
 
-    return _build(rpc, account.address, sign, to_address, amount, valid_for_blocks)
+    return sign
+
+
+def build_multisig_gas_transfer(
+    rpc: NeoRpc, account: Account, to_address: str, amount: int, *, valid_for_blocks: int
+) -> SignedTransfer:
+    """As ``build_gas_transfer``, from a 1-of-n multi-signature account holding its key.
+
+    Raises:
+        ValueError: ``account`` is not a multi-signature account with key material, or needs
+            more than one signature; otherwise as ``build_gas_transfer``.
+        InvalidAddress, TransferWouldFail, RpcError, RpcUnavailable: as ``build_gas_transfer``.
+    """
+    return _build(
+        rpc, account.address, multisig_signer(account), to_address, amount, valid_for_blocks
+    )
+
+
+def signed_transaction(
+    rpc: NeoRpc,
+    sender: UInt160,
+    sign: SignFn,
+    script: bytes,
+    *,
+    system_fee: int,
+    valid_for_blocks: int,
+) -> Transaction:
+    """A transaction running ``script``, sent and paid by ``sender`` and signed by ``sign``.
+
+    The sender signs with scope CalledByEntry. The network fee is the node's price for the
+    signed transaction; the nonce is random, so two identical scripts get different hashes.
+    The transaction is valid until block ``block_count() + valid_for_blocks``. Checks
+    neither the script (test-invoke it first) nor the sender's balance.
+
+    Raises:
+        RpcError, RpcUnavailable: from the node.
+        ValueError: from ``sign``.
+    """
+    tx = Transaction(
+        version=0,
+        # neo-mamba's default nonce is a constant: identical transactions would share a hash
+        # and the second would be refused as already known.
+        nonce=secrets.randbits(32),
+        system_fee=system_fee,
+        network_fee=_PLACEHOLDER_NETWORK_FEE,
+        valid_until_block=rpc.block_count() + valid_for_blocks,
+        attributes=[],
+        signers=[Signer(sender, WitnessScope.CALLED_BY_ENTRY)],
+        script=script,
+    )
+    magic = rpc.network_magic()
+    # neo-go prices the witnesses it is given (an unsigned transaction fails with -508):
+    # sign once to give them their shape, price, then sign again over the real fee.
+    sign(tx, magic)
+    tx.network_fee = rpc.calculate_network_fee(tx.to_array())
+    tx.witnesses = []
+    sign(tx, magic)
+    return tx
 
 
 def _build(
     rpc: NeoRpc,
     sender: str,
-    sign: _SignFn,
+    sign: SignFn,
     to_address: str,
     amount: int,
     valid_for_blocks: int,
@@ -347,27 +402,14 @@ def _build(
                 f"{sender} has {format_gas(balance)} GAS, needs {format_gas(amount)} GAS plus fees"
             )
         raise TransferWouldFail("GAS.transfer returned false in a test invocation")
-    system_fee = int(test["gasconsumed"])
-
-    tx = Transaction(
-        version=0,
-        # neo-mamba's default nonce is a constant: identical transfers would share a hash
-        # and the second would be refused as already known.
-        nonce=secrets.randbits(32),
-        system_fee=system_fee,
-        network_fee=_PLACEHOLDER_NETWORK_FEE,
-        valid_until_block=rpc.block_count() + valid_for_blocks,
-        attributes=[],
-        signers=[Signer(sender_hash, WitnessScope.CALLED_BY_ENTRY)],
-        script=script,
+    tx = signed_transaction(
+        rpc,
+        sender_hash,
+        sign,
+        script,
+        system_fee=int(test["gasconsumed"]),
+        valid_for_blocks=valid_for_blocks,
     )
-    magic = rpc.network_magic()
-    # neo-go prices the witnesses it is given (an unsigned transaction fails with -508):
-    # sign once to give them their shape, price, then sign again over the real fee.
-    sign(tx, magic)
-    tx.network_fee = rpc.calculate_network_fee(tx.to_array())
-    tx.witnesses = []
-    sign(tx, magic)
 
     balance = rpc.gas_balance(sender)
     fees = tx.system_fee + tx.network_fee

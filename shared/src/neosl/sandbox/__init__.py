@@ -6,13 +6,14 @@ package never imports ``quickjs`` itself: only the sandbox processes (``neosl.sa
 do.
 """
 
-from neosl.sandbox.pool import SandboxError, SandboxPool
+from neosl.sandbox.pool import NeoCaller, SandboxError, SandboxPool
 from neosl.sandbox.types import (
     LOG_LEVELS,
     MAX_LOG_BYTES,
     MAX_LOG_LINES,
     MAX_MEMORY_MB,
     MAX_RESULT_BYTES,
+    Action,
     CompileError,
     Job,
     Limits,
@@ -27,10 +28,12 @@ __all__ = [
     "MAX_LOG_LINES",
     "MAX_MEMORY_MB",
     "MAX_RESULT_BYTES",
+    "Action",
     "CompileError",
     "Job",
     "Limits",
     "LogLine",
+    "NeoCaller",
     "Outcome",
     "SandboxError",
     "SandboxPool",

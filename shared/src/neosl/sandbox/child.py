@@ -56,6 +56,8 @@ JOBS_PER_STATE_CHECK = 64
 # What a final drain of the console may still take after the deadline (CPU seconds).
 DRAIN_GRACE_SECONDS = 0.05
 COMPILE_MEMORY_MB = 128
+# The JSON of one call's arguments at most (the executor checks them again, tighter).
+MAX_NEO_ARGS_CHARS = 256 * 1024
 PREPARE_SECONDS = 1.0
 COMPILE_SECONDS = 2.0
 # Thrown before the first statement of a source that is only being compiled: the engine
@@ -80,6 +82,7 @@ _LIMITS = {
 PRELUDE = _HERE.joinpath("prelude.js").read_text() + f"({MAX_RESULT_BYTES}, {json.dumps(_LIMITS)})"
 PRELUDE_CONSOLE = _HERE.joinpath("prelude_console.js").read_text()
 PRELUDE_FETCH = _HERE.joinpath("prelude_fetch.js").read_text()
+PRELUDE_NEO = _HERE.joinpath("prelude_neo.js").read_text()
 
 
 class _Stop(Exception):
@@ -199,6 +202,18 @@ def _valid_request(request: Any) -> bool:
     )
 
 
+def _valid_neo(item: Any, *, with_id: bool) -> bool:
+    """A neo.call request or neo.invoke action as the prelude makes them (args: JSON text)."""
+    return (
+        isinstance(item, dict)
+        and (not with_id or isinstance(item.get("id"), int))
+        and isinstance(item.get("contract"), str)
+        and isinstance(item.get("method"), str)
+        and isinstance(item.get("args"), str)
+        and len(item["args"]) <= MAX_NEO_ARGS_CHARS
+    )
+
+
 class _Fresh:
     """A new context with the prelude evaluated, made while this process waits for work:
     it has run nothing but the prelude, and serves exactly one execution."""
@@ -208,7 +223,7 @@ class _Fresh:
         self.context.set_max_stack_size(_js_stack_bytes())
         self.context.set_memory_limit(MAX_MEMORY_MB * MB)
         self.context.set_time_limit(PREPARE_SECONDS)
-        self.host = self.context.eval(PRELUDE)(PRELUDE_CONSOLE, PRELUDE_FETCH)
+        self.host = self.context.eval(PRELUDE)(PRELUDE_CONSOLE, PRELUDE_FETCH, PRELUDE_NEO)
 
 
 class _Run:
@@ -223,6 +238,11 @@ class _Run:
         self.input = str(message["input"])
         self.ctx = str(message["ctx"])
         self.logs = _Logs()
+        # neo.call requests and neo.invoke actions this run may make (0: not available).
+        self.neo_calls_allowed = max(int(message.get("neo_calls") or 0), 0)
+        self.neo_actions_allowed = max(int(message.get("neo_actions") or 0), 0)
+        self.neo_calls = 0
+        self.actions: list[dict[str, Any]] = []
         self.fetches = 0
         self.seen: set[int] = set()
         self.outstanding: set[int] = set()
@@ -237,7 +257,8 @@ class _Run:
         host = self.host
         try:
             self._call(self.context.eval, self.source)
-            self._call(host, "start", self.input, self.ctx)
+            allowed = {"neoCalls": self.neo_calls_allowed, "neoActions": self.neo_actions_allowed}
+            self._call(host, "start", self.input, self.ctx, json.dumps(allowed))
             self._loop(host)
         except _Settled as settled:
             size = len(settled.result.encode("utf-8", "replace"))
@@ -258,6 +279,7 @@ class _Run:
             "error": error,
             "logs": self.logs.dump(),
             "fetches": self.fetches,
+            "actions": self.actions if status == "succeeded" else [],
             "retire": False,
         }
 
@@ -334,20 +356,40 @@ class _Run:
             _Stop: main threw, or the prelude's answer makes no sense.
         """
         try:
-            state, payload, truncated_at, flat, requests = json.loads(snapshot)
+            state, payload, truncated_at, flat, requests, actions = json.loads(snapshot)
         except (TypeError, ValueError):
             raise _Stop("failed", "the function broke the sandbox's console and fetch") from None
         self.logs.add(flat, truncated_at)
         if isinstance(requests, list):
             for request in requests:
                 self._request(request)
+        if isinstance(actions, list):
+            for action in actions:
+                self._action(action)
         if state == 1 and isinstance(payload, str):
             raise _Settled(payload)
         if state == 2:
             raise self._failure(payload if isinstance(payload, str) else "main failed", True)
 
+    def _action(self, action: Any) -> None:
+        """Raises:
+        _Stop: more actions than allowed, or one the prelude would not have made.
+        """
+        if not _valid_neo(action, with_id=False):
+            raise _Stop("failed", "neo.invoke: the function broke the sandbox's neo helpers")
+        if len(self.actions) >= self.neo_actions_allowed:
+            raise _Stop(
+                "failed", f"neo.invoke: at most {self.neo_actions_allowed} actions per execution"
+            )
+        self.actions.append(
+            {"contract": action["contract"], "method": action["method"], "args": action["args"]}
+        )
+
     def _request(self, request: Any) -> None:
         # The prelude checked all this already; its checks run in the function's realm.
+        if isinstance(request, dict) and request.get("kind") == "neo.call":
+            self._neo_call(request)
+            return
         if not _valid_request(request) or request["id"] in self.seen:
             return
         self.seen.add(request["id"])
@@ -362,6 +404,25 @@ class _Run:
             self.to_send.append(request)
             return
         self.refused.append({"id": request["id"], "error": error})
+
+    def _neo_call(self, request: dict[str, Any]) -> None:
+        if not _valid_neo(request, with_id=True) or request["id"] in self.seen:
+            return
+        self.seen.add(request["id"])
+        if self.neo_calls >= self.neo_calls_allowed:
+            error = f"neo.call: at most {self.neo_calls_allowed} calls per execution"
+            self.refused.append({"id": request["id"], "error": error})
+            return
+        self.neo_calls += 1
+        self.to_send.append(
+            {
+                "id": request["id"],
+                "kind": "neo.call",
+                "contract": request["contract"],
+                "method": request["method"],
+                "args": request["args"],
+            }
+        )
 
     def _last_logs(self, host: Any) -> None:
         # The execution is over; keep what it logged if that is still cheap to get.

@@ -30,7 +30,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from http import HTTPStatus
 from typing import Any
@@ -47,6 +47,7 @@ from neosl.sandbox import protocol
 from neosl.sandbox.types import (
     LOG_LEVELS,
     MAX_MEMORY_MB,
+    Action,
     CompileError,
     Job,
     LogLine,
@@ -80,6 +81,15 @@ _ENV_KEPT = (
     "VIRTUAL_ENV",
     "SYSTEMROOT",
 )
+
+
+# Performs a function's neo.call: (contract, method, args as parsed JSON) → the JSON text of
+# the decoded result; raises NeoCallError with the message the function sees.
+NeoCaller = Callable[[str, str, Any], str]
+
+
+class NeoCallError(Exception):
+    """A neo.call that failed; its message is what the function's promise rejects with."""
 
 
 class SandboxError(RuntimeError):
@@ -252,6 +262,17 @@ def _perform(fetcher: Fetcher, request: FetchRequest) -> FetchResponse:
         return FetchResponse(error="fetch failed")
 
 
+def _call_neo(caller: NeoCaller, contract: str, method: str, args: Any) -> FetchResponse:
+    """A neo.call's answer, carried like a fetch's: ``body`` the JSON text of the result."""
+    try:
+        return FetchResponse(status=200, body=caller(contract, method, args))
+    except NeoCallError as exc:
+        return FetchResponse(error=str(exc) or "neo.call failed")
+    except Exception:
+        log.exception("the neo caller raised for %s.%s", contract, method)
+        return FetchResponse(error="neo.call failed")
+
+
 def _answer(request_id: int, request: FetchRequest, response: FetchResponse) -> dict[str, Any]:
     if response.error is not None:
         return {"id": request_id, "error": response.error or "fetch failed"}
@@ -272,14 +293,37 @@ def _answer(request_id: int, request: FetchRequest, response: FetchResponse) -> 
 class _Fetches:
     """The requests of one execution, performed concurrently on the pool's fetch threads."""
 
-    def __init__(self, pool: SandboxPool) -> None:
+    def __init__(self, pool: SandboxPool, neo_calls: int) -> None:
         self._pool = pool
         self._ready: list[dict[str, Any]] = []
-        self._running: dict[Future[FetchResponse], tuple[int, FetchRequest]] = {}
+        self._running: dict[Future[FetchResponse], tuple[int, FetchRequest | None]] = {}
         self.count = 0
+        self.neo_calls = 0
+        self._neo_allowed = neo_calls
+
+    def _neo(self, raw: dict[str, Any]) -> None:
+        try:
+            request_id = raw["id"]
+            contract, method = str(raw["contract"]), str(raw["method"])
+            args = json.loads(raw["args"])
+        except (TypeError, KeyError, ValueError):
+            return
+        caller = self._pool.neo_caller
+        if caller is None or self._neo_allowed <= 0:
+            self._ready.append({"id": request_id, "error": "neo.call is not available here"})
+        elif self.neo_calls >= self._neo_allowed:
+            error = f"neo.call: at most {self._neo_allowed} calls per execution"
+            self._ready.append({"id": request_id, "error": error})
+        else:
+            self.neo_calls += 1
+            future = self._pool.fetch_threads().submit(_call_neo, caller, contract, method, args)
+            self._running[future] = (request_id, None)
 
     def start(self, requests: Any) -> None:
         for raw in requests if isinstance(requests, list) else []:
+            if isinstance(raw, dict) and raw.get("kind") == "neo.call":
+                self._neo(raw)
+                continue
             try:
                 request_id = raw["id"]
                 request = FetchRequest(
@@ -310,7 +354,13 @@ class _Fetches:
             wait(self._running, max(deadline - time.monotonic(), 0.0), FIRST_COMPLETED)
         for future in [f for f in self._running if f.done()]:
             request_id, request = self._running.pop(future)
-            self._ready.append(_answer(request_id, request, future.result()))
+            response = future.result()
+            if request is not None:
+                self._ready.append(_answer(request_id, request, response))
+            elif response.error is not None:
+                self._ready.append({"id": request_id, "error": response.error})
+            else:
+                self._ready.append({"id": request_id, "value": response.body})
         ready, self._ready = self._ready, []
         return ready or None
 
@@ -364,6 +414,14 @@ def _outcome(reply: dict[str, Any], redact: _Redactor, duration_ms: int, fetches
         and line[0] in LOG_LEVELS
         and isinstance(line[2], str)
     ]
+    actions = [
+        Action(a["contract"], a["method"], _json_or_none(a["args"]))
+        for a in (reply.get("actions") or [] if status == "succeeded" else [])
+        if isinstance(a, dict)
+        and isinstance(a.get("contract"), str)
+        and isinstance(a.get("method"), str)
+        and isinstance(a.get("args"), str)
+    ]
     return Outcome(
         status=status,
         result=result,
@@ -371,7 +429,15 @@ def _outcome(reply: dict[str, Any], redact: _Redactor, duration_ms: int, fetches
         logs=logs,
         duration_ms=duration_ms,
         fetches=fetches,
+        actions=actions,
     )
+
+
+def _json_or_none(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
 
 
 class SandboxPool(Closing):
@@ -386,7 +452,9 @@ class SandboxPool(Closing):
 
     ``fetcher`` performs the functions' requests (on up to ``fetch_threads`` threads, by
     default enough for every process to have all its requests in flight); without one,
-    ``fetch`` rejects with "fetch is not available here".
+    ``fetch`` rejects with "fetch is not available here". ``neo_caller`` performs
+    ``neo.call`` on the same threads (without one, or with ``Limits.neo_calls`` 0, it rejects
+    with "neo.call is not available here").
     """
 
     def __init__(
@@ -394,6 +462,7 @@ class SandboxPool(Closing):
         max_processes: int = 64,
         fetcher: Fetcher | None = None,
         *,
+        neo_caller: NeoCaller | None = None,
         fetch_threads: int | None = None,
         max_starting: int | None = None,
         kill_grace_seconds: float = KILL_GRACE_SECONDS,
@@ -404,6 +473,7 @@ class SandboxPool(Closing):
         self.max_processes = max_processes
         self.max_starting = max_starting or max(os.cpu_count() or 1, 2)
         self.fetcher = fetcher
+        self.neo_caller = neo_caller
         self.kill_grace_seconds = kill_grace_seconds
         self._fetch_thread_count = fetch_threads or max_processes * MAX_REQUESTS_PER_EXECUTION
         self._fetch_threads: ThreadPoolExecutor | None = None
@@ -499,6 +569,8 @@ class SandboxPool(Closing):
                 "ctx": json.dumps(job.ctx),
                 "timeout": timeout,
                 "memory_mb": min(max(int(job.limits.memory_mb), 1), MAX_MEMORY_MB),
+                "neo_calls": max(int(job.limits.neo_calls), 0),
+                "neo_actions": max(int(job.limits.neo_actions), 0),
             }
         )
         if len(message) > protocol.MAX_MESSAGE_BYTES:
@@ -508,7 +580,7 @@ class SandboxPool(Closing):
         for _attempt in range(3):
             child = self._acquire()
             try:
-                return self._run(child, message, timeout, redact)
+                return self._run(child, message, timeout, redact, job.limits.neo_calls)
             except _Stale:
                 continue
             except BaseException:
@@ -516,7 +588,9 @@ class SandboxPool(Closing):
                 raise
         raise SandboxError("sandbox processes keep dying before they take work")
 
-    def _run(self, child: _Child, message: bytes, timeout: float, redact: _Redactor) -> Outcome:
+    def _run(
+        self, child: _Child, message: bytes, timeout: float, redact: _Redactor, neo_calls: int
+    ) -> Outcome:
         started = time.monotonic()
         deadline = started + timeout
         hard_deadline = deadline + self.kill_grace_seconds
@@ -525,7 +599,7 @@ class SandboxPool(Closing):
         except _Gone as exc:
             self._discard(child, f"found dead ({exc})")
             raise _Stale from exc
-        fetches = _Fetches(self)
+        fetches = _Fetches(self, neo_calls)
 
         def took() -> int:
             return int((time.monotonic() - started) * 1000)

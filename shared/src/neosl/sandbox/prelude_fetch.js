@@ -1,15 +1,13 @@
 // fetch(url, {method, headers, body}). Compiled by prelude.js on first use, by an indirect
 // eval that may run after the function's code: so it names no global, only what prelude.js
 // captured (P) and the run's queues (run). Requests wait in run.requests until the child
-// drains them; the child answers through settle().
+// drains them; prelude.js hands each answer to the callback left in run.waiting.
 (function (P, run, limits) {
   "use strict";
   const keys = P.Object.keys;
   const create = P.Object.create;
   const hasOwn = P.Object.hasOwn;
   const define = P.define;
-  const waiting = new P.Map();
-  let lastId = 0;
   let sent = 0;
 
   const headersProto = create(null);
@@ -80,22 +78,14 @@
         throw new P.TypeError("fetch: body must be a string");
       }
       sent++;
-      const id = ++lastId;
-      waiting.set(id, [resolve, reject]);
+      const id = ++run.lastId;
+      // The answer: {id, error} or {id, status, statusText, headers, body, url}.
+      run.waiting.set(id, (a) =>
+        typeof a.error === "string" ? reject(new P.TypeError(a.error)) : resolve(response(a)),
+      );
       run.requests.push({ id, url, method: method.toUpperCase(), headers, body });
     });
   }
 
-  // answers: [{id, error} | {id, status, statusText, headers, body, url}] as JSON
-  function $sandbox_settle(answers) {
-    for (const a of P.parse(answers)) {
-      const callbacks = waiting.get(a.id);
-      if (callbacks === undefined) continue;
-      waiting.delete(a.id);
-      if (typeof a.error === "string") callbacks[1](new P.TypeError(a.error));
-      else callbacks[0](response(a));
-    }
-  }
-
-  return { fetch: $sandbox_fetch, settle: $sandbox_settle };
+  return { fetch: $sandbox_fetch };
 })

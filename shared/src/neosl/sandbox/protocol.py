@@ -4,19 +4,25 @@ The child's stdin carries the parent's messages and its stdout the child's; they
 take turns, so neither side ever needs to read and write at once.
 
 Parent → child:
-    ``{"op": "run", "source", "input", "ctx", "timeout", "memory_mb"}``
-        ``input`` and ``ctx`` are JSON texts, handed to ``main`` as they are.
+    ``{"op": "run", "source", "input", "ctx", "timeout", "memory_mb", "neo_calls",
+    "neo_actions"}``
+        ``input`` and ``ctx`` are JSON texts, handed to ``main`` as they are; ``neo_calls``
+        and ``neo_actions`` are how many ``neo.call``/``neo.invoke`` the run may make.
     ``{"op": "compile", "source"}``
     ``{"op": "resolved", "responses": [{"id", "error"} | {"id", "status", "statusText",
-    "headers", "body", "url"}]}``  (answers to ``wait``; at least one)
+    "headers", "body", "url"} | {"id", "value"}]}``  (answers to ``wait``; at least one;
+    ``value`` is the JSON text of a ``neo.call``'s result)
     ``{"op": "abort"}``  (answer to ``wait`` once the deadline has passed)
 
 Child → parent:
     ``{"op": "ready", "pid"}``  once, when it can take work
-    ``{"op": "wait", "fetches": [{"id", "url", "method", "headers", "body"}]}``
-        the function waits for fetches: these new ones, and any still outstanding
+    ``{"op": "wait", "fetches": [{"id", "url", "method", "headers", "body"} |
+    {"id", "kind": "neo.call", "contract", "method", "args"}]}``
+        the function waits for requests: these new ones, and any still outstanding
     ``{"op": "done", "status", "result", "error", "logs": [[level, ms, message]], "fetches",
-    "retire"}``  ``result`` is the JSON text of main's value; ``retire`` asks to be replaced
+    "actions": [{"contract", "method", "args"}], "retire"}``  ``result`` is the JSON text of
+    main's value; ``actions`` the ``neo.invoke`` calls of a run that succeeded (``args`` as
+    JSON text); ``retire`` asks to be replaced
     ``{"op": "compiled", "message", "line", "column"}``  (``message`` null when it compiles)
 """
 

@@ -22,6 +22,18 @@ Status = Literal["succeeded", "failed", "timeout"]
 class Limits:
     timeout_seconds: float = 30.0
     memory_mb: int = 128
+    # neo.call and neo.invoke per execution (0: not available).
+    neo_calls: int = 0
+    neo_actions: int = 0
+
+
+@dataclass(frozen=True)
+class Action:
+    """A contract call a function asked for with ``neo.invoke`` (``args`` not yet checked)."""
+
+    contract: str
+    method: str
+    args: Any
 
 
 @dataclass(frozen=True)
@@ -55,6 +67,8 @@ class Outcome:
     logs: list[LogLine] = field(default_factory=list)
     duration_ms: int = 0
     fetches: int = 0
+    # Only for a run that succeeded.
+    actions: list[Action] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

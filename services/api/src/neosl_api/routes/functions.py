@@ -15,6 +15,7 @@ from neosl_api.blueprint import Blueprint
 from neosl_api.schemas.common import PageArgsSchema, page_of
 from neosl_api.schemas.functions import (
     MAX_INPUT_BYTES,
+    ExecutionDetailSchema,
     ExecutionFilterSchema,
     ExecutionLogSchema,
     ExecutionSchema,
@@ -26,7 +27,7 @@ from neosl_api.schemas.functions import (
     InvokeSchema,
     QueuedSchema,
 )
-from neosl_api.services import functions
+from neosl_api.services import functions, neo
 
 blp = Blueprint("functions", __name__, url_prefix="/v1", description="Functions and executions")
 
@@ -144,10 +145,14 @@ def list_executions(args: dict[str, Any]) -> Page[Execution]:
 
 
 @blp.route("/executions/<int:execution_id>", methods=["GET"])
-@blp.response(200, ExecutionSchema)
-def get_execution(execution_id: int) -> Execution:
-    """One execution: status, times, result or error, what it cost."""
-    return functions.get_execution(context.db(), context.current_user().id, execution_id)
+@blp.response(200, ExecutionDetailSchema)
+def get_execution(execution_id: int) -> dict[str, Any]:
+    """One execution: status, times, result or error, what it cost, its on-chain actions."""
+    session, user_id = context.db(), context.current_user().id
+    execution = functions.get_execution(session, user_id, execution_id)
+    detail = {name: getattr(execution, name) for name in ExecutionSchema().fields}
+    detail["actions"] = neo.actions_of(session, user_id, execution_id)
+    return detail
 
 
 @blp.route("/executions/<int:execution_id>/logs", methods=["GET"])

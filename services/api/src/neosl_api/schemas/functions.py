@@ -7,6 +7,7 @@ import marshmallow as ma
 from neosl.models.functions import EXECUTION_STATUSES
 from neosl_api.schemas.common import PageArgsSchema, StrictSchema
 from neosl_api.schemas.gas import GasAmount
+from neosl_api.schemas.neo import ActionSchema
 
 MAX_SOURCE_BYTES = 256 * 1024
 MAX_INPUT_BYTES = 256 * 1024
@@ -129,6 +130,14 @@ class ExecutionSchema(ma.Schema):
     charge_status = ma.fields.String(allow_none=True)
     charge_amount = GasAmount(allow_none=True)
     created_at = ma.fields.DateTime(required=True)
+
+
+class ExecutionDetailSchema(ExecutionSchema):
+    actions = ma.fields.List(
+        ma.fields.Nested(ActionSchema),
+        required=True,
+        metadata={"description": "What it asked for on chain with neo.invoke, in order."},
+    )
 
 
 class ExecutionFilterSchema(PageArgsSchema):

@@ -1,0 +1,85 @@
+"""The tenant's Neo N3 signer and on-chain actions, as the API offers them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from neosl import actions, signers
+from neosl.config import Settings
+from neosl.dispatch import Dispatcher
+from neosl.models import NeoAction, NeoSigner
+from neosl.pagination import Page, paginate
+from neosl.tenancy import get_owned, owned_by
+
+
+def get_signer(session: Session, settings: Settings, user_id: int) -> NeoSigner:
+    """The tenant's signer, created on first use.
+
+    Raises:
+        signers.SignersUnavailable: none yet, and no relay public key is configured.
+    """
+    signer = signers.get_or_create(session, user_id, settings.relay_public_key)
+    session.commit()
+    return signer
+
+
+def create_action(
+    session: Session, dispatcher: Dispatcher, user_id: int, body: dict[str, Any]
+) -> NeoAction:
+    """Queue a contract call for the relay.
+
+    Writes through ``session`` without committing: the entrypoint commits it together with
+    the request's idempotency record, and the relay job is sent only once that commit
+    happened.
+
+    Raises:
+        InvalidInput: the contract, method or an argument (named).
+    """
+    call = actions.check(body["contract"], body["method"], body["args"])
+    action = actions.queue(session, dispatcher, user_id, call)
+    session.flush()
+    session.refresh(action)
+    return action
+
+
+@dataclass(frozen=True)
+class ActionFilter:
+    status: str | None = None
+    execution_id: int | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+
+
+def list_actions(
+    session: Session, user_id: int, f: ActionFilter, limit: int, cursor: str | None
+) -> Page[NeoAction]:
+    stmt = owned_by(NeoAction, user_id)
+    if f.status is not None:
+        stmt = stmt.where(NeoAction.status == f.status)
+    if f.execution_id is not None:
+        stmt = stmt.where(NeoAction.execution_id == f.execution_id)
+    if f.since is not None:
+        stmt = stmt.where(NeoAction.created_at >= f.since)
+    if f.until is not None:
+        stmt = stmt.where(NeoAction.created_at < f.until)
+    return paginate(session, stmt, NeoAction.id, limit=limit, cursor=cursor)
+
+
+def get_action(session: Session, user_id: int, action_id: int) -> NeoAction:
+    return get_owned(session, NeoAction, action_id, user_id)
+
+
+def actions_of(session: Session, user_id: int, execution_id: int) -> list[NeoAction]:
+    """An execution's actions, in the order it asked for them."""
+    return list(
+        session.scalars(
+            select(NeoAction)
+            .where(NeoAction.user_id == user_id, NeoAction.execution_id == execution_id)
+            .order_by(NeoAction.position, NeoAction.id)
+        )
+    )

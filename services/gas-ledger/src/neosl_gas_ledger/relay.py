@@ -1,0 +1,253 @@
+"""Relayed transactions: sign once, store, send the same bytes, settle from the chain.
+
+Every transaction the service pays for (a withdrawal, a tenant's on-chain action) is a
+``transactions`` row that holds its money, and, once signed, its serialized transaction
+(``raw_tx``), hash and ``valid_until_block``. The signed bytes are committed to the row
+*before* they are sent. Any later attempt (a retry, a restart after a crash, a second worker)
+re-sends those same bytes, which have the same hash, so the chain includes the transaction
+at most once. How a row is signed, and what its outcome means for the ledger, belongs to its
+kind (``withdrawals``, ``actions``); this module is what they share:
+
+- ``broadcast``: send a signed row's bytes, note when it was sent, record a rejection;
+- ``verdict``: what the chain says about one transaction, every fact from one node;
+- ``settle``: the pass over a kind's pending rows that (re-)sends unsent ones and settles
+  the rest by their verdicts.
+
+"Not included" is never pieced together from two nodes: with failover, the height could
+come from an up-to-date node and "unknown transaction" from a lagging one, and a transaction
+that did land would be settled as never sent. So every fact comes from one node at a time
+(``NeoRpc.endpoints``): a node that knows the transaction decides, and "expired" needs a node
+that was ``settle_margin_blocks`` past the ``valid_until_block`` before it said it does not
+know the transaction, with no node knowing it. A node that does not answer says nothing;
+without a decision, the row waits for the next pass.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from neosl.config import Settings
+from neosl.models import Transaction
+from neosl.neo.rpc import AlreadyKnown, ExpiredTransaction, NeoRpc, RpcError, RpcUnavailable
+
+log = logging.getLogger(__name__)
+
+# What a transaction's application log means for its kind: None when it cannot tell.
+Judge = Callable[[dict[str, Any]], Literal["confirmed", "failed"] | None]
+
+
+class Verdict(NamedTuple):
+    outcome: str  # "confirmed", "failed", "expired" or "waiting"
+    # The block holding the transaction ("confirmed", "failed"), or the height of the node
+    # that does not know it ("expired").
+    block_index: int | None = None
+    # The transaction's application log ("confirmed", "failed").
+    application_log: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Pending:
+    """One pending row of a kind, as ``settle`` needs it."""
+
+    transaction_id: int
+    signed: bool
+    sent: bool
+    failure_reason: str | None
+
+
+def store_signed(tx: Transaction, raw: bytes, tx_hash: str, valid_until_block: int) -> None:
+    """Put the signed bytes on the row (the caller commits before anything is sent)."""
+    tx.raw_tx = base64.b64encode(raw).decode()
+    tx.tx_hash = tx_hash
+    tx.valid_until_block = valid_until_block
+
+
+def broadcast(sessions: sessionmaker[Session], rpc: NeoRpc, transaction_id: int, what: str) -> str:
+    """Send the row's stored bytes; "sent", "expired", "rejected" or "settled" (not pending
+    or not signed: nothing to send).
+
+    Raises:
+        RpcUnavailable: no RPC endpoint answered (nothing is lost; retry later).
+    """
+    with sessions() as session:
+        row = session.execute(
+            select(Transaction.raw_tx, Transaction.tx_hash).where(
+                Transaction.id == transaction_id, Transaction.status == "pending"
+            )
+        ).one_or_none()
+    if row is None or row.raw_tx is None:
+        return "settled"
+    raw, tx_hash = base64.b64decode(row.raw_tx), row.tx_hash
+    try:
+        rpc.send_raw_transaction(raw)
+    except AlreadyKnown:
+        pass
+    except ExpiredTransaction:
+        log.info("%s: %s expired before it was sent", what, tx_hash)
+        return "expired"
+    except RpcError as exc:
+        log.warning("%s: node rejected %s: %s", what, tx_hash, exc)
+        with sessions() as session:
+            session.execute(
+                update(Transaction)
+                .where(Transaction.id == transaction_id, Transaction.status == "pending")
+                .values(failure_reason=f"the node rejected the transaction: {exc.message}"[:1000])
+            )
+            session.commit()
+        return "rejected"
+    with sessions() as session:
+        session.execute(
+            update(Transaction)
+            .where(Transaction.id == transaction_id, Transaction.sent_at.is_(None))
+            .values(sent_at=dt.datetime.now(dt.UTC))
+        )
+        session.commit()
+    return "sent"
+
+
+@dataclass
+class Node:
+    """One endpoint during one settlement pass."""
+
+    rpc: NeoRpc
+    # Read before this node is asked about any transaction: a transaction it did not know
+    # afterwards was in none of its blocks up to here.
+    last_block: int
+    answering: bool = True
+
+
+def read_nodes(rpc: NeoRpc, what: str) -> list[Node]:
+    """Every endpoint that tells its height, with that height.
+
+    Raises:
+        RpcUnavailable: no endpoint told its height.
+    """
+    found: list[Node] = []
+    for endpoint in rpc.endpoints():
+        try:
+            found.append(Node(endpoint, endpoint.block_count() - 1))
+        except (RpcError, RpcUnavailable) as exc:
+            log.warning("%s: %s gives no facts this pass: %s", what, endpoint.url, exc)
+    if not found:
+        raise RpcUnavailable(
+            f"getblockcount: none of {len(rpc.urls)} Neo RPC endpoint(s) answered; "
+            f"no {what} was settled"
+        )
+    return found
+
+
+def verdict(nodes: Sequence[Node], tx_hash: str, absent_after: int, judge: Judge) -> Verdict:
+    """What the chain says about one transaction; every fact from one node.
+
+    ``absent_after`` is the ``valid_until_block`` plus the settlement margin: only a node
+    at that block or later may say the transaction was never included. Never raises: a
+    node that fails gives no facts (and is not asked again this pass if it did not answer).
+    """
+    known = False
+    absent_at: int | None = None
+    for node in nodes:
+        if not node.answering:
+            continue
+        try:
+            app_log = node.rpc.application_log(tx_hash)
+            if app_log is None:
+                # A node that keeps no application logs still knows the transaction's
+                # block: only a node that knows neither may prove it was never included.
+                if node.last_block >= absent_after:
+                    if node.rpc.transaction_height(tx_hash) is None:
+                        absent_at = max(absent_at or 0, node.last_block)
+                    else:
+                        known = True
+                continue
+            known = True
+            outcome = judge(app_log)
+            if outcome is None:
+                log.warning("relay: %s has an undecidable log for %s", node.rpc.url, tx_hash)
+                continue
+            block_index = node.rpc.transaction_height(tx_hash)
+            if block_index is not None:
+                return Verdict(outcome, block_index, app_log)
+            log.warning("relay: %s has a log for %s but no block", node.rpc.url, tx_hash)
+        except RpcUnavailable as exc:
+            # One timeout per dead node and pass, not one per transaction.
+            node.answering = False
+            log.warning("relay: %s gives no facts this pass: %s", node.rpc.url, exc)
+        except RpcError as exc:
+            log.warning("relay: %s about %s: %s", node.rpc.url, tx_hash, exc)
+    if absent_at is not None and not known:
+        return Verdict("expired", absent_at)
+    return Verdict("waiting")
+
+
+def settle(
+    sessions: sessionmaker[Session],
+    rpc: NeoRpc,
+    settings: Settings,
+    rows: Sequence[Pending],
+    *,
+    what: str,
+    send: Callable[[int], str],
+    judge: Judge,
+    apply: Callable[[Session, int, Verdict, str | None], None],
+    nodes: list[Node] | None = None,
+) -> Counter[str]:
+    """One pass over a kind's pending rows.
+
+    A row not yet signed, or signed but not known to be sent (a crash, a lost message, a
+    rejection by the node), is sent again with ``send`` (which signs first if needed). That
+    is always safe: signing happens once under the row lock, and sending the same bytes
+    twice cannot include them twice. A signed row is then settled by its ``verdict``:
+    ``apply(session, transaction_id, verdict, failure_reason)`` writes the outcome (the
+    caller of ``apply`` commits). The counts say how many rows went which way.
+
+    Raises:
+        RpcUnavailable: no RPC endpoint told its height (nothing changed), or a (re-)send
+            found no endpoint answering (rows settled before it stay settled).
+    """
+    counts: Counter[str] = Counter()
+    if not rows:
+        return counts
+    # ``nodes``: heights a caller read already this pass (read before any transaction is
+    # asked about; see ``Node``).
+    found = nodes if nodes is not None else read_nodes(rpc, what)
+    for row in rows:
+        if not row.signed or not row.sent:
+            counts[f"send_{send(row.transaction_id)}"] += 1
+            if not row.signed:
+                continue
+        # Read again: the row may have been signed just now by the re-send above.
+        with sessions() as session:
+            signed = session.execute(
+                select(Transaction.tx_hash, Transaction.valid_until_block).where(
+                    Transaction.id == row.transaction_id, Transaction.status == "pending"
+                )
+            ).one_or_none()
+        if signed is None or signed.tx_hash is None or signed.valid_until_block is None:
+            continue
+        decided = verdict(
+            found, signed.tx_hash, signed.valid_until_block + settings.settle_margin_blocks, judge
+        )
+        if decided.outcome == "waiting":
+            counts["waiting"] += 1
+            continue
+        reason = row.failure_reason
+        if decided.outcome == "expired":
+            expired = (
+                f"not included in a block by its valid_until_block {signed.valid_until_block} "
+                f"(unknown to a node at block {decided.block_index})"
+            )
+            reason = f"{reason}; {expired}" if reason else expired
+        with sessions() as session:
+            apply(session, row.transaction_id, decided, reason)
+            session.commit()
+        counts[decided.outcome] += 1
+    return counts

@@ -1,0 +1,118 @@
+"""Contract calls the service relays for tenants: built, priced and signed, not sent.
+
+A relayed transaction has two signers:
+
+1. the service's hot wallet, first, so it is the sender and pays the system and network
+   fees, with ``WitnessScope.NONE``: its signature pays and authorizes nothing else, so a
+   tenant's call can never move the hot wallet's GAS or pass a ``CheckWitness`` of it;
+2. the tenant's own signer, with ``CalledByEntry``: the tenant's contract sees
+   ``CheckWitness(signer)`` pass when the transaction's script calls it directly, and not
+   in contracts that contract calls in turn (a wider scope would let any contract the call
+   reaches act as the tenant).
+
+The tenant's signer never needs GAS of its own. Building test-invokes the script with both
+signers first: anything but HALT raises ``InvocationWouldFail`` with the VM's exception, and
+nothing is signed. The system fee is what the test invocation consumed; the network fee is
+priced by the node from witnesses of the right shape (sign, price, sign again).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+
+from neo3.core.types import UInt160
+from neo3.network.payloads.transaction import Transaction
+from neo3.network.payloads.verification import Signer, WitnessScope
+from neo3.vm import ScriptBuilder
+from neo3.wallet.account import Account
+
+from neosl.neo.addresses import address_to_script_hash
+from neosl.neo.rpc import NeoRpc
+from neosl.neo.transfers import SignedTransfer, transaction_hash
+
+_PLACEHOLDER_NETWORK_FEE = 1
+
+
+class InvocationWouldFail(Exception):
+    """The call cannot succeed (its test invocation did not HALT); nothing was signed."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def call_script(contract: str, method: str, args: Sequence[object]) -> bytes:
+    """The script of one contract call (``args`` as ``neosl.neo.params.to_python`` gives)."""
+    return (
+        ScriptBuilder()  # type: ignore[no-untyped-call]
+        .emit_contract_call_with_args(
+            UInt160.from_string(contract.removeprefix("0x")), method, list(args)
+        )
+        .to_array()
+    )
+
+
+def build_invocation(
+    rpc: NeoRpc,
+    payer: Account,
+    signer: Account,
+    script: bytes,
+    *,
+    valid_for_blocks: int,
+) -> SignedTransfer:
+    """Test-invoke, price and sign ``script`` paid by ``payer`` and witnessed by ``signer``.
+
+    Raises:
+        InvocationWouldFail: the test invocation did not HALT (FAULT: its exception).
+        RpcError, RpcUnavailable: from the node.
+    """
+    payer_hash = address_to_script_hash(str(payer.address))
+    signer_hash = address_to_script_hash(str(signer.address))
+    test = rpc.invoke_script(
+        script,
+        [
+            {"account": f"0x{payer_hash}", "scopes": "None"},
+            {"account": f"0x{signer_hash}", "scopes": "CalledByEntry"},
+        ],
+    )
+    if test.get("state") != "HALT":
+        raise InvocationWouldFail(
+            f"the test invocation ended in {test.get('state') or 'no state'}: "
+            f"{test.get('exception') or 'no reason given'}"
+        )
+    system_fee = int(test["gasconsumed"])
+    tx = Transaction(
+        version=0,
+        # neo-mamba's default nonce is a constant: identical calls would share a hash.
+        nonce=secrets.randbits(32),
+        system_fee=max(system_fee, 1),
+        network_fee=_PLACEHOLDER_NETWORK_FEE,
+        valid_until_block=rpc.block_count() + valid_for_blocks,
+        attributes=[],
+        signers=[
+            Signer(payer_hash, WitnessScope.NONE),
+            Signer(signer_hash, WitnessScope.CALLED_BY_ENTRY),
+        ],
+        script=script,
+    )
+    magic = rpc.network_magic()
+
+    def sign() -> None:
+        # Witnesses in the order of the signers.
+        payer.sign_tx(tx, magic)
+        signer.sign_tx(tx, magic)
+
+    # neo-go prices the witnesses it is given: sign once for their shape, price, sign again.
+    sign()
+    tx.network_fee = rpc.calculate_network_fee(tx.to_array())
+    tx.witnesses = []
+    sign()
+    raw = tx.to_array()
+    return SignedTransfer(
+        raw=raw,
+        tx_hash=transaction_hash(raw),
+        valid_until_block=tx.valid_until_block,
+        system_fee=tx.system_fee,
+        network_fee=tx.network_fee,
+    )
