@@ -16,8 +16,8 @@ An action (``neo_actions``) is a contract call a tenant asked for, from a functi
    from the hot wallet (the transaction's system fee, burned in full whatever the VM
    consumed, plus its network fee) plus the service fee: the hold, exactly (a hold larger
    than the cost would be refunded the difference). Not included by its
-   ``valid_until_block`` → ``failed``, the hold is released: nothing is charged. Queued actions whose message was lost are
-   relayed again.
+   ``valid_until_block`` → ``failed``, the hold is released: nothing is charged. Queued
+   actions whose message was lost are relayed again.
 """
 
 from __future__ import annotations

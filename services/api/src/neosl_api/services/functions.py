@@ -317,8 +317,11 @@ def wait_for(
     # Blocking longer than the client's socket timeout would end in a TimeoutError (a 503
     # for a ?wait longer than the API's 2 s): wait in slices shorter than it. An
     # announcement made between two slices stays in its list for the next one.
-    socket_timeout = redis.connection_pool.connection_kwargs.get("socket_timeout")
-    step = socket_timeout / 2 if socket_timeout else seconds
+    # The client's timeout is not always where it was given (redis-py keeps a default of
+    # its own out of connection_kwargs): slices of at most a second are safe with any.
+    kwargs = redis.connection_pool.connection_kwargs
+    socket_timeout = kwargs.get("socket_timeout") or kwargs.get("orig_socket_timeout")
+    step = min(socket_timeout / 2, 1.0) if socket_timeout else 1.0
     deadline = time.monotonic() + seconds
     while (remaining := deadline - time.monotonic()) > 0:
         # At least 10 ms: Redis reads a timeout under 1 ms as 0, "block forever".
