@@ -193,6 +193,39 @@ def functions_walkthrough(stack: DevStack, key: str) -> None:
     ]
 
 
+def actions_walkthrough(stack: DevStack, env: dict[str, str], key: str) -> None:
+    """The README's on-chain walk-through: the signer, a Consumer it owns, a function that
+    reads it with neo.call and writes it with neo.invoke through the relay.
+
+    Runs after the gas walk-through: the tenant pays the fees, the hot wallet holds GAS.
+    """
+    status, signer = http("GET", f"{stack.api}/v1/neo/signer", token=key)
+    assert status == 200, signer
+    consumer = cli(env, "devnet", "deploy", "consumer", "--owner", signer["address"]).strip()
+    source = (stack.repo / "examples/functions/onchain.js").read_text()
+    status, fn = http(
+        "POST", f"{stack.api}/v1/functions", {"name": "onchain", "source_code": source}, token=key
+    )
+    assert status == 201, fn
+    invoke_url = f"{stack.api}/v1/functions/{fn['id']}/invoke?wait=10"
+    body = {"input": {"contract": consumer, "key": "greeting"}}
+    status, first = http("POST", invoke_url, body, token=key)
+    assert (status, first["status"]) == (200, "succeeded"), first
+    assert first["result"] == {"current": "", "position": 0}
+
+    def settled() -> dict[str, Any] | None:
+        detail = http("GET", f"{stack.api}/v1/executions/{first['id']}", token=key)[1]
+        (action,) = detail["actions"]
+        return action if action["status"] in ("confirmed", "failed") else None
+
+    action = wait_until(settled, "the action to settle", timeout=60, every=0.5)
+    assert action["status"] == "confirmed", action
+    assert float(action["fee_charged"]) > 0
+    status, second = http("POST", invoke_url, body, token=key)
+    assert (status, second["result"]["current"]) == (200, "!"), second
+    assert "0 mismatched" in cli(env, "ledger", "verify")
+
+
 def gas_walkthrough(stack: DevStack, env: dict[str, str], key: str, elsewhere: Path) -> None:
     """The README's gas walk-through: add address, fund, deposit, balance, withdraw.
 
@@ -305,6 +338,7 @@ def test_dev_stack_end_to_end(
 
         gas_walkthrough(stack, cli_env, rotated["api_key"], tmp_path_factory.mktemp("elsewhere"))
         functions_walkthrough(stack, rotated["api_key"])
+        actions_walkthrough(stack, cli_env, rotated["api_key"])
 
         stack.ctrl_c(proc)
         assert proc.returncode == 0 or proc.returncode == 130, stack.log()

@@ -24,16 +24,19 @@ from redis import Redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from neosl import balances, jobs
+from neosl import actions, balances, jobs, signers
 from neosl.config import Settings
+from neosl.dispatch import Dispatcher
 from neosl.models import GasAccount, NeoAction, User
 from neosl.sandbox import SandboxPool
 from neosl_api.app import create_app
 from neosl_executor.worker import create_worker_app as executor_app
+from neosl_gas_ledger import actions as relay_actions
 from neosl_gas_ledger.hot_wallet import load_hot_wallet
 from tests import factories
 from tests.chain import GAS, Chain
 from tests.integration.test_gas_api import tenant
+from tests.rpcproxy import FORWARD_THEN_HOLD, HOLD, RpcProxy
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.neo, pytest.mark.celery]
@@ -174,3 +177,91 @@ def test_a_function_writes_on_chain_and_another_reads_it_back(
         assert balances.verify(db) == []
         (row,) = db.scalars(select(NeoAction).where(NeoAction.user_id == user_id)).all()
         assert row.execution_id == done["id"]
+
+
+def test_an_argument_that_cannot_be_mapped_fails_the_execution(
+    api: FlaskClient, sessions: sessionmaker[Session], workers: None
+) -> None:
+    h = tenant(api)
+    writer = function(api, h, WRITE)
+    consumer = "0x" + "ab" * 20
+    done = invoke(api, h, writer, {"contract": consumer, "key": "k", "value": 1.5})
+    assert done["status"] == "failed"
+    assert done["error"] == "neo.invoke #0 (set): args[1]: 1.5 is not an integer", done["error"]
+    assert done["result"] is None
+    with sessions() as db:
+        assert db.scalars(select(NeoAction)).all() == []
+
+
+@pytest.mark.parametrize("mode", [HOLD, FORWARD_THEN_HOLD])
+def test_sigkill_of_the_relaying_worker_while_it_sends(
+    mode: str,
+    relay_settings: Settings,
+    server_env: dict[str, str],
+    sessions: sessionmaker[Session],
+    chain: Chain,
+    producer: Celery,
+) -> None:
+    """The gas-ledger worker is SIGKILLed with the signed transaction stored and its send
+    cut off (HOLD: the node never got it; FORWARD_THEN_HOLD: it did). A later pass sends
+    the same bytes: exactly one transaction on chain, the right status, an exact ledger."""
+    hot = load_hot_wallet(relay_settings)
+    if chain.rpc.gas_balance(hot.address) < 20 * GAS:
+        chain.fund(hot.address, 100 * GAS)
+    with sessions() as db:
+        user = factories.make_user(db)
+        account = factories.make_account(db, user)
+        factories.credit(db, account, "5")
+        signer = signers.get_or_create(db, user.id, relay_settings.relay_public_key)
+        db.commit()
+        user_id, account_id, signer_address = user.id, account.id, signer.address
+    consumer = chain.deploy_consumer(signer_address)
+    with RpcProxy(relay_settings.neo_rpc_url) as proxy:
+        proxy.modes["sendrawtransaction"] = mode
+        env = {**server_env, "NEO_RPC_URL": proxy.url, "NSL_ACTION_SERVICE_FEE": str(SERVICE_FEE)}
+        env.pop("NEO_RPC_URLS", None)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "neosl_gas_ledger", "--pool", "solo"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            with sessions() as db:
+                call = actions.check(consumer, "set", ["k", "killed mid-send"])
+                action_id = actions.queue(db, Dispatcher(producer), user_id, call).id
+                db.commit()
+            assert proxy.held.wait(60), "the worker never sent the transaction"
+            with sessions() as db:
+                stored = db.get_one(NeoAction, action_id)
+                assert (stored.status, stored.tx_hash is not None) == ("pending", True)
+            hot_before = chain.rpc.gas_balance(hot.address)
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(30)
+        finally:
+            if worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait()
+            proxy.release.set()
+
+    def settled() -> NeoAction | None:
+        relay_actions.reconcile(sessions, chain.rpc, relay_settings, hot)
+        with sessions() as db:
+            action = db.get_one(NeoAction, action_id)
+        return action if action.status in ("confirmed", "failed") else None
+
+    action = wait_until(settled, "the action to settle", timeout=60)
+    assert action.status == "confirmed", action.failure_reason
+    assert action.tx_hash == stored.tx_hash
+    raw = chain.rpc.call("getrawtransaction", [action.tx_hash, True])
+    taken = int(raw["sysfee"]) + int(raw["netfee"])
+    # FORWARD_THEN_HOLD: the node had it before the kill; HOLD: only the re-send reached it.
+    spent = hot_before - chain.rpc.gas_balance(hot.address)
+    assert spent in (0, taken) if mode == FORWARD_THEN_HOLD else spent == taken
+    with sessions() as db:
+        assert db.get_one(GasAccount, account_id).balance == Decimal(5) - (
+            Decimal(taken) / 10**8 + SERVICE_FEE
+        )
+        assert balances.verify(db) == []
+        assert len(db.scalars(select(NeoAction).where(NeoAction.user_id == user_id)).all()) == 1

@@ -76,6 +76,7 @@ def test_follow_chain_task_on_a_real_scheduler_worker(
     assert set(beat_schedule(settings)) == {
         "follow-chain",
         "reconcile-withdrawals",
+        "reconcile-actions",
         "apply-deposits",
         "reap-executions",
         "purge-executions",

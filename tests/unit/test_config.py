@@ -102,3 +102,45 @@ def test_describe_hides_keys_and_url_passwords() -> None:
 def test_withdrawal_limits_are_validated(overrides: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_settings(env(**overrides))
+
+
+def test_relay_keys_pair_up_and_the_private_one_stays_hidden() -> None:
+    from neosl import relaybox
+
+    private, public = relaybox.new_relay_key()
+    both = load_settings(env(NSL_RELAY_KEY=f"r1:{private}", NSL_RELAY_PUBLIC_KEY=f"r1:{public}"))
+    assert both.relay_key is not None
+    assert both.relay_public_key == both.relay_key.public
+    assert both.relay_public_key.id == "r1"
+    assert private not in str(both.describe())
+    # The public half alone (the API), or the private one alone (its half is derived).
+    only_public = load_settings(env(NSL_RELAY_PUBLIC_KEY=f"r1:{public}"))
+    assert (only_public.relay_key, only_public.relay_public_key) == (None, both.relay_public_key)
+    assert load_settings(env(NSL_RELAY_KEY=private)).relay_public_key == relaybox.RelayPublicKey(
+        "default", both.relay_public_key.key
+    )
+    _other, other_public = relaybox.new_relay_key()
+    with pytest.raises(ConfigError, match="not the public half of NSL_RELAY_KEY"):
+        load_settings(env(NSL_RELAY_KEY=f"r1:{private}", NSL_RELAY_PUBLIC_KEY=f"r1:{other_public}"))
+    with pytest.raises(ConfigError, match="NSL_RELAY_KEY must decode to exactly 32 bytes"):
+        load_settings(env(NSL_RELAY_KEY="abcd"))
+
+
+def test_a_sealed_signer_key_opens_only_with_the_relay_key_and_its_row() -> None:
+    from neosl import relaybox
+
+    private, _public = relaybox.new_relay_key()
+    settings = load_settings(env(NSL_RELAY_KEY=private))
+    assert settings.relay_key is not None
+    assert settings.relay_public_key is not None
+    sealed = relaybox.seal(settings.relay_public_key, b"k" * 32, 7, "Naddress")
+    assert relaybox.open_sealed(settings.relay_key, sealed, 7, "Naddress") == b"k" * 32
+    for user_id, address in [(8, "Naddress"), (7, "Nother")]:
+        with pytest.raises(relaybox.SignerKeyUnreadable):
+            relaybox.open_sealed(settings.relay_key, sealed, user_id, address)
+    stranger = load_settings(env(NSL_RELAY_KEY=relaybox.new_relay_key()[0])).relay_key
+    assert stranger is not None
+    with pytest.raises(relaybox.SignerKeyUnreadable):
+        relaybox.open_sealed(stranger, sealed, 7, "Naddress")
+    with pytest.raises(relaybox.SignerKeyUnreadable):
+        relaybox.open_sealed(settings.relay_key, "not base64!", 7, "Naddress")

@@ -30,6 +30,7 @@ from neosl.neo.addresses import InvalidAddress, address_to_script_hash, validate
 from neosl.neo.messages import sign_message
 from neosl.neo.rpc import NeoRpc, RpcError, RpcUnavailable
 from neosl.neo.transfers import TransferWouldFail, build_gas_transfer, transfer_succeeded
+from neosl.relaybox import new_relay_key
 
 
 def _db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
@@ -314,6 +315,18 @@ def _secrets_rotate_master_key(settings: Settings, args: argparse.Namespace) -> 
     return 1 if result.remaining else 0
 
 
+def _relay_keygen(_args: argparse.Namespace) -> int:
+    private, public = new_relay_key()
+    print(f"NSL_RELAY_KEY=relay1:{private}")
+    print(f"NSL_RELAY_PUBLIC_KEY=relay1:{public}")
+    print(
+        "Give NSL_RELAY_KEY to the gas-ledger only (from a secret store); the API needs "
+        "NSL_RELAY_PUBLIC_KEY.",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _config(settings: Settings, _args: argparse.Namespace) -> int:
     for name, value in settings.describe().items():
         print(f"{name} = {value}")
@@ -439,6 +452,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size", type=int, default=200, help="rows per transaction (default 200)"
     )
     rotate_key.set_defaults(func=_secrets_rotate_master_key)
+    neo_cmd = sub.add_parser("neo", help="on-chain actions").add_subparsers(
+        dest="action", required=True
+    )
+    neo_cmd.add_parser(
+        "relay-keygen", help="a new relay key pair (NSL_RELAY_KEY, NSL_RELAY_PUBLIC_KEY)"
+    ).set_defaults(standalone=_relay_keygen)
     sub.add_parser("config", help="validate the environment and print the settings").set_defaults(
         func=_config
     )

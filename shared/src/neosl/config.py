@@ -89,7 +89,7 @@ class Settings:
     execution_reap_grace_seconds: int = 30
     # On-chain actions: the relay's key (gas-ledger only) and its public half (whoever
     # creates tenants' signers), limits per execution, fees, a transaction's lifetime.
-    relay_key: RelayKey | None = None
+    relay_key: RelayKey | None = field(default=None, repr=False)
     relay_public_key: RelayPublicKey | None = None
     neo_calls_per_execution: int = 10
     neo_actions_per_execution: int = 10
