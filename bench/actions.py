@@ -109,6 +109,7 @@ def run_relay(
         ]
         db.commit()
     deadline = began + timeout
+    signed_at: float | None = None
     while True:
         with sessions() as db:
             rows = db.execute(
@@ -119,6 +120,9 @@ def run_relay(
         failed = [r for r in rows if r.status == "failed"]
         if failed:
             raise BenchError(f"{len(failed)} actions failed, e.g. {failed[0].failure_reason}")
+        if signed_at is None and all(r.status != "queued" for r in rows):
+            signed_at = time.perf_counter() - began
+            print(f"    relay: all {n} signed and sent after {signed_at:.2f} s", flush=True)
         if all(r.status == "confirmed" for r in rows):
             seconds = time.perf_counter() - began
             return seconds, max(r.block_index for r in rows) - start_height

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from neosl import actions, balances, signers
@@ -474,3 +474,37 @@ def test_signer_keys_open_only_for_the_relay_and_their_own_row(
         assert signers.get_or_create(db, a.user_id, relay_settings.relay_public_key).address == (
             a.signer
         )
+
+
+def test_a_queued_action_whose_job_was_lost_is_relayed_by_the_settlement_pass(
+    chain: Chain,
+    relay_settings: Settings,
+    sessions: sessionmaker[Session],
+    dispatcher: Dispatcher,
+    hot: HotWallet,
+) -> None:
+    tenant = new_tenant(sessions, relay_settings, "5")
+    args = [hash160(tenant.signer), hash160(tenant.signer), 0, None]
+    # Its job is in the broker, and no gas-ledger worker takes it in this test.
+    action_id = queue(sessions, dispatcher, tenant, "transfer", args)
+    # Younger than NSL_ACTION_REQUEUE_SECONDS (30): left to its own job.
+    relay_actions.reconcile(sessions, chain.rpc, relay_settings, hot)
+    assert load(sessions, action_id).status == "queued"
+    quick = dataclasses.replace(relay_settings, action_requeue_seconds=1)
+    action = settle(sessions, chain.rpc, quick, hot, action_id)
+    assert action.status == "confirmed", action.failure_reason
+    verify(sessions)
+
+
+def test_one_settlement_pass_at_a_time(
+    chain: Chain, relay_settings: Settings, sessions: sessionmaker[Session], hot: HotWallet
+) -> None:
+    with sessions() as other:
+        key = relay_actions._RECONCILE_LOCK
+        assert other.execute(select(func.pg_try_advisory_lock(key))).scalar()
+        try:
+            counts = relay_actions.reconcile(sessions, chain.rpc, relay_settings, hot)
+        finally:
+            other.execute(select(func.pg_advisory_unlock(key)))
+    assert counts == {"busy": 1}
+    assert "busy" not in relay_actions.reconcile(sessions, chain.rpc, relay_settings, hot)

@@ -96,6 +96,7 @@ class Settings:
     action_service_fee: Decimal = Decimal(0)
     action_max_fee: Decimal = Decimal(10)
     action_valid_blocks: int = 100
+    action_requeue_seconds: int = 30
 
     @property
     def neo_rpc_url(self) -> str:
@@ -405,6 +406,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         action_service_fee=_fee(env, "NSL_ACTION_SERVICE_FEE"),
         action_max_fee=_gas(env, "NSL_ACTION_MAX_FEE", "10"),
         action_valid_blocks=_int(env, "NSL_ACTION_VALID_BLOCKS", 100, 2, 5760),
+        action_requeue_seconds=_int(env, "NSL_ACTION_REQUEUE_SECONDS", 30, 1, 3600),
     )
 
 

@@ -29,7 +29,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from neo3.wallet.account import Account
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from neosl import balances, signers
@@ -149,19 +149,43 @@ def _fail_now(session: Session, action: NeoAction, reason: str) -> str:
     return "failed"
 
 
+# pg_try_advisory_lock key of the actions' settlement pass: one pass at a time, whatever
+# the number of workers (a second one would only repeat the first one's RPC calls).
+_RECONCILE_LOCK = 0x6E736C_0A_C7
+
+
 def reconcile(
     sessions: sessionmaker[Session], rpc: NeoRpc, settings: Settings, wallet: HotWallet
 ) -> Counter[str]:
     """Settle every pending action from what the chain says; relay queued ones again.
 
+    A queued action is relayed here only once it has waited ``action_requeue_seconds``: its
+    own job normally does that first. While another pass runs, this one does nothing
+    (``busy``).
+
     Raises:
         RpcUnavailable: as ``relay.settle``.
     """
+    with sessions() as session:
+        connection = session.connection()
+        if not connection.execute(select(func.pg_try_advisory_lock(_RECONCILE_LOCK))).scalar():
+            return Counter(busy=1)
+        try:
+            return _reconcile(sessions, rpc, settings, wallet)
+        finally:
+            connection.execute(select(func.pg_advisory_unlock(_RECONCILE_LOCK)))
+            session.commit()
+
+
+def _reconcile(
+    sessions: sessionmaker[Session], rpc: NeoRpc, settings: Settings, wallet: HotWallet
+) -> Counter[str]:
     counts: Counter[str] = Counter()
+    lost_before = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=settings.action_requeue_seconds)
     with sessions() as session:
         queued = session.scalars(
             select(NeoAction.id)
-            .where(NeoAction.status == "queued")
+            .where(NeoAction.status == "queued", NeoAction.created_at < lost_before)
             .order_by(NeoAction.id)
             .limit(1000)
         ).all()

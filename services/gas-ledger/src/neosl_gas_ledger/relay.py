@@ -29,6 +29,7 @@ import datetime as dt
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -40,6 +41,9 @@ from neosl.models import Transaction
 from neosl.neo.rpc import AlreadyKnown, ExpiredTransaction, NeoRpc, RpcError, RpcUnavailable
 
 log = logging.getLogger(__name__)
+
+# Transactions asked about at once in a settlement pass.
+_ASKING_THREADS = 8
 
 # What a transaction's application log means for its kind: None when it cannot tell.
 Judge = Callable[[dict[str, Any]], Literal["confirmed", "failed"] | None]
@@ -222,27 +226,38 @@ def settle(
     for row in rows:
         if not row.signed or not row.sent:
             counts[f"send_{send(row.transaction_id)}"] += 1
-            if not row.signed:
-                continue
-        # Read again: the row may have been signed just now by the re-send above.
-        with sessions() as session:
-            signed = session.execute(
-                select(Transaction.tx_hash, Transaction.valid_until_block).where(
-                    Transaction.id == row.transaction_id, Transaction.status == "pending"
+    # Read again: rows may have been signed just now by the re-sends above.
+    with sessions() as session:
+        signed = {
+            r.id: r
+            for r in session.execute(
+                select(Transaction.id, Transaction.tx_hash, Transaction.valid_until_block).where(
+                    Transaction.id.in_([row.transaction_id for row in rows]),
+                    Transaction.status == "pending",
+                    Transaction.tx_hash.is_not(None),
+                    Transaction.valid_until_block.is_not(None),
                 )
-            ).one_or_none()
-        if signed is None or signed.tx_hash is None or signed.valid_until_block is None:
-            continue
-        decided = verdict(
-            found, signed.tx_hash, signed.valid_until_block + settings.settle_margin_blocks, judge
-        )
+            )
+        }
+    todo = [row for row in rows if row.transaction_id in signed]
+
+    def ask(row: Pending) -> Verdict:
+        s = signed[row.transaction_id]
+        return verdict(found, s.tx_hash, s.valid_until_block + settings.settle_margin_blocks, judge)
+
+    # The nodes are asked about several transactions at once: a pass over many pending
+    # rows is a few round trips long, not one per row.
+    with ThreadPoolExecutor(max_workers=min(_ASKING_THREADS, max(len(todo), 1))) as threads:
+        verdicts = list(threads.map(ask, todo))
+    for row, decided in zip(todo, verdicts, strict=True):
+        signed_row = signed[row.transaction_id]
         if decided.outcome == "waiting":
             counts["waiting"] += 1
             continue
         reason = row.failure_reason
         if decided.outcome == "expired":
             expired = (
-                f"not included in a block by its valid_until_block {signed.valid_until_block} "
+                f"not included in a block by its valid_until_block {signed_row.valid_until_block} "
                 f"(unknown to a node at block {decided.block_index})"
             )
             reason = f"{reason}; {expired}" if reason else expired

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from celery import Celery
@@ -10,9 +11,23 @@ from celery.signals import worker_ready
 from neosl import balances, jobs
 from neosl.dispatch import Dispatcher
 from neosl.money import format_amount, parse_amount
+from neosl.neo.rpc import NeoRpc
 from neosl.tasks import ChainTask, PeriodicTask, ServiceTask
 from neosl_gas_ledger import actions, deposits, withdrawals
 from neosl_gas_ledger.hot_wallet import load_hot_wallet
+
+_lock = threading.Lock()
+
+
+def relay_rpc(app: Celery) -> NeoRpc:
+    """This worker process's RPC client for the relay (kept: it knows the network's magic and
+    keeps its connections, which a burst of actions would otherwise pay for each time)."""
+    with _lock:
+        rpc: NeoRpc | None = app.conf.get("neosl_relay_rpc")
+        if rpc is None:
+            rpc = NeoRpc(app.conf.neosl_settings.neo_rpc_urls)
+            app.conf.neosl_relay_rpc = rpc
+        return rpc
 
 
 def register(app: Celery) -> None:
@@ -46,17 +61,19 @@ def register(app: Celery) -> None:
 
     @app.task(name=jobs.RELAY_ACTION.name, base=ChainTask, bind=True, shared=False)
     def relay_action(self: ChainTask, action_id: int) -> str:
-        with self.rpc() as rpc:
-            return actions.relay_action(
-                self.sessions, rpc, self.settings, load_hot_wallet(self.settings), action_id
-            )
+        return actions.relay_action(
+            self.sessions,
+            relay_rpc(self.app),
+            self.settings,
+            load_hot_wallet(self.settings),
+            action_id,
+        )
 
     @app.task(name=jobs.RECONCILE_ACTIONS.name, base=PeriodicTask, bind=True, shared=False)
     def reconcile_actions(self: PeriodicTask) -> dict[str, int]:
-        with self.rpc() as rpc:
-            counts = actions.reconcile(
-                self.sessions, rpc, self.settings, load_hot_wallet(self.settings)
-            )
+        counts = actions.reconcile(
+            self.sessions, relay_rpc(self.app), self.settings, load_hot_wallet(self.settings)
+        )
         return dict(counts)
 
     @app.task(name=jobs.APPLY_DEPOSITS.name, base=PeriodicTask, bind=True, shared=False)
