@@ -257,8 +257,14 @@ class _Run:
         host = self.host
         try:
             self._call(self.context.eval, self.source)
-            allowed = {"neoCalls": self.neo_calls_allowed, "neoActions": self.neo_actions_allowed}
-            self._call(host, "start", self.input, self.ctx, json.dumps(allowed))
+            self._call(
+                host,
+                "start",
+                self.input,
+                self.ctx,
+                self.neo_calls_allowed,
+                self.neo_actions_allowed,
+            )
             self._loop(host)
         except _Settled as settled:
             size = len(settled.result.encode("utf-8", "replace"))

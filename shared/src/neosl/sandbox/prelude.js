@@ -38,12 +38,14 @@
     payload: null,
     logs: [],
     requests: [],
-    // Requests' ids (fetch and neo.call share them) and what to call with each answer.
+    // Requests' ids (fetch and neo.call share them) and what to call with each answer (a Map
+    // made by the first part that sends one).
     lastId: 0,
-    waiting: new Map(),
+    waiting: null,
     // neo.invoke's actions, and how many calls and actions this run may make.
     actions: [],
-    neo: { calls: 0, actions: 0, callsMade: 0, actionsMade: 0 },
+    neoCalls: 0,
+    neoActions: 0,
     lines: 0,
     chars: 0,
     truncatedAt: 0,
@@ -52,7 +54,7 @@
   // answers: [{id, ...}] as JSON; each goes to the callback its request left.
   function settle(answers) {
     for (const a of P.parse(answers)) {
-      const callback = run.waiting.get(a.id);
+      const callback = run.waiting === null ? undefined : run.waiting.get(a.id);
       if (callback === undefined) continue;
       run.waiting.delete(a.id);
       callback(a);
@@ -86,11 +88,10 @@
     const $sandbox_returned = (value) => $sandbox_settle(true, value);
     const $sandbox_threw = (error) => $sandbox_settle(false, error);
 
-    return function $sandbox_host(op, a, b, c) {
+    return function $sandbox_host(op, a, b, neoCalls, neoActions) {
       if (op === "start") {
-        const allowed = P.parse(c);
-        run.neo.calls = allowed.neoCalls;
-        run.neo.actions = allowed.neoActions;
+        run.neoCalls = neoCalls;
+        run.neoActions = neoActions;
         // Even a plain value settles through a promise job: one path for sync and async.
         try {
           const result = P.apply(P.resolve, P.Promise, [main(P.parse(a), P.parse(b))]);

@@ -80,6 +80,7 @@
       sent++;
       const id = ++run.lastId;
       // The answer: {id, error} or {id, status, statusText, headers, body, url}.
+      if (run.waiting === null) run.waiting = new P.Map();
       run.waiting.set(id, (a) =>
         typeof a.error === "string" ? reject(new P.TypeError(a.error)) : resolve(response(a)),
       );

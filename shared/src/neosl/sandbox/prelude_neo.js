@@ -13,6 +13,8 @@
   const isArray = P.Array.isArray;
   const CONTRACT = /^0x[0-9a-fA-F]{40}$/;
   const METHOD = /^[A-Za-z_][A-Za-z0-9_]{0,99}$/;
+  let callsMade = 0;
+  let actionsMade = 0;
 
   function tag(type, value) {
     return freeze({ $neo: type, value });
@@ -79,12 +81,13 @@
 
   function $sandbox_neo_call(contract, method, args) {
     return new P.Promise(function $sandbox_neo_request(resolve, reject) {
-      if (run.neo.callsMade >= run.neo.calls) {
-        fail("neo.call", "at most " + run.neo.calls + " calls per execution");
+      if (callsMade >= run.neoCalls) {
+        fail("neo.call", "at most " + run.neoCalls + " calls per execution");
       }
       const call = target("neo.call", contract, method, args);
-      run.neo.callsMade++;
+      callsMade++;
       const id = ++run.lastId;
+      if (run.waiting === null) run.waiting = new P.Map();
       // The answer: {id, error} or {id, value} (the decoded result as JSON).
       run.waiting.set(id, (a) =>
         typeof a.error === "string" ? reject(new P.Error(a.error)) : resolve(P.parse(a.value)),
@@ -94,11 +97,11 @@
   }
 
   function $sandbox_neo_invoke(contract, method, args) {
-    if (run.neo.actionsMade >= run.neo.actions) {
-      fail("neo.invoke", "at most " + run.neo.actions + " actions per execution");
+    if (actionsMade >= run.neoActions) {
+      fail("neo.invoke", "at most " + run.neoActions + " actions per execution");
     }
     const action = target("neo.invoke", contract, method, args);
-    const index = run.neo.actionsMade++;
+    const index = actionsMade++;
     run.actions.push(action);
     return index;
   }
