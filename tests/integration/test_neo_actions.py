@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import threading
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -82,12 +83,7 @@ def queue(
     method: str,
     args: list[Any],
 ) -> int:
-    with sessions() as db:
-        action = actions.queue(
-            db, dispatcher, tenant.user_id, actions.check(GAS_CONTRACT, method, args)
-        )
-        db.commit()
-        return action.id
+    return queue_call(sessions, dispatcher, tenant, GAS_CONTRACT, method, args)
 
 
 def hash160(address: str) -> dict[str, str]:
@@ -298,24 +294,10 @@ def test_a_relay_cut_off_while_sending_is_finished_by_the_next_pass(
     args = [hash160(tenant.signer), hash160(tenant.signer), 0, None]
     action_id = queue(sessions, dispatcher, tenant, "transfer", args)
     hot_before = chain.rpc.gas_balance(hot.address)
-    with (
-        RpcProxy(relay_settings.neo_rpc_url) as proxy,
-        NeoRpc([proxy.url], timeout=60, attempts=1) as cut_off,
-    ):
-        proxy.modes["sendrawtransaction"] = mode
-        worker = threading.Thread(
-            target=lambda: _quietly(
-                relay_actions.relay_action, sessions, cut_off, relay_settings, hot, action_id
-            ),
-            daemon=True,
-        )
-        worker.start()
-        assert proxy.held.wait(30)
+    with send_held(mode, relay_settings, sessions, hot, action_id):
         stored = load(sessions, action_id)
         assert stored.status == "pending"
         action = settle(sessions, chain.rpc, relay_settings, hot, action_id)
-        proxy.release.set()
-        worker.join(30)
     assert action.status == "confirmed", action.failure_reason
     assert action.tx_hash == stored.tx_hash
     app_log = chain.rpc.application_log(action.tx_hash or "")
@@ -386,23 +368,9 @@ def test_a_call_that_faults_on_chain_is_charged_its_real_fees(
     hot_before = chain.rpc.gas_balance(hot.address)
     too_late = chain.rpc.block_count() - 1 + 3
     action_id = queue_call(sessions, dispatcher, tenant, consumer, "fail_from", [too_late])
-    with (
-        RpcProxy(relay_settings.neo_rpc_url) as proxy,
-        NeoRpc([proxy.url], timeout=60, attempts=1) as cut_off,
-    ):
-        proxy.modes["sendrawtransaction"] = HOLD
-        worker = threading.Thread(
-            target=lambda: _quietly(
-                relay_actions.relay_action, sessions, cut_off, relay_settings, hot, action_id
-            ),
-            daemon=True,
-        )
-        worker.start()
-        assert proxy.held.wait(30)
+    with send_held(HOLD, relay_settings, sessions, hot, action_id):
         wait_until(lambda: chain.rpc.block_count() - 1 >= too_late, f"block {too_late}")
         action = settle(sessions, chain.rpc, relay_settings, hot, action_id)
-        proxy.release.set()
-        worker.join(30)
     assert action.status == "failed"
     assert action.vm_state == "FAULT"
     # Its abort path costs more than the test invocation's path: the VM stops it at the GAS
@@ -439,6 +407,37 @@ def test_a_contract_refuses_another_tenants_signer(
     assert "only the owner can write" in (action.failure_reason or ""), action.failure_reason
     assert (action.tx_hash, charges(sessions, action_id)) == (None, [])
     assert balance(sessions, intruder.account_id) == Decimal(5)
+
+
+@contextlib.contextmanager
+def send_held(
+    mode: str,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    hot: HotWallet,
+    action_id: int,
+) -> Iterator[None]:
+    """``relay_action`` on a thread whose ``sendrawtransaction`` the proxy holds (``mode``):
+    inside, the action is signed and stored and its worker cut off while sending; the held
+    request is let go at the end."""
+    with (
+        RpcProxy(settings.neo_rpc_url) as proxy,
+        NeoRpc([proxy.url], timeout=60, attempts=1) as cut_off,
+    ):
+        proxy.modes["sendrawtransaction"] = mode
+        worker = threading.Thread(
+            target=lambda: _quietly(
+                relay_actions.relay_action, sessions, cut_off, settings, hot, action_id
+            ),
+            daemon=True,
+        )
+        worker.start()
+        assert proxy.held.wait(30)
+        try:
+            yield
+        finally:
+            proxy.release.set()
+            worker.join(30)
 
 
 def _quietly(fn: Any, *args: Any) -> None:

@@ -39,6 +39,7 @@ from neosl.money import from_units
 from neosl.neo import params
 from neosl.neo.invocations import InvocationWouldFail, build_invocation, call_script
 from neosl.neo.rpc import NeoRpc
+from neosl.neo.transfers import application_execution
 from neosl.relaybox import SignerKeyUnreadable
 from neosl_gas_ledger import relay
 from neosl_gas_ledger.hot_wallet import HotWallet
@@ -219,17 +220,8 @@ def _reconcile(
     return counts
 
 
-def _application(app_log: dict[str, Any]) -> dict[str, Any] | None:
-    runs = [
-        e
-        for e in app_log.get("executions") or []
-        if isinstance(e, dict) and e.get("trigger") == "Application"
-    ]
-    return runs[0] if len(runs) == 1 else None
-
-
 def _judge(app_log: dict[str, Any]) -> Literal["confirmed", "failed"] | None:
-    run = _application(app_log)
+    run = application_execution(app_log)
     if run is None:
         return None
     state = run.get("vmstate")
@@ -258,7 +250,7 @@ def _apply(
             action.fee_charged = Decimal(0)
             action.settled_at = now
         return
-    run = _application(verdict.application_log or {}) or {}
+    run = application_execution(verdict.application_log or {}) or {}
     gas_consumed = from_units(int(run.get("gasconsumed") or 0))
     # What the chain took from the hot wallet: the transaction's whole system fee (burned
     # whatever the VM consumed, also when it stopped at that limit) and its network fee.

@@ -18,7 +18,6 @@ priced by the node from witnesses of the right shape (sign, price, sign again).
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 
 from neo3.core.types import UInt160
@@ -29,9 +28,7 @@ from neo3.wallet.account import Account
 
 from neosl.neo.addresses import address_to_script_hash
 from neosl.neo.rpc import NeoRpc
-from neosl.neo.transfers import SignedTransfer, transaction_hash
-
-_PLACEHOLDER_NETWORK_FEE = 1
+from neosl.neo.transfers import SignedTransfer, signed_transaction
 
 
 class InvocationWouldFail(Exception):
@@ -81,38 +78,22 @@ def build_invocation(
             f"the test invocation ended in {test.get('state') or 'no state'}: "
             f"{test.get('exception') or 'no reason given'}"
         )
-    system_fee = int(test["gasconsumed"])
-    tx = Transaction(
-        version=0,
-        # neo-mamba's default nonce is a constant: identical calls would share a hash.
-        nonce=secrets.randbits(32),
-        system_fee=max(system_fee, 1),
-        network_fee=_PLACEHOLDER_NETWORK_FEE,
-        valid_until_block=rpc.block_count() + valid_for_blocks,
-        attributes=[],
-        signers=[
-            Signer(payer_hash, WitnessScope.NONE),
-            Signer(signer_hash, WitnessScope.CALLED_BY_ENTRY),
-        ],
-        script=script,
-    )
-    magic = rpc.network_magic()
 
-    def sign() -> None:
+    def sign(tx: Transaction, magic: int) -> None:
         # Witnesses in the order of the signers.
         payer.sign_tx(tx, magic)
         signer.sign_tx(tx, magic)
 
-    # neo-go prices the witnesses it is given: sign once for their shape, price, sign again.
-    sign()
-    tx.network_fee = rpc.calculate_network_fee(tx.to_array())
-    tx.witnesses = []
-    sign()
-    raw = tx.to_array()
-    return SignedTransfer(
-        raw=raw,
-        tx_hash=transaction_hash(raw),
-        valid_until_block=tx.valid_until_block,
-        system_fee=tx.system_fee,
-        network_fee=tx.network_fee,
+    tx = signed_transaction(
+        rpc,
+        payer_hash,
+        sign,
+        script,
+        system_fee=max(int(test["gasconsumed"]), 1),
+        valid_for_blocks=valid_for_blocks,
+        signers=[
+            Signer(payer_hash, WitnessScope.NONE),
+            Signer(signer_hash, WitnessScope.CALLED_BY_ENTRY),
+        ],
     )
+    return SignedTransfer.of(tx)

@@ -52,7 +52,7 @@ from neo3.core.cryptography import ECPoint
 from neo3.core.types import UInt160, UInt256
 
 from neosl.neo.addresses import InvalidAddress, address_to_script_hash
-from neosl.neo.stack import JSON
+from neosl.neo.stack import JSON, json_type
 
 MAX_ARGS = 16
 MAX_DEPTH = 8
@@ -113,7 +113,7 @@ def parse_args(args: object) -> list[Param]:
             exceeded; the message names the place (``args[1][0].value: …``).
     """
     if not isinstance(args, list):
-        raise ParamError(f"args: must be an array, got {_json_type(args)}")
+        raise ParamError(f"args: must be an array, got {json_type(args)}")
     if len(args) > MAX_ARGS:
         raise ParamError(f"args: {len(args)} arguments, at most {MAX_ARGS} are allowed")
     parser = _Parser()
@@ -145,22 +145,6 @@ def to_json(params: Sequence[Param]) -> list[JSON]:
     return [_json(p) for p in params]
 
 
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
-
-
 def _show(value: object) -> str:
     if isinstance(value, str):
         shown = json.dumps(value[:40], ensure_ascii=False)
@@ -171,7 +155,7 @@ def _show(value: object) -> str:
         return repr(value)
     if isinstance(value, bool | int) or value is None:
         return json.dumps(value)
-    return _json_type(value)
+    return json_type(value)
 
 
 class _Parser:
@@ -238,7 +222,7 @@ class _Parser:
             raise ParamError(f"{vpath}: missing")
         text = obj["value"]
         if not isinstance(text, str):
-            raise ParamError(f"{vpath}: must be a string, got {_json_type(text)}")
+            raise ParamError(f"{vpath}: must be a string, got {json_type(text)}")
         match tag:
             case "Hash160":
                 self._spend(20, vpath)

@@ -93,12 +93,13 @@ def decode_stack(stack: object, *, bytes_as: BytesAs = "auto") -> list[JSON]:
         ValueError: ``bytes_as`` is neither "auto" nor "hex".
     """
     if not isinstance(stack, list):
-        raise StackError(f"stack: must be a list of stack items, got {_json_type(stack)}")
+        raise StackError(f"stack: must be a list of stack items, got {json_type(stack)}")
     decoder = _Decoder(bytes_as)
     return [decoder.decode(item, f"stack[{i}]", 0) for i, item in enumerate(stack)]
 
 
-def _json_type(value: object) -> str:
+def json_type(value: object) -> str:
+    """The JSON type of ``value`` (for messages), or its Python type's name."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -136,7 +137,7 @@ class _Decoder:
         if self.items > MAX_ITEMS:
             raise StackError(f"{path}: more than {MAX_ITEMS} stack items in one decode")
         if not isinstance(item, dict):
-            raise StackError(f"{path}: a stack item must be an object, got {_json_type(item)}")
+            raise StackError(f"{path}: a stack item must be an object, got {json_type(item)}")
         kind = item.get("type")
         value = item.get("value")
         vpath = f"{path}.value"
@@ -166,12 +167,12 @@ class _Decoder:
             case "InteropInterface":
                 return self._interop(item, path, depth)
             case _:
-                shown = _shorten(str(kind)) if isinstance(kind, str) else _json_type(kind)
+                shown = _shorten(str(kind)) if isinstance(kind, str) else json_type(kind)
                 raise StackError(f"{path}.type: unknown stack item type {shown!r}")
 
     def _children(self, value: object, path: str, depth: int) -> list[object]:
         if not isinstance(value, list):
-            raise StackError(f"{path}: must be a list, got {_json_type(value)}")
+            raise StackError(f"{path}: must be a list, got {json_type(value)}")
         if depth + 1 > MAX_DEPTH:
             raise StackError(f"{path}: stack items nested more than {MAX_DEPTH} deep")
         return value
@@ -224,7 +225,7 @@ class _Decoder:
         if interface is None:
             return None
         if not isinstance(interface, str):
-            raise StackError(f"{path}.interface: must be a string, got {_json_type(interface)}")
+            raise StackError(f"{path}.interface: must be a string, got {json_type(interface)}")
         return {"interface": interface}
 
 
@@ -237,7 +238,7 @@ def _integer(value: object, path: str) -> int:
             raise StackError(f"{path}: integer beyond Neo's 256-bit range")
         number = int(value)
     else:
-        shown = repr(_shorten(value)) if isinstance(value, str) else _json_type(value)
+        shown = repr(_shorten(value)) if isinstance(value, str) else json_type(value)
         raise StackError(f"{path}: {shown} is not a decimal integer")
     if not _INT_MIN <= number <= _INT_MAX:
         raise StackError(f"{path}: integer beyond Neo's 256-bit range")
@@ -250,7 +251,7 @@ def _json_integer(number: int) -> JSON:
 
 def _base64(value: object, path: str) -> bytes:
     if not isinstance(value, str):
-        raise StackError(f"{path}: bytes must be a base64 string, got {_json_type(value)}")
+        raise StackError(f"{path}: bytes must be a base64 string, got {json_type(value)}")
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -150,7 +150,8 @@ def gas_transfers(application_log: dict[str, Any]) -> list[GasTransfer]:
     return found
 
 
-def _application_execution(application_log: dict[str, Any]) -> dict[str, Any] | None:
+def application_execution(application_log: dict[str, Any]) -> dict[str, Any] | None:
+    """The single Application execution of a transaction's log; None for anything else."""
     runs = [e for e in _executions(application_log) if e.get("trigger") == "Application"]
     # A transaction's log has exactly one; anything else is a block's log or garbage.
     return runs[0] if len(runs) == 1 else None
@@ -188,7 +189,7 @@ def transfer_succeeded(
 
     Never raises; a malformed log is not a success.
     """
-    execution = _application_execution(application_log)
+    execution = application_execution(application_log)
     return (
         execution is not None
         and execution.get("vmstate") == "HALT"
@@ -209,7 +210,7 @@ def transfer_faulted(
     GAS ``Transfer`` (matching the given fields; with none given, any GAS transfer). False
     for a log that is not a single transaction's (undecidable). Never raises.
     """
-    execution = _application_execution(application_log)
+    execution = application_execution(application_log)
     if execution is None:
         return False
     state = execution.get("vmstate")
@@ -245,6 +246,17 @@ class SignedTransfer:
     valid_until_block: int
     system_fee: int
     network_fee: int
+
+    @classmethod
+    def of(cls, tx: Transaction) -> SignedTransfer:
+        """The signed ``tx``, serialized, with its hash as the node shows it."""
+        return cls(
+            raw=tx.to_array(),
+            tx_hash=f"0x{tx.hash()}",
+            valid_until_block=tx.valid_until_block,
+            system_fee=tx.system_fee,
+            network_fee=tx.network_fee,
+        )
 
 
 SignFn = Callable[[Transaction, int], None]
@@ -332,13 +344,16 @@ def signed_transaction(
     *,
     system_fee: int,
     valid_for_blocks: int,
+    signers: Sequence[Signer] | None = None,
 ) -> Transaction:
     """A transaction running ``script``, sent and paid by ``sender`` and signed by ``sign``.
 
-    The sender signs with scope CalledByEntry. The network fee is the node's price for the
-    signed transaction; the nonce is random, so two identical scripts get different hashes.
-    The transaction is valid until block ``block_count() + valid_for_blocks``. Checks
-    neither the script (test-invoke it first) nor the sender's balance.
+    The sender signs with scope CalledByEntry, unless ``signers`` (the sender first) says
+    otherwise; ``sign`` adds every signer's witness, in their order. The network fee is the
+    node's price for the signed transaction; the nonce is random, so two identical scripts
+    get different hashes. The transaction is valid until block ``block_count() +
+    valid_for_blocks``. Checks neither the script (test-invoke it first) nor the sender's
+    balance.
 
     Raises:
         RpcError, RpcUnavailable: from the node.
@@ -353,7 +368,7 @@ def signed_transaction(
         network_fee=_PLACEHOLDER_NETWORK_FEE,
         valid_until_block=rpc.block_count() + valid_for_blocks,
         attributes=[],
-        signers=[Signer(sender, WitnessScope.CALLED_BY_ENTRY)],
+        signers=list(signers) if signers else [Signer(sender, WitnessScope.CALLED_BY_ENTRY)],
         script=script,
     )
     magic = rpc.network_magic()
@@ -418,11 +433,4 @@ def _build(
             f"{sender} has {format_gas(balance)} GAS, needs {format_gas(amount)} GAS "
             f"plus {format_gas(fees)} GAS fees"
         )
-    raw = tx.to_array()
-    return SignedTransfer(
-        raw=raw,
-        tx_hash=transaction_hash(raw),
-        valid_until_block=tx.valid_until_block,
-        system_fee=tx.system_fee,
-        network_fee=tx.network_fee,
-    )
+    return SignedTransfer.of(tx)
