@@ -97,6 +97,13 @@ class Settings:
     action_max_fee: Decimal = Decimal(10)
     action_valid_blocks: int = 100
     action_requeue_seconds: int = 30
+    # Triggers: the shortest cron interval a tenant may schedule, the clock's batch and
+    # polling, webhook deliveries per trigger and minute, the periodic price check.
+    cron_min_interval: int = 10
+    cron_batch: int = 500
+    cron_poll_seconds: float = 0.5
+    webhook_rate_limit: int = 60
+    price_check_seconds: float = 5.0
 
     @property
     def neo_rpc_url(self) -> str:
@@ -407,6 +414,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         action_max_fee=_gas(env, "NSL_ACTION_MAX_FEE", "10"),
         action_valid_blocks=_int(env, "NSL_ACTION_VALID_BLOCKS", 100, 2, 5760),
         action_requeue_seconds=_int(env, "NSL_ACTION_REQUEUE_SECONDS", 30, 1, 3600),
+        cron_min_interval=_int(env, "NSL_CRON_MIN_INTERVAL_SECONDS", 10, 1, 86400),
+        cron_batch=_int(env, "NSL_CRON_BATCH", 500, 1, 10_000),
+        cron_poll_seconds=_int(env, "NSL_CRON_POLL_MS", 500, 10, 60_000) / 1000,
+        webhook_rate_limit=_int(env, "NSL_WEBHOOK_RATE_LIMIT", 60, 1, 1_000_000),
+        price_check_seconds=_int(env, "NSL_PRICE_CHECK_MS", 5000, 100, 3_600_000) / 1000,
     )
 
 

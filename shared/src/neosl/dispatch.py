@@ -61,6 +61,23 @@ class Dispatcher:
             transaction = session.begin()
         queued.append(_Queued(self, transaction, job, body))
 
+    def send_many_after_commit(
+        self, session: Session, job: Job, payloads: list[dict[str, Any]]
+    ) -> None:
+        """Queue ``job`` once per payload, like ``send_after_commit``, for payloads known to
+        be distinct (no duplicate check: a batch of thousands stays linear).
+
+        Raises:
+            ValueError: a payload does not match the job's fields.
+        """
+        bodies = [job.payload(**p) for p in payloads]
+        if not bodies:
+            return
+        self.send_after_commit(session, job, **bodies[0])
+        queued: list[_Queued] = session.info[_QUEUED]
+        transaction = queued[-1].transaction
+        queued.extend(_Queued(self, transaction, job, body) for body in bodies[1:])
+
     def send(self, job: Job, **payload: Any) -> str:
         """Send ``job`` now; only for jobs that name no uncommitted rows (e.g. a nudge).
 
@@ -85,7 +102,9 @@ class _Sent:
         self.id = id
 
 
-def _publish(app: Celery, name: str, payload: dict[str, Any], queue: str) -> str:
+def _publish(
+    app: Celery, name: str, payload: dict[str, Any], queue: str, producer: Any = None
+) -> str:
     # Our jobs report through the database: no result is stored for them or waited for.
     sent = app.send_task(
         name,
@@ -93,6 +112,7 @@ def _publish(app: Celery, name: str, payload: dict[str, Any], queue: str) -> str
         queue=queue,
         ignore_result=True,
         result_cls=_Sent,  # type: ignore[arg-type]  # Celery only calls it with the id
+        producer=producer,
     )
     return str(sent.id)
 
@@ -103,13 +123,34 @@ def _after_commit(session: Session) -> None:
         # transaction that holds the rows has not committed yet.
         return
     queued: list[_Queued] = session.info.pop(_QUEUED, [])
+    if len(queued) == 1:
+        _send_queued(queued[0], None)
+        return
+    # Many jobs (a batch of fired triggers): one producer and connection for all of them.
+    by_app: dict[int, list[_Queued]] = {}
     for item in queued:
+        by_app.setdefault(id(item.dispatcher.app), []).append(item)
+    for items in by_app.values():
+        sent = 0
         try:
-            _publish(item.dispatcher.app, item.job.name, item.payload, item.job.queue)
+            with items[0].dispatcher.app.producer_or_acquire() as producer:
+                for item in items:
+                    _send_queued(item, producer)
+                    sent += 1
         except Exception:
-            # The rows are committed; the job's periodic safety net finds them again.
-            item.dispatcher.send_failures += 1
-            log.exception("could not send %s %s after commit", item.job.name, item.payload)
+            # No connection to the broker: the rest are counted as not sent; the rows are
+            # committed and each job's periodic safety net finds them again.
+            items[0].dispatcher.send_failures += len(items) - sent
+            log.exception("could not send %d jobs after commit", len(items) - sent)
+
+
+def _send_queued(item: _Queued, producer: Any) -> None:
+    try:
+        _publish(item.dispatcher.app, item.job.name, item.payload, item.job.queue, producer)
+    except Exception:
+        # The rows are committed; the job's periodic safety net finds them again.
+        item.dispatcher.send_failures += 1
+        log.exception("could not send %s %s after commit", item.job.name, item.payload)
 
 
 def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:

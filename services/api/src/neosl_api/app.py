@@ -23,7 +23,16 @@ from neosl.db import make_engine, make_session_factory
 from neosl.dispatch import Dispatcher
 from neosl.sandbox import SandboxPool
 from neosl_api import auth, context, errors
-from neosl_api.routes import accounts, docs_assets, functions, gas, health, neo, secrets
+from neosl_api.routes import (
+    accounts,
+    docs_assets,
+    functions,
+    gas,
+    health,
+    neo,
+    secrets,
+    triggers,
+)
 from neosl_api.schemas.common import ErrorSchema
 from neosl_api.services.health import ExecutionCollector, LedgerCollector
 
@@ -105,6 +114,7 @@ def create_app(
     api.register_blueprint(functions.blp)
     api.register_blueprint(secrets.blp)
     api.register_blueprint(neo.blp)
+    api.register_blueprint(triggers.blp)
     # Plain Flask blueprints, outside the OpenAPI document: static files and metrics.
     app.register_blueprint(docs_assets.blp)
     app.register_blueprint(health.metrics_blp)

@@ -3,7 +3,17 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Integer, Numeric, String, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -23,8 +33,13 @@ class PriceFeed(Base):
     status: Mapped[str] = mapped_column(String(20), index=True, server_default=text("'active'"))
     created_at: Mapped[Timestamp]
     updated_at: Mapped[UpdatedAt]
+    # An operator's feed every tenant may read and trigger on.
+    public: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
 
-    __table_args__ = (CheckConstraint("frequency > 0", name="price_feeds_frequency_positive"),)
+    __table_args__ = (
+        CheckConstraint("frequency > 0", name="price_feeds_frequency_positive"),
+        Index("idx_price_feeds_public_pair", "asset_pair", postgresql_where=text("public")),
+    )
 
 
 class PriceData(Base):
