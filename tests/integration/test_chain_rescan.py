@@ -19,7 +19,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from neosl import balances, jobs
-from neosl.chain import DEPOSITS, FOLLOWER_CURSOR, rescan, store_block, subscriptions
+from neosl.chain import DEPOSITS, FOLLOWER_CURSOR, read_block, rescan, store_block, subscriptions
 from neosl.config import ConfigError, Settings, load_settings
 from neosl.deployment import Disagreement, followed
 from neosl.models import ChainCursor, ChainEvent, GasAccount, Transaction, UnmatchedDeposit
@@ -275,7 +275,7 @@ def test_rescan_beside_the_follower_loses_no_deposit(
 
     with sessions() as rescanning:
         # What ``rescan`` does for one block, stopped between its insert and its commit.
-        _, new = store_block(rescanning, chain.rpc, early, subs, None)
+        _, new = store_block(rescanning, read_block(chain.rpc, early), subs, None)
         assert new == 1
         # Meanwhile the follower reaches the later deposit: it must wait for the rescan's
         # commit, so that event ids become visible in order.

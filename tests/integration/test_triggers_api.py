@@ -401,6 +401,7 @@ def test_a_signed_delivery_fires_with_the_body_as_input(client: FlaskClient, db:
     assert accepted["status"] == "fired"
     execution = db.get_one(Execution, accepted["execution_id"])
     assert execution.input == {"order": 7}
+    assert execution.trigger is not None
     assert execution.trigger["cause"]["type"] == "webhook"
 
 

@@ -9,8 +9,8 @@ lost or applied twice.
 
 To subscribe, add a ``Subscription`` to ``subscriptions()``.
 
-Reading a block (``block_matches``, ``store_block``) lives here, shared by the follower's
-cursor loop (``neosl_scheduler.follower``) and the operator's ``rescan`` of a range.
+Reading a block (``read_block``, ``block_matches``, ``store_block``) lives here, shared by
+the follower's cursor loop (``neosl_scheduler.follower``) and the operator's ``rescan`` of a range.
 """
 
 from __future__ import annotations
@@ -85,31 +85,56 @@ class Match:
     event: dict[str, Any]
 
 
-def _matches(sub: Subscription, notification: dict[str, Any]) -> bool:
-    if (
-        notification.get("contract") != sub.contract
-        or notification.get("eventname") != sub.event_name
-    ):
+@dataclass(frozen=True)
+class Notification:
+    """One notification of a HALTed execution in a block."""
+
+    tx_hash: str
+    # Its position among every notification of its transaction, so (tx_hash, index)
+    # names it for good.
+    index: int
+    contract: str
+    event_name: str
+    state: Any
+
+
+@dataclass(frozen=True)
+class Block:
+    index: int
+    time: int | None  # milliseconds since the epoch, as the node gives it
+    notifications: list[Notification]
+
+
+def _matches(sub: Subscription, notification: Notification) -> bool:
+    if notification.contract != sub.contract or notification.event_name != sub.event_name:
         return False
     if sub.to_address is None:
         return True
-    decoded = decode_gas_transfer(notification)
+    decoded = decode_gas_transfer(
+        {
+            "contract": notification.contract,
+            "eventname": notification.event_name,
+            "state": notification.state,
+        }
+    )
     return decoded is not None and decoded[1] == sub.to_address
 
 
-def block_matches(rpc: NeoRpc, index: int, subs: list[Subscription]) -> list[Match]:
-    """The notifications of block ``index`` that some subscription wants.
+def read_block(rpc: NeoRpc, index: int) -> Block:
+    """Block ``index`` with the notifications of its HALTed executions, in order.
 
-    Only HALT executions count (a FAULTed transaction's notifications did not happen).
-    ``notification_index`` counts every notification of the transaction, so
-    (tx_hash, notification_index) names one notification for good.
+    Only HALT executions count (a FAULTed transaction's notifications did not happen), but
+    ``Notification.index`` counts every notification of the transaction.
 
     Raises:
         RpcUnavailable: no endpoint answered.
         MissingApplicationLog: the node keeps no log for a transaction of the block.
     """
-    found: list[Match] = []
-    for tx_hash in rpc.block_tx_hashes(index):
+    block = rpc.block(index)
+    raw_time = block.get("time")
+    found: list[Notification] = []
+    for tx in block.get("tx") or []:
+        tx_hash = str(tx["hash"])
         app_log = rpc.application_log(tx_hash)
         if app_log is None:
             # A transaction in a block always has a log on a node that keeps them; skipping
@@ -120,38 +145,57 @@ def block_matches(rpc: NeoRpc, index: int, subs: list[Subscription]) -> list[Mat
             )
         position = 0
         for execution in app_log.get("executions") or []:
-            notifications = execution.get("notifications") or []
             halted = execution.get("vmstate") == "HALT"
-            for notification in notifications:
-                if halted and isinstance(notification, dict):
-                    for sub in subs:
-                        if _matches(sub, notification):
-                            found.append(
-                                Match(
-                                    sub,
-                                    {
-                                        "block_index": index,
-                                        "tx_hash": tx_hash,
-                                        "notification_index": position,
-                                        "contract": notification["contract"],
-                                        "event_name": notification["eventname"],
-                                        "state": notification.get("state"),
-                                    },
-                                )
-                            )
-                            break
+            for notification in execution.get("notifications") or []:
+                if (
+                    halted
+                    and isinstance(notification, dict)
+                    and isinstance(notification.get("contract"), str)
+                    and isinstance(notification.get("eventname"), str)
+                ):
+                    found.append(
+                        Notification(
+                            tx_hash=tx_hash,
+                            index=position,
+                            contract=notification["contract"],
+                            event_name=notification["eventname"],
+                            state=notification.get("state"),
+                        )
+                    )
                 position += 1
+    return Block(index, raw_time if isinstance(raw_time, int) else None, found)
+
+
+def block_matches(block: Block, subs: list[Subscription]) -> list[Match]:
+    """The notifications of ``block`` that some subscription wants (each once)."""
+    found: list[Match] = []
+    for n in block.notifications:
+        for sub in subs:
+            if _matches(sub, n):
+                found.append(
+                    Match(
+                        sub,
+                        {
+                            "block_index": block.index,
+                            "tx_hash": n.tx_hash,
+                            "notification_index": n.index,
+                            "contract": n.contract,
+                            "event_name": n.event_name,
+                            "state": n.state,
+                        },
+                    )
+                )
+                break
     return found
 
 
 def store_block(
     session: Session,
-    rpc: NeoRpc,
-    index: int,
+    block: Block,
     subs: list[Subscription],
     dispatcher: Dispatcher | None,
 ) -> tuple[list[Match], int]:
-    """Store block ``index``'s matching notifications in ``session`` (the caller commits).
+    """Store ``block``'s matching notifications in ``session`` (the caller commits).
 
     Each interested subscriber's job is queued to be sent after that commit. Returns the
     matches and how many of them were new (a notification is stored once, whoever reads
@@ -162,7 +206,7 @@ def store_block(
     visible in order. Without it a rescan beside the follower could commit a lower id after
     a subscriber had moved past it, and that event would never be applied.
     """
-    matches = block_matches(rpc, index, subs)
+    matches = block_matches(block, subs)
     if matches:
         session.execute(select(func.pg_advisory_xact_lock(_CHAIN_EVENTS_WRITE_LOCK)))
     inserted = 0
@@ -225,7 +269,7 @@ def rescan(
     result = RescanResult(first, last)
     for index in range(first, last + 1):
         with sessions() as session:
-            matches, inserted = store_block(session, rpc, index, subs, dispatcher)
+            matches, inserted = store_block(session, read_block(rpc, index), subs, dispatcher)
             session.commit()
         result.blocks += 1
         result.found += len(matches)

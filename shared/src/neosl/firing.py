@@ -92,16 +92,21 @@ WITH c AS (
     SELECT * FROM jsonb_to_recordset(CAST(:causes AS jsonb)) AS x(
         ord int, trigger_id int, cause_key text, cause jsonb, input jsonb, skip text)
 ),
-t AS (
+t0 AS MATERIALIZED (
     SELECT c.*, tr.user_id, tr.function_id, tr.name, tr.trigger_type,
            tr.status AS trigger_status, f.status AS function_status, f.version, f.timeout,
-           (CAST(:cheapest AS numeric) <= 0 OR COALESCE(ga.balance, 0) >= :cheapest) AS can_pay,
-           nextval('trigger_events_id_seq') AS event_id
+           (CAST(:cheapest AS numeric) <= 0 OR COALESCE(ga.balance, 0) >= :cheapest) AS can_pay
     FROM c
     JOIN triggers tr ON tr.id = c.trigger_id
     JOIN functions f ON f.id = tr.function_id
     LEFT JOIN gas_accounts ga
         ON ga.user_id = tr.user_id AND ga.is_default AND ga.deleted_at IS NULL
+    ORDER BY c.ord
+),
+-- Ids drawn in the causes' order (a materialised CTE is read back in the order it was
+-- written), so a trigger's history lists its events in the order they were caused.
+t AS (
+    SELECT t0.*, nextval('trigger_events_id_seq') AS event_id FROM t0
 ),
 d AS (
     SELECT t.*,

@@ -80,6 +80,13 @@ PURGE_EXECUTIONS = Job("neosl.executor.purge_executions", EXECUTOR_QUEUE)
 # Read new blocks from the durable cursor and store the notifications subscribers asked for.
 FOLLOW_CHAIN = Job("neosl.scheduler.follow_chain", SCHEDULER_QUEUE)
 
+# -- triggers (the trigger-scheduler) ---------------------------------------------------------
+# Evaluate the price triggers of a feed; the pricefeed worker sends it after storing a round.
+# Safety net: the scheduler's clock evaluates every price trigger periodically.
+EVALUATE_PRICE_TRIGGERS = Job(
+    "neosl.scheduler.evaluate_price_triggers", SCHEDULER_QUEUE, ("feed_id",)
+)
+
 ALL_JOBS = (
     *PING_JOBS.values(),
     CHARGE,
@@ -92,4 +99,5 @@ ALL_JOBS = (
     REAP_EXECUTIONS,
     PURGE_EXECUTIONS,
     FOLLOW_CHAIN,
+    EVALUATE_PRICE_TRIGGERS,
 )

@@ -16,10 +16,12 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from neosl.chain import FOLLOWER_CURSOR, Subscription, agree, store_block
+from neosl.chain import FOLLOWER_CURSOR, Subscription, agree, read_block, store_block
+from neosl.config import Settings
 from neosl.dispatch import Dispatcher
 from neosl.models import ChainCursor
 from neosl.neo.rpc import NeoRpc
+from neosl_scheduler import chain_triggers
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,8 @@ log = logging.getLogger(__name__)
 class FollowResult:
     blocks: int = 0
     events: int = 0
+    # Blockchain-trigger causes found (each fires once; see chain_triggers).
+    fired: int = 0
     height: int | None = None
     position: int | None = None
     busy: bool = False
@@ -48,8 +52,12 @@ def follow(
     *,
     batch: int = 100,
     start_block: int | None = None,
+    triggers: Settings | None = None,
 ) -> FollowResult:
     """Process up to ``batch`` new blocks; subscribers that got events are told after each.
+
+    With ``triggers`` (the settings to fire them with) and a dispatcher, blockchain triggers
+    fire for each block's matching events in the block's own transaction.
 
     On the very first run the cursor starts at ``start_block`` (default: the current
     height, so history before the service existed is not scanned; ``rescan`` reads it).
@@ -58,7 +66,7 @@ def follow(
         Disagreement: ``subs`` differ from what this deployment follows (nothing is read,
             the cursor stays: no block is passed without its notifications).
         RpcUnavailable: no endpoint answered (the cursor stays at the unfinished block).
-        MissingApplicationLog: as ``neosl.chain.block_matches`` (the cursor stays at that
+        MissingApplicationLog: as ``neosl.chain.read_block`` (the cursor stays at that
             block).
     """
     agree(sessions, subs)
@@ -87,7 +95,10 @@ def follow(
                 cursor.chain_height = height
                 session.commit()
                 return result
-            matches, _ = store_block(session, rpc, cursor.position, subs, dispatcher)
+            block = read_block(rpc, cursor.position)
+            matches, _ = store_block(session, block, subs, dispatcher)
+            if triggers is not None and dispatcher is not None:
+                result.fired += chain_triggers.fire_block(session, triggers, dispatcher, block)
             cursor.position += 1
             cursor.chain_height = height
             session.commit()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from celery import Celery
@@ -9,8 +10,8 @@ from celery import Celery
 from neosl import jobs
 from neosl.chain import subscriptions
 from neosl.config import Settings
-from neosl.tasks import PeriodicTask
-from neosl_scheduler import follower
+from neosl.tasks import PeriodicTask, ServiceTask
+from neosl_scheduler import follower, prices
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -52,5 +53,26 @@ def register(app: Celery, settings: Settings) -> None:
                 subscriptions(self.settings),
                 self.dispatcher,
                 batch=self.settings.follower_batch_blocks,
+                triggers=self.settings,
             )
-        return {"blocks": result.blocks, "events": result.events, "lag": result.lag}
+        return {
+            "blocks": result.blocks,
+            "events": result.events,
+            "fired": result.fired,
+            "lag": result.lag,
+        }
+
+    @app.task(
+        name=jobs.EVALUATE_PRICE_TRIGGERS.name,
+        base=ServiceTask,
+        bind=True,
+        shared=False,
+        ignore_result=True,
+    )
+    def evaluate_price_triggers(self: ServiceTask, feed_id: int) -> int:
+        with self.sessions() as session:
+            fired = prices.evaluate(
+                session, self.settings, self.dispatcher, dt.datetime.now(dt.UTC), feed_id
+            )
+            session.commit()
+        return fired
