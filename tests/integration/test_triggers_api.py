@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import os
 import time
 from decimal import Decimal
 from typing import Any
@@ -17,8 +18,9 @@ from redis import Redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from neosl.config import Settings
-from neosl.models import Execution, PriceFeed, TriggerEvent
+from neosl import secretbox
+from neosl.config import MasterKey, Settings
+from neosl.models import Execution, PriceFeed, Trigger, TriggerEvent
 from neosl.sandbox import SandboxPool
 from neosl_api.app import create_app
 from neosl_api.services.triggers import sign
@@ -493,3 +495,32 @@ def test_deliveries_are_rate_limited_per_trigger(
     assert assert_error(codes[2], 429, "rate_limited")["details"]["retry_after"] >= 1
     # Forged deliveries do not use up a trigger's allowance, and triggers are counted apart.
     assert deliver(client, other["id"], other["webhook_secret"]).status_code == 202
+
+
+def test_master_key_rotation_rewraps_webhook_secrets(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    redis_client: Redis,
+    sandbox: SandboxPool,
+    db: Session,
+) -> None:
+    def app_with(keys: tuple[MasterKey, ...]) -> FlaskClient:
+        app = create_app(
+            dataclasses.replace(settings, secrets_keys=keys),
+            session_factory=session_factory,
+            redis=redis_client,
+            sandbox=sandbox,
+        )
+        return app.test_client()
+
+    old = MasterKey("old", os.urandom(32))
+    new = MasterKey("new", os.urandom(32))
+    client = app_with((old,))
+    h, fn = setup(client)
+    t = made(client, h, fn, "webhook", None)
+    rotation = secretbox.rotate_master_key(db, (new, old))
+    assert rotation.rewrapped == 1
+    assert rotation.remaining == 0
+    assert db.get_one(Trigger, t["id"]).hook_master_key_id == "new"
+    # The old key can go: the secret still verifies, under the new key alone.
+    assert deliver(app_with((new,)), t["id"], t["webhook_secret"]).status_code == 202

@@ -30,7 +30,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from neosl.config import MasterKey
-from neosl.models import Secret
+from neosl.models import Secret, Trigger
 
 # The name rule of db/schema.sql (secrets_name_format); no ':' keeps the associated data
 # unambiguous.
@@ -261,6 +261,9 @@ def rotate_master_key(
             rewrapped += 1
         after = batch[-1].id
         session.commit()
+    hooks_rewrapped, hooks_unreadable = _rotate_webhook_secrets(session, keys, old, batch_size)
+    rewrapped += hooks_rewrapped
+    unreadable += hooks_unreadable
     counts = dict(
         session.execute(
             select(Secret.master_key_id, func.count())
@@ -270,10 +273,63 @@ def rotate_master_key(
         .tuples()
         .all()
     )
+    for key_id, n in session.execute(
+        select(Trigger.hook_master_key_id, func.count())
+        .where(Trigger.hook_master_key_id != current)
+        .group_by(Trigger.hook_master_key_id)
+    ).all():
+        if key_id is not None:
+            counts[key_id] = counts.get(key_id, 0) + n
     session.commit()
     configured = {k.id for k in keys}
     unknown = {key_id: n for key_id, n in sorted(counts.items()) if key_id not in configured}
     return Rotation(rewrapped, sum(counts.values()), unknown, unreadable)
+
+
+def webhook_secret_name(trigger_id: int) -> str:
+    """The name a webhook trigger's signing secret is sealed under (version: hook_version)."""
+    return f"webhook_{trigger_id}"
+
+
+def _rotate_webhook_secrets(
+    session: Session, keys: Sequence[MasterKey], old: list[str], batch_size: int
+) -> tuple[int, list[Unreadable]]:
+    """Re-wrap webhook triggers' signing secrets as ``rotate_master_key`` does secrets."""
+    rewrapped = 0
+    unreadable: list[Unreadable] = []
+    after = 0
+    while old:
+        batch = session.scalars(
+            select(Trigger)
+            .where(Trigger.hook_master_key_id.in_(old), Trigger.id > after)
+            .order_by(Trigger.id)
+            .limit(batch_size)
+            .with_for_update()
+        ).all()
+        if not batch:
+            break
+        for row in batch:
+            name = webhook_secret_name(row.id)
+            try:
+                new = rewrap(
+                    keys,
+                    row.user_id,
+                    name,
+                    row.hook_version,
+                    row.hook_wrapped_key or "",
+                    row.hook_master_key_id or "",
+                )
+            except SecretUnreadable as exc:
+                unreadable.append(
+                    Unreadable(row.id, row.user_id, name, row.hook_master_key_id or "", str(exc))
+                )
+                continue
+            row.hook_wrapped_key = new.wrapped_key
+            row.hook_master_key_id = new.master_key_id
+            rewrapped += 1
+        after = batch[-1].id
+        session.commit()
+    return rewrapped, unreadable
 
 
 def _aad(part: str, user_id: int, name: str, version: int) -> bytes:

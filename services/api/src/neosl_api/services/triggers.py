@@ -147,16 +147,16 @@ def _new_hook_secret(settings: Settings, trigger: Trigger) -> str:
     secret = "whsec_" + secrets.token_hex(32)
     trigger.hook_version += 1
     sealed = secretbox.seal(
-        settings.secrets_keys, trigger.user_id, _hook_name(trigger.id), trigger.hook_version, secret
+        settings.secrets_keys,
+        trigger.user_id,
+        secretbox.webhook_secret_name(trigger.id),
+        trigger.hook_version,
+        secret,
     )
     trigger.hook_secret = sealed.value
     trigger.hook_wrapped_key = sealed.wrapped_key
     trigger.hook_master_key_id = sealed.master_key_id
     return secret
-
-
-def _hook_name(trigger_id: int) -> str:
-    return f"webhook_{trigger_id}"
 
 
 def create_trigger(
@@ -415,7 +415,7 @@ def deliver(
     secret = secretbox.open_(
         settings.secrets_keys,
         trigger.user_id,
-        _hook_name(trigger.id),
+        secretbox.webhook_secret_name(trigger.id),
         trigger.hook_version,
         trigger.hook_secret,
         trigger.hook_wrapped_key or "",
