@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from neosl import balances, jobs
-from neosl.celery_app import make_worker_app
+from neosl.celery_app import make_celery, make_worker_app
 from neosl.config import Settings
 from neosl.dispatch import Dispatcher
 from neosl.models import GasAccount, Transaction
@@ -181,6 +181,39 @@ def test_closing_the_session_drops_the_job(
     make_user(session)
     session.commit()
     assert waiting(redis_client, SEND.queue) == []
+
+
+def test_many_jobs_leave_together_after_the_commit(
+    session: Session, producer: Celery, redis_client: Redis
+) -> None:
+    dispatcher = Dispatcher(producer)
+    make_user(session)
+    payloads = [{"execution_id": i} for i in range(1, 2501)]  # more than one pipeline flush
+    dispatcher.send_many_after_commit(session, jobs.RUN_EXECUTION, payloads)
+    dispatcher.send_after_commit(session, SEND, transaction_id=7)
+    session.flush()
+    assert waiting(redis_client, jobs.RUN_EXECUTION.queue) == []
+    session.commit()
+    sent = waiting(redis_client, jobs.RUN_EXECUTION.queue)
+    assert sent == [(jobs.RUN_EXECUTION.name, p) for p in payloads]
+    assert waiting(redis_client, SEND.queue) == [(SEND.name, {"transaction_id": 7})]
+    assert dispatcher.send_failures == 0
+
+
+def test_a_batch_the_broker_refuses_counts_every_job_as_not_sent(
+    session: Session, settings: Settings
+) -> None:
+    nowhere = dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    down = make_celery(nowhere, "down")
+    down.conf.broker_transport_options = {"max_retries": 0}
+    dispatcher = Dispatcher(down)
+    make_user(session)
+    dispatcher.send_many_after_commit(
+        session, jobs.RUN_EXECUTION, [{"execution_id": i} for i in range(1, 6)]
+    )
+    session.commit()  # the rows commit; the jobs are counted as not sent
+    assert dispatcher.send_failures == 5
+    down.close()
 
 
 # -- task metrics -----------------------------------------------------------------------

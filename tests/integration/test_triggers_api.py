@@ -524,3 +524,27 @@ def test_master_key_rotation_rewraps_webhook_secrets(
     assert db.get_one(Trigger, t["id"]).hook_master_key_id == "new"
     # The old key can go: the secret still verifies, under the new key alone.
     assert deliver(app_with((new,)), t["id"], t["webhook_secret"]).status_code == 202
+
+
+def test_triggers_per_tenant_are_capped_and_fire_input_is_bounded(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    redis_client: Redis,
+    sandbox: SandboxPool,
+) -> None:
+    capped: Flask = create_app(
+        dataclasses.replace(settings, triggers_per_tenant=2),
+        session_factory=session_factory,
+        redis=redis_client,
+        sandbox=sandbox,
+    )
+    client = capped.test_client()
+    h, fn = setup(client)
+    first = made(client, h, fn, "webhook", None, name="a")
+    made(client, h, fn, "webhook", None, name="b")
+    assert_error(make(client, h, fn, "webhook", None, name="c"), 409, "conflict")
+    hb, fb = setup(client, "bob")
+    made(client, hb, fb, "webhook", None, name="a")  # counted per tenant
+    big = {"input": "x" * (256 * 1024)}
+    resp = client.post(f"/v1/triggers/{first['id']}/fire", json=big, headers=h)
+    assert "input" in assert_error(resp, 422, "validation_error")["details"]

@@ -103,6 +103,7 @@ class Settings:
     cron_batch: int = 500
     cron_poll_seconds: float = 0.5
     webhook_rate_limit: int = 60
+    triggers_per_tenant: int = 1000
     price_check_seconds: float = 5.0
 
     @property
@@ -418,6 +419,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         cron_batch=_int(env, "NSL_CRON_BATCH", 500, 1, 10_000),
         cron_poll_seconds=_int(env, "NSL_CRON_POLL_MS", 500, 10, 60_000) / 1000,
         webhook_rate_limit=_int(env, "NSL_WEBHOOK_RATE_LIMIT", 60, 1, 1_000_000),
+        triggers_per_tenant=_int(env, "NSL_TRIGGERS_PER_TENANT", 1000, 1, 1_000_000),
         price_check_seconds=_int(env, "NSL_PRICE_CHECK_MS", 5000, 100, 3_600_000) / 1000,
     )
 

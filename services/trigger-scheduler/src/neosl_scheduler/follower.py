@@ -1,9 +1,10 @@
 """The chain follower: every block once, in order, from a durable cursor in PostgreSQL.
 
-Each block is one database transaction: its matching notifications are stored and the
-cursor moves past it together, so after a crash or an RPC outage the follower resumes at
-the first block it had not finished, skipping none and storing none twice. The cursor row
-is locked ``FOR UPDATE SKIP LOCKED`` while a block is processed, so a second follower
+Blocks are passed in database transactions: their matching notifications are stored (and
+their blockchain triggers fired) and the cursor moves past them together, so after a crash
+or an RPC outage the follower resumes at the first block it had not finished, skipping none
+and storing none twice. The cursor row is locked ``FOR UPDATE SKIP LOCKED`` while blocks
+are processed, so a second follower
 (another worker, a duplicate beat) simply finds nothing to do.
 """
 
@@ -16,14 +17,25 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from neosl.chain import FOLLOWER_CURSOR, Subscription, agree, read_block, store_block
+from neosl.chain import (
+    FOLLOWER_CURSOR,
+    MissingApplicationLog,
+    Subscription,
+    agree,
+    read_block,
+    store_block,
+)
 from neosl.config import Settings
 from neosl.dispatch import Dispatcher
 from neosl.models import ChainCursor
-from neosl.neo.rpc import NeoRpc
+from neosl.neo.rpc import NeoRpc, RpcError, RpcUnavailable
 from neosl_scheduler import chain_triggers
 
 log = logging.getLogger(__name__)
+
+# Blocks passed per transaction while catching up: a commit per block would cost more than
+# reading the block (fsync); a few dozen keep the cursor's lock short.
+BLOCKS_PER_TRANSACTION = 25
 
 
 @dataclass
@@ -80,7 +92,8 @@ def follow(
             .on_conflict_do_nothing()
         )
         session.commit()
-    for _ in range(batch):
+    left = batch
+    while left > 0:
         with sessions() as session:
             cursor = session.scalars(
                 select(ChainCursor)
@@ -91,19 +104,32 @@ def follow(
                 result.busy = True
                 return result
             result.position = cursor.position
+            cursor.chain_height = height
             if cursor.position >= height:
-                cursor.chain_height = height
                 session.commit()
                 return result
-            block = read_block(rpc, cursor.position)
-            matches, _ = store_block(session, block, subs, dispatcher)
-            if triggers is not None and dispatcher is not None:
-                result.fired += chain_triggers.fire_block(session, triggers, dispatcher, block)
-            cursor.position += 1
-            cursor.chain_height = height
+            in_transaction = 0
+            try:
+                while in_transaction < BLOCKS_PER_TRANSACTION and left > 0:
+                    if cursor.position >= height:
+                        break
+                    # Read before anything of the block is written: if the node fails here,
+                    # the blocks done so far in this transaction are kept (below).
+                    block = read_block(rpc, cursor.position)
+                    matches, _ = store_block(session, block, subs, dispatcher)
+                    if triggers is not None and dispatcher is not None:
+                        result.fired += chain_triggers.fire_block(
+                            session, triggers, dispatcher, block
+                        )
+                    cursor.position += 1
+                    in_transaction += 1
+                    left -= 1
+                    result.blocks += 1
+                    result.events += len(matches)
+                    result.notified.update(m.subscription.name for m in matches)
+            except (RpcUnavailable, RpcError, MissingApplicationLog):
+                session.commit()
+                raise
             session.commit()
             result.position = cursor.position
-            result.blocks += 1
-            result.events += len(matches)
-            result.notified.update(m.subscription.name for m in matches)
     return result

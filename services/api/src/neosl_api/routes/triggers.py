@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import Response, request
 
+from neosl.errors import InvalidInput
 from neosl.models import Trigger, TriggerEvent
 from neosl.pagination import Page
 from neosl_api import context
 from neosl_api.auth import public
 from neosl_api.blueprint import Blueprint
 from neosl_api.schemas.common import page_of
+from neosl_api.schemas.functions import MAX_INPUT_BYTES
 from neosl_api.schemas.triggers import (
     EventFilterSchema,
     FireSchema,
@@ -162,6 +165,9 @@ def rotate_secret(trigger_id: int) -> dict[str, Any]:
 def fire_trigger(body: dict[str, Any], trigger_id: int) -> TriggerEvent:
     """Fire now with `input`. The event says `fired` (with its execution), or `skipped` or
     `failed` with the reason."""
+    if len(json.dumps(body["input"], separators=(",", ":"))) > MAX_INPUT_BYTES:
+        message = f"input is larger than {MAX_INPUT_BYTES // 1024} KB"
+        raise InvalidInput(message, {"input": [message]})
     key = triggers.manual_key(request.headers.get("Idempotency-Key"))
     return triggers.fire_manually(
         context.db(),

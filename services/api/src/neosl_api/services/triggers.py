@@ -165,10 +165,17 @@ def create_trigger(
     """Raises:
     NotFound: the function is not the tenant's.
     InvalidInput: the configuration (naming its field).
-    Conflict: the tenant has a trigger of this name.
+    Conflict: the tenant has a trigger of this name, or as many triggers as allowed.
     """
     get_owned(session, Function, spec.function_id, user_id)
     config = _validated(settings, spec.trigger_type, spec.trigger_config)
+    count = session.scalar(select(func.count()).where(Trigger.user_id == user_id)) or 0
+    if count >= settings.triggers_per_tenant:
+        raise Conflict(
+            f"you have {count} triggers, the most allowed (NSL_TRIGGERS_PER_TENANT); "
+            "delete some first",
+            {"name": [f"At most {settings.triggers_per_tenant} triggers per tenant."]},
+        )
     trigger = Trigger(
         user_id=user_id,
         function_id=spec.function_id,
