@@ -167,7 +167,7 @@ def cli(env: dict[str, str], *args: str, cwd: Path | None = None) -> str:
     return result.stdout
 
 
-def functions_walkthrough(stack: DevStack, key: str) -> None:
+def functions_walkthrough(stack: DevStack, key: str) -> int:
     """The README's functions walk-through: deploy the example, invoke and wait, read logs.
 
     Runs after the gas walk-through, so the tenant can pay the dev stack's small price.
@@ -191,6 +191,40 @@ def functions_walkthrough(stack: DevStack, key: str) -> None:
     assert [line["message"] for line in logs["items"]] == [
         f"greeting Neo (execution {execution['id']})"
     ]
+    function_id: int = fn["id"]
+    return function_id
+
+
+def triggers_walkthrough(stack: DevStack, key: str, function_id: int) -> None:
+    """A cron trigger fires through the dev stack's clock and its execution runs."""
+    status, trigger = http(
+        "POST",
+        f"{stack.api}/v1/triggers",
+        {
+            "name": "every-10s",
+            "function_id": function_id,
+            "trigger_type": "cron",
+            "trigger_config": {"schedule": "*/10 * * * * *"},
+        },
+        token=key,
+    )
+    assert status == 201, trigger
+    events_url = f"{stack.api}/v1/triggers/{trigger['id']}/events"
+
+    def fired() -> dict[str, Any] | None:
+        _, events = http("GET", events_url, token=key)
+        return next((e for e in events["items"] if e["status"] == "fired"), None)
+
+    event = wait_until(fired, "the cron trigger to fire", timeout=30)
+
+    def finished() -> dict[str, Any] | None:
+        _, execution = http("GET", f"{stack.api}/v1/executions/{event['execution_id']}", token=key)
+        return execution if execution["status"] not in ("queued", "running") else None
+
+    execution = wait_until(finished, "the fired execution to finish", timeout=30)
+    assert execution["status"] == "succeeded", execution
+    assert execution["trigger"]["cause"]["slot"].endswith(("0+00:00", "0Z"))
+    http("POST", f"{events_url.removesuffix('/events')}/pause", token=key)
 
 
 def actions_walkthrough(stack: DevStack, env: dict[str, str], key: str) -> None:
@@ -337,7 +371,8 @@ def test_dev_stack_end_to_end(
         assert ping.stdout.count(": ok") == 4
 
         gas_walkthrough(stack, cli_env, rotated["api_key"], tmp_path_factory.mktemp("elsewhere"))
-        functions_walkthrough(stack, rotated["api_key"])
+        hello = functions_walkthrough(stack, rotated["api_key"])
+        triggers_walkthrough(stack, rotated["api_key"], hello)
         actions_walkthrough(stack, cli_env, rotated["api_key"])
 
         stack.ctrl_c(proc)

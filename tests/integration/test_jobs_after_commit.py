@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from neosl import balances, jobs
 from neosl.celery_app import make_celery, make_worker_app
 from neosl.config import Settings
-from neosl.dispatch import Dispatcher
+from neosl.dispatch import Dispatcher, task_message
 from neosl.models import GasAccount, Transaction
 from neosl.neo.rpc import RpcUnavailable
 from neosl.tasks import ChainTask, ServiceTask, task_metrics
@@ -198,6 +198,45 @@ def test_many_jobs_leave_together_after_the_commit(
     assert sent == [(jobs.RUN_EXECUTION.name, p) for p in payloads]
     assert waiting(redis_client, SEND.queue) == [(SEND.name, {"transaction_id": 7})]
     assert dispatcher.send_failures == 0
+
+
+def test_batched_messages_are_what_celery_writes_and_workers_run(
+    session: Session, settings: Settings, producer: Celery, redis_client: Redis
+) -> None:
+    # What Celery itself writes, for the same job.
+    producer.send_task(jobs.RUN_EXECUTION.name, kwargs={"execution_id": 1}, queue="celery-own")
+    (raw,) = redis_client.lrange("celery-own", 0, -1)
+    celery_own = json.loads(raw)
+    ours = json.loads(task_message(producer, jobs.RUN_EXECUTION.name, {"execution_id": 1}, "q"))
+
+    def shape(message: dict[str, Any]) -> Any:
+        return {
+            "keys": sorted(message),
+            "headers": sorted(message["headers"]),
+            "properties": sorted(message["properties"]),
+            "delivery_info": sorted(message["properties"]["delivery_info"]),
+            "body": json.loads(base64.b64decode(message["body"])),
+            "fixed": [message[k] for k in ("content-encoding", "content-type")],
+            "task": message["headers"]["task"],
+        }
+
+    assert shape(ours) == shape(celery_own)
+    assert ours["properties"]["delivery_info"]["routing_key"] == "q"
+    # A real worker runs a batch sent this way, every job once.
+    app = make_worker_app(settings, "test-batch", METRICS_QUEUE)
+    seen: list[int] = []
+
+    @app.task(name="test.batched", shared=False)
+    def batched(n: int) -> None:
+        seen.append(n)
+
+    job = jobs.Job("test.batched", METRICS_QUEUE, ("n",))
+    make_user(session)
+    Dispatcher(producer).send_many_after_commit(session, job, [{"n": i} for i in range(40)])
+    session.commit()
+    with start_worker(app, pool="solo", perform_ping_check=False, queues=[METRICS_QUEUE]):
+        wait_until(lambda: len(seen) >= 40, "the worker to run the batch")
+    assert sorted(seen) == list(range(40))
 
 
 def test_a_batch_the_broker_refuses_counts_every_job_as_not_sent(

@@ -12,7 +12,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
 from sqlalchemy import func, select
@@ -42,6 +41,23 @@ def made(client: FlaskClient, h: dict[str, str], fn: int, kind: str, config: Any
     resp = make(client, h, fn, kind, config, **kw)
     assert resp.status_code == 201, resp.get_json()
     return resp.get_json()
+
+
+def app_with(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    redis_client: Redis,
+    sandbox: SandboxPool,
+    **changes: Any,
+) -> FlaskClient:
+    """A client of an API whose settings differ from the run's by ``changes``."""
+    app = create_app(
+        dataclasses.replace(settings, **changes),
+        session_factory=session_factory,
+        redis=redis_client,
+        sandbox=sandbox,
+    )
+    return app.test_client()
 
 
 def setup(client: FlaskClient, name: str = "alice") -> tuple[dict[str, str], int]:
@@ -131,13 +147,7 @@ def test_the_minimum_cron_interval_is_configurable(
     redis_client: Redis,
     sandbox: SandboxPool,
 ) -> None:
-    fast: Flask = create_app(
-        dataclasses.replace(settings, cron_min_interval=1),
-        session_factory=session_factory,
-        redis=redis_client,
-        sandbox=sandbox,
-    )
-    client = fast.test_client()
+    client = app_with(settings, session_factory, redis_client, sandbox, cron_min_interval=1)
     h, fn = setup(client)
     t = made(client, h, fn, "cron", {"schedule": "*/2 * * * * *", "timezone": "Europe/Berlin"})
     assert t["trigger_config"]["timezone"] == "Europe/Berlin"
@@ -353,13 +363,9 @@ def test_a_tenant_who_cannot_pay_records_failed(
     sandbox: SandboxPool,
     db: Session,
 ) -> None:
-    paid: Flask = create_app(
-        dataclasses.replace(settings, function_base_fee=Decimal("0.01")),
-        session_factory=session_factory,
-        redis=redis_client,
-        sandbox=sandbox,
+    client = app_with(
+        settings, session_factory, redis_client, sandbox, function_base_fee=Decimal("0.01")
     )
-    client = paid.test_client()
     h, fn = setup(client)
     t = made(client, h, fn, "cron", CRON)
     event = client.post(f"/v1/triggers/{t['id']}/fire", json={}, headers=h).get_json()
@@ -478,13 +484,7 @@ def test_deliveries_are_rate_limited_per_trigger(
     redis_client: Redis,
     sandbox: SandboxPool,
 ) -> None:
-    limited: Flask = create_app(
-        dataclasses.replace(settings, webhook_rate_limit=2),
-        session_factory=session_factory,
-        redis=redis_client,
-        sandbox=sandbox,
-    )
-    client = limited.test_client()
+    client = app_with(settings, session_factory, redis_client, sandbox, webhook_rate_limit=2)
     h, fn = setup(client)
     t = made(client, h, fn, "webhook", None, name="a")
     other = made(client, h, fn, "webhook", None, name="b")
@@ -504,18 +504,12 @@ def test_master_key_rotation_rewraps_webhook_secrets(
     sandbox: SandboxPool,
     db: Session,
 ) -> None:
-    def app_with(keys: tuple[MasterKey, ...]) -> FlaskClient:
-        app = create_app(
-            dataclasses.replace(settings, secrets_keys=keys),
-            session_factory=session_factory,
-            redis=redis_client,
-            sandbox=sandbox,
-        )
-        return app.test_client()
+    def keyed(keys: tuple[MasterKey, ...]) -> FlaskClient:
+        return app_with(settings, session_factory, redis_client, sandbox, secrets_keys=keys)
 
     old = MasterKey("old", os.urandom(32))
     new = MasterKey("new", os.urandom(32))
-    client = app_with((old,))
+    client = keyed((old,))
     h, fn = setup(client)
     t = made(client, h, fn, "webhook", None)
     rotation = secretbox.rotate_master_key(db, (new, old))
@@ -523,7 +517,7 @@ def test_master_key_rotation_rewraps_webhook_secrets(
     assert rotation.remaining == 0
     assert db.get_one(Trigger, t["id"]).hook_master_key_id == "new"
     # The old key can go: the secret still verifies, under the new key alone.
-    assert deliver(app_with((new,)), t["id"], t["webhook_secret"]).status_code == 202
+    assert deliver(keyed((new,)), t["id"], t["webhook_secret"]).status_code == 202
 
 
 def test_triggers_per_tenant_are_capped_and_fire_input_is_bounded(
@@ -532,13 +526,7 @@ def test_triggers_per_tenant_are_capped_and_fire_input_is_bounded(
     redis_client: Redis,
     sandbox: SandboxPool,
 ) -> None:
-    capped: Flask = create_app(
-        dataclasses.replace(settings, triggers_per_tenant=2),
-        session_factory=session_factory,
-        redis=redis_client,
-        sandbox=sandbox,
-    )
-    client = capped.test_client()
+    client = app_with(settings, session_factory, redis_client, sandbox, triggers_per_tenant=2)
     h, fn = setup(client)
     first = made(client, h, fn, "webhook", None, name="a")
     made(client, h, fn, "webhook", None, name="b")

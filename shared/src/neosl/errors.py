@@ -29,6 +29,11 @@ class Conflict(ServiceError):
     code = "conflict"
 
 
+class PaymentRequired(ServiceError):
+    status = 402
+    code = "payment_required"
+
+
 class Unauthorized(ServiceError):
     status = 401
     code = "unauthorized"

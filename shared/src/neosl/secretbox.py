@@ -21,8 +21,9 @@ import base64
 import binascii
 import re
 import secrets
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -213,7 +214,8 @@ class Rotation:
 def rotate_master_key(
     session: Session, keys: Sequence[MasterKey], *, batch_size: int = 200
 ) -> Rotation:
-    """Re-wrap every data key held by an old (configured, not first) master key.
+    """Re-wrap every data key held by an old (configured, not first) master key: tenant
+    secrets' and webhook triggers' signing secrets'.
 
     Commits after each batch of ``batch_size`` rows, which are locked (FOR UPDATE) while
     they are re-wrapped: a concurrent write of the same secret waits for the batch, or the
@@ -235,51 +237,18 @@ def rotate_master_key(
     old = [k.id for k in keys[1:]]
     rewrapped = 0
     unreadable: list[Unreadable] = []
-    after = 0
-    while old:
-        batch = session.scalars(
-            select(Secret)
-            .where(Secret.master_key_id.in_(old), Secret.id > after)
-            .order_by(Secret.id)
-            .limit(batch_size)
-            .with_for_update()
-        ).all()
-        if not batch:
-            break
-        for row in batch:
-            try:
-                new = rewrap(
-                    keys, row.user_id, row.name, row.version, row.wrapped_key, row.master_key_id
-                )
-            except SecretUnreadable as exc:
-                unreadable.append(
-                    Unreadable(row.id, row.user_id, row.name, row.master_key_id, str(exc))
-                )
-                continue
-            row.wrapped_key = new.wrapped_key
-            row.master_key_id = new.master_key_id
-            rewrapped += 1
-        after = batch[-1].id
-        session.commit()
-    hooks_rewrapped, hooks_unreadable = _rotate_webhook_secrets(session, keys, old, batch_size)
-    rewrapped += hooks_rewrapped
-    unreadable += hooks_unreadable
-    counts = dict(
-        session.execute(
-            select(Secret.master_key_id, func.count())
-            .where(Secret.master_key_id != current)
-            .group_by(Secret.master_key_id)
-        )
-        .tuples()
-        .all()
-    )
-    for key_id, n in session.execute(
-        select(Trigger.hook_master_key_id, func.count())
-        .where(Trigger.hook_master_key_id != current)
-        .group_by(Trigger.hook_master_key_id)
-    ).all():
-        if key_id is not None:
-            counts[key_id] = counts.get(key_id, 0) + n
+    counts: dict[str, int] = {}
+    for holder in _HOLDERS:
+        done, failed = _rewrap_rows(session, keys, old, batch_size, holder)
+        rewrapped += done
+        unreadable += failed
+        for key_id, n in session.execute(
+            select(holder.master_key_id, func.count())
+            .where(holder.master_key_id != current)
+            .group_by(holder.master_key_id)
+        ).all():
+            if key_id is not None:
+                counts[key_id] = counts.get(key_id, 0) + n
     session.commit()
     configured = {k.id for k in keys}
     unknown = {key_id: n for key_id, n in sorted(counts.items()) if key_id not in configured}
@@ -291,41 +260,73 @@ def webhook_secret_name(trigger_id: int) -> str:
     return f"webhook_{trigger_id}"
 
 
-def _rotate_webhook_secrets(
-    session: Session, keys: Sequence[MasterKey], old: list[str], batch_size: int
+@dataclass(frozen=True)
+class _Holder:
+    """A table holding sealed data keys: how to read a row's seal and store a new wrap."""
+
+    model: Any
+    master_key_id: Any  # the column
+    seal: Callable[[Any], tuple[int, str, int, str, str]]  # user, name, version, wrapped, key id
+    store: Callable[[Any, Rewrapped], None]
+
+
+def _store_secret(row: Secret, new: Rewrapped) -> None:
+    row.wrapped_key = new.wrapped_key
+    row.master_key_id = new.master_key_id
+
+
+def _store_hook(row: Trigger, new: Rewrapped) -> None:
+    row.hook_wrapped_key = new.wrapped_key
+    row.hook_master_key_id = new.master_key_id
+
+
+_HOLDERS = (
+    _Holder(
+        Secret,
+        Secret.master_key_id,
+        lambda r: (r.user_id, r.name, r.version, r.wrapped_key, r.master_key_id),
+        _store_secret,
+    ),
+    # Webhook triggers' signing secrets.
+    _Holder(
+        Trigger,
+        Trigger.hook_master_key_id,
+        lambda r: (
+            r.user_id,
+            webhook_secret_name(r.id),
+            r.hook_version,
+            r.hook_wrapped_key or "",
+            r.hook_master_key_id or "",
+        ),
+        _store_hook,
+    ),
+)
+
+
+def _rewrap_rows(
+    session: Session, keys: Sequence[MasterKey], old: list[str], batch_size: int, h: _Holder
 ) -> tuple[int, list[Unreadable]]:
-    """Re-wrap webhook triggers' signing secrets as ``rotate_master_key`` does secrets."""
     rewrapped = 0
     unreadable: list[Unreadable] = []
     after = 0
     while old:
         batch = session.scalars(
-            select(Trigger)
-            .where(Trigger.hook_master_key_id.in_(old), Trigger.id > after)
-            .order_by(Trigger.id)
+            select(h.model)
+            .where(h.master_key_id.in_(old), h.model.id > after)
+            .order_by(h.model.id)
             .limit(batch_size)
             .with_for_update()
         ).all()
         if not batch:
             break
         for row in batch:
-            name = webhook_secret_name(row.id)
+            user_id, name, version, wrapped, key_id = h.seal(row)
             try:
-                new = rewrap(
-                    keys,
-                    row.user_id,
-                    name,
-                    row.hook_version,
-                    row.hook_wrapped_key or "",
-                    row.hook_master_key_id or "",
-                )
+                new = rewrap(keys, user_id, name, version, wrapped, key_id)
             except SecretUnreadable as exc:
-                unreadable.append(
-                    Unreadable(row.id, row.user_id, name, row.hook_master_key_id or "", str(exc))
-                )
+                unreadable.append(Unreadable(row.id, user_id, name, key_id, str(exc)))
                 continue
-            row.hook_wrapped_key = new.wrapped_key
-            row.hook_master_key_id = new.master_key_id
+            h.store(row, new)
             rewrapped += 1
         after = batch[-1].id
         session.commit()

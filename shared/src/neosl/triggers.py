@@ -99,7 +99,14 @@ def next_slot(config: dict[str, Any], after: dt.datetime) -> dt.datetime:
     Raises:
         CronError: no slot in the next 29 years.
     """
-    schedule, zone = _schedule(config["schedule"], config.get("timezone", "UTC"))
+    return _next_slot(config["schedule"], config.get("timezone", "UTC"), after)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _next_slot(expression: str, zone_name: str, after: dt.datetime) -> dt.datetime:
+    # Triggers sharing a schedule share their slots: thousands of "0 * * * *" due at the
+    # same minute need the next slot computed once, not once each.
+    schedule, zone = _schedule(expression, zone_name)
     return schedule.next_after(after, zone)
 
 

@@ -1,4 +1,4 @@
-"""Shared start-up of a worker service: config errors end the process with one clear line."""
+"""Shared start-up of a service process: config errors end it with one clear line."""
 
 from __future__ import annotations
 
@@ -8,16 +8,25 @@ from collections.abc import Callable, Sequence
 
 from celery import Celery
 
-from neosl.config import ConfigError, load_settings
+from neosl.config import ConfigError, Settings, load_settings
 
 
-def run_worker(factory: Callable[..., Celery], queue: str, argv: Sequence[str]) -> int:
+def start_process() -> Settings | None:
+    """The settings of a service process, logging set up; None (after one clear line on
+    stderr) when the configuration is wrong."""
     try:
         settings = load_settings()
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
+        return None
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    return settings
+
+
+def run_worker(factory: Callable[..., Celery], queue: str, argv: Sequence[str]) -> int:
+    settings = start_process()
+    if settings is None:
+        return 2
     try:
         app = factory(settings)
     except ConfigError as exc:

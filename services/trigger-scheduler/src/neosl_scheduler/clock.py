@@ -19,6 +19,7 @@ Between passes the clock sleeps until the earliest ``next_fire_at``, at most
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import signal
 import sys
@@ -27,18 +28,19 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from neosl import firing
 from neosl import triggers as rules
 from neosl.celery_app import make_celery
-from neosl.config import ConfigError, Settings, load_settings
+from neosl.config import Settings
 from neosl.cron import CronError
 from neosl.db import make_engine, make_session_factory
 from neosl.dispatch import Dispatcher
 from neosl.models import Trigger
+from neosl.worker_main import start_process
 from neosl_scheduler import prices
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,14 @@ class CronPass:
     skipped: int = 0
     # Seconds from each fired slot to its commit (the fire lag).
     lags: list[float] = field(default_factory=list)
+
+
+# Every fired trigger's next slot in one statement.
+_MOVE = text(
+    "UPDATE triggers SET next_fire_at = m.next"
+    " FROM jsonb_to_recordset(CAST(:moves AS jsonb)) AS m(id int, next timestamptz)"
+    " WHERE triggers.id = m.id"
+)
 
 
 def _missed_reason(latest: dt.datetime) -> str:
@@ -119,9 +129,11 @@ def fire_due_cron(
             )
         detail = {**base, "slot": latest.isoformat(), "missed": missed}
         causes.append(firing.Cause(trigger_id, f"cron:{latest.isoformat()}", detail))
-        moves.append({"id": trigger_id, "next_fire_at": following})
+        moves.append(
+            {"id": trigger_id, "next": following.isoformat() if following is not None else None}
+        )
     outcomes = firing.fire(session, settings, dispatcher, causes)
-    session.execute(update(Trigger), moves)
+    session.execute(_MOVE, {"moves": json.dumps(moves, separators=(",", ":"))})
     session.commit()
     committed = dt.datetime.now(dt.UTC)
     for cause, outcome in zip(causes, outcomes, strict=True):
@@ -199,12 +211,9 @@ class Clock:
 
 
 def main() -> int:
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
+    settings = start_process()
+    if settings is None:
         return 2
-    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
     sessions = make_session_factory(make_engine(settings, pool_size=2))
     app = make_celery(settings, "neosl_scheduler.clock")
     clock = Clock(settings, sessions, Dispatcher(app))

@@ -14,10 +14,9 @@ from neosl_api import context
 from neosl_api.auth import public
 from neosl_api.blueprint import Blueprint
 from neosl_api.schemas.common import page_of
-from neosl_api.schemas.functions import MAX_INPUT_BYTES
+from neosl_api.schemas.functions import MAX_INPUT_BYTES, InvokeSchema
 from neosl_api.schemas.triggers import (
     EventFilterSchema,
-    FireSchema,
     HookAcceptedSchema,
     TriggerCreatedSchema,
     TriggerCreateSchema,
@@ -148,7 +147,7 @@ def rotate_secret(trigger_id: int) -> dict[str, Any]:
 
 
 @blp.route("/triggers/<int:trigger_id>/fire", methods=["POST"])
-@blp.arguments(FireSchema)
+@blp.arguments(InvokeSchema)
 @blp.response(202, TriggerEventSchema)
 @blp.doc(
     parameters=[

@@ -81,14 +81,6 @@ class TriggerCreatedSchema(TriggerSchema):
     )
 
 
-class FireSchema(StrictSchema):
-    input = ma.fields.Raw(
-        load_default=None,
-        allow_none=True,
-        metadata={"description": "Any JSON (≤ 256 KB): the function's input."},
-    )
-
-
 class TriggerEventSchema(ma.Schema):
     id = ma.fields.Integer(required=True)
     trigger_id = ma.fields.Integer(required=True)

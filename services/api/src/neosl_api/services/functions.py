@@ -24,7 +24,7 @@ from neosl import balances, jobs
 from neosl.billing import cheapest_execution
 from neosl.config import Settings
 from neosl.dispatch import Dispatcher
-from neosl.errors import Conflict, InvalidInput, NotFound, ServiceError
+from neosl.errors import Conflict, InvalidInput, NotFound, PaymentRequired
 from neosl.executions import wait_done
 from neosl.models import Execution, ExecutionLog, Function, FunctionSecret, FunctionVersion
 from neosl.models.functions import TERMINAL_STATUSES
@@ -35,11 +35,6 @@ from neosl.tenancy import get_owned, id_limit, owned_by
 
 Compiler = Callable[[str], CompileError | None]
 VERSIONED = ("source_code", "timeout", "memory", "secrets")
-
-
-class PaymentRequired(ServiceError):
-    status = 402
-    code = "payment_required"
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,15 @@ from neosl import firing, secretbox
 from neosl import triggers as rules
 from neosl.config import Settings
 from neosl.dispatch import Dispatcher
-from neosl.errors import Conflict, InvalidInput, NotFound, RateLimited, ServiceError, Unauthorized
+from neosl.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PaymentRequired,
+    RateLimited,
+    ServiceError,
+    Unauthorized,
+)
 from neosl.models import Function, PriceData, PriceFeed, Trigger, TriggerEvent
 from neosl.pagination import Page, paginate
 from neosl.tenancy import get_owned, id_limit, owned_by
@@ -46,11 +54,6 @@ _REFUSED = "invalid or missing webhook signature"
 class PayloadTooLarge(ServiceError):
     status = 413
     code = "payload_too_large"
-
-
-class PaymentRequired(ServiceError):
-    status = 402
-    code = "payment_required"
 
 
 @dataclass(frozen=True)
