@@ -144,3 +144,14 @@ def test_a_sealed_signer_key_opens_only_with_the_relay_key_and_its_row() -> None
         relaybox.open_sealed(stranger, sealed, 7, "Naddress")
     with pytest.raises(relaybox.SignerKeyUnreadable):
         relaybox.open_sealed(settings.relay_key, "not base64!", 7, "Naddress")
+
+
+def test_each_price_source_url_is_configurable() -> None:
+    s = load_settings(env(NSL_PRICE_SOURCE_BINANCE_URL="http://127.0.0.1:9001/"))
+    assert s.price_source_url("binance") == "http://127.0.0.1:9001"
+    assert s.price_source_url("kraken") == "https://api.kraken.com"
+    assert "binance=http://127.0.0.1:9001" in s.describe()["price_source_urls"]
+    with pytest.raises(ConfigError, match="NSL_PRICE_SOURCE_OKX_URL"):
+        load_settings(env(NSL_PRICE_SOURCE_OKX_URL="ftp://x"))
+    with pytest.raises(KeyError):
+        s.price_source_url("nowhere")

@@ -21,6 +21,20 @@ from urllib.parse import urlsplit
 from neosl.neo.addresses import InvalidAddress, validate_address
 from neosl.relaybox import RelayKey, RelayPublicKey
 
+# The public market-data APIs the price feeds can read, and where each one answers.
+PRICE_SOURCE_URLS = {
+    "binance": "https://api.binance.com",
+    "coinbase": "https://api.exchange.coinbase.com",
+    "kraken": "https://api.kraken.com",
+    "okx": "https://www.okx.com",
+    "bybit": "https://api.bybit.com",
+    "kucoin": "https://api.kucoin.com",
+    "gate": "https://api.gateio.ws",
+    "bitfinex": "https://api-pub.bitfinex.com",
+    "htx": "https://api.huobi.pro",
+    "coingecko": "https://api.coingecko.com",
+}
+
 
 class ConfigError(ValueError):
     """An environment variable is missing or invalid; the message names it."""
@@ -105,10 +119,23 @@ class Settings:
     webhook_rate_limit: int = 60
     triggers_per_tenant: int = 1000
     price_check_seconds: float = 5.0
+    # Price feeds: each market-data source's base URL (NSL_PRICE_SOURCE_<NAME>_URL), one
+    # source's time limit in a round, the shortest round period a feed may have.
+    price_source_urls: tuple[tuple[str, str], ...] = tuple(PRICE_SOURCE_URLS.items())
+    price_source_timeout_seconds: float = 3.0
+    pricefeed_min_frequency: int = 10
 
     @property
     def neo_rpc_url(self) -> str:
         return self.neo_rpc_urls[0]
+
+    def price_source_url(self, name: str) -> str:
+        """The base URL of the market-data source ``name``.
+
+        Raises:
+            KeyError: no such source.
+        """
+        return dict(self.price_source_urls)[name]
 
     def require_deposit_address(self) -> str | None:
         """The deposit address a process serving the gas bank or following the chain uses.
@@ -136,7 +163,10 @@ class Settings:
             if not f.repr:  # the secrets are the fields kept out of repr()
                 out[name] = "<hidden>" if value is not None else "None"
             elif isinstance(value, tuple):
-                out[name] = ", ".join(_hide_password(v) for v in value)
+                out[name] = ", ".join(
+                    f"{v[0]}={_hide_password(v[1])}" if isinstance(v, tuple) else _hide_password(v)
+                    for v in value
+                )
             elif isinstance(value, str) and "://" in value:
                 out[name] = _hide_password(value)
             else:
@@ -320,6 +350,18 @@ def _service_name(env: Mapping[str, str]) -> str:
     return raw
 
 
+def _price_source_urls(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """Each source's base URL: NSL_PRICE_SOURCE_<NAME>_URL, else its public address."""
+    urls = []
+    for name, default in PRICE_SOURCE_URLS.items():
+        variable = f"NSL_PRICE_SOURCE_{name.upper()}_URL"
+        value = env.get(variable, "").strip()
+        if value:
+            value = _check_url(variable, value, ("http", "https")).rstrip("/")
+        urls.append((name, value or default))
+    return tuple(urls)
+
+
 def _normalise_db_url(value: str) -> str:
     # Operators paste plain libpq URLs; SQLAlchemy needs the driver named.
     for prefix in ("postgres://", "postgresql://"):
@@ -421,6 +463,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         webhook_rate_limit=_int(env, "NSL_WEBHOOK_RATE_LIMIT", 60, 1, 1_000_000),
         triggers_per_tenant=_int(env, "NSL_TRIGGERS_PER_TENANT", 1000, 1, 1_000_000),
         price_check_seconds=_int(env, "NSL_PRICE_CHECK_MS", 5000, 100, 3_600_000) / 1000,
+        price_source_urls=_price_source_urls(env),
+        price_source_timeout_seconds=_int(env, "NSL_PRICE_SOURCE_TIMEOUT_MS", 3000, 100, 60_000)
+        / 1000,
+        pricefeed_min_frequency=_int(env, "NSL_PRICEFEED_MIN_FREQUENCY_SECONDS", 10, 1, 86400),
     )
 
 
