@@ -34,6 +34,11 @@ class PaymentRequired(ServiceError):
     code = "payment_required"
 
 
+class Forbidden(ServiceError):
+    status = 403
+    code = "forbidden"
+
+
 class Unauthorized(ServiceError):
     status = 401
     code = "unauthorized"

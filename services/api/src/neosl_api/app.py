@@ -30,6 +30,7 @@ from neosl_api.routes import (
     gas,
     health,
     neo,
+    pricefeeds,
     secrets,
     triggers,
 )
@@ -115,6 +116,7 @@ def create_app(
     api.register_blueprint(secrets.blp)
     api.register_blueprint(neo.blp)
     api.register_blueprint(triggers.blp)
+    api.register_blueprint(pricefeeds.blp)
     # Plain Flask blueprints, outside the OpenAPI document: static files and metrics.
     app.register_blueprint(docs_assets.blp)
     app.register_blueprint(health.metrics_blp)

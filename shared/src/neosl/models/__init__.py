@@ -20,7 +20,7 @@ from neosl.models.gas import (
     UnmatchedDeposit,
 )
 from neosl.models.neo import NeoAction, NeoSigner
-from neosl.models.pricefeeds import PriceData, PriceFeed
+from neosl.models.pricefeeds import PriceData, PriceFeed, PriceRound
 from neosl.models.triggers import Trigger, TriggerEvent
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "NeoSigner",
     "PriceData",
     "PriceFeed",
+    "PriceRound",
     "Secret",
     "Transaction",
     "Trigger",

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import Any
 
@@ -7,11 +8,14 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    DateTime,
     ForeignKey,
     Index,
     Integer,
     Numeric,
     String,
+    Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -35,10 +39,24 @@ class PriceFeed(Base):
     updated_at: Mapped[UpdatedAt]
     # An operator's feed every tenant may read and trigger on.
     public: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    heartbeat: Mapped[int] = mapped_column(Integer, server_default=text("3600"))
+    min_sources: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    # None: the service's PriceFeed contract; else {"contract", "method"} of the tenant's.
+    target: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    next_round_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         CheckConstraint("frequency > 0", name="price_feeds_frequency_positive"),
+        CheckConstraint("status IN ('active', 'paused')", name="price_feeds_status_known"),
+        CheckConstraint(
+            "aggregation IN ('median', 'mean', 'trimmed_mean', 'weighted')",
+            name="price_feeds_aggregation_known",
+        ),
+        CheckConstraint("deviation > 0", name="price_feeds_deviation_positive"),
+        CheckConstraint("heartbeat >= frequency", name="price_feeds_heartbeat_covers_frequency"),
+        CheckConstraint("min_sources >= 1", name="price_feeds_min_sources_positive"),
         Index("idx_price_feeds_public_pair", "asset_pair", postgresql_where=text("public")),
+        Index("idx_price_feeds_due", "next_round_at", postgresql_where=text("status = 'active'")),
     )
 
 
@@ -53,3 +71,33 @@ class PriceData(Base):
     price: Mapped[Decimal] = mapped_column(Numeric(20, 8))
     sources_used: Mapped[int] = mapped_column(Integer)
     source_data: Mapped[Any | None] = mapped_column(JSONB)
+
+    __table_args__ = (Index("idx_price_data_feed_id_timestamp", "feed_id", "timestamp"),)
+
+
+class PriceRound(Base):
+    """One round of a feed, priced or not, with what every source answered."""
+
+    __tablename__ = "price_rounds"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    feed_id: Mapped[int] = mapped_column(ForeignKey("price_feeds.id", ondelete="CASCADE"))
+    scheduled_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text)
+    price: Mapped[Decimal | None] = mapped_column(Numeric(20, 8))
+    sources_used: Mapped[int | None] = mapped_column(Integer)
+    source_data: Mapped[Any] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    price_data_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("price_data.id", ondelete="SET NULL")
+    )
+
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('running', 'priced', 'failed')", name="price_rounds_status_known"
+        ),
+        UniqueConstraint("feed_id", "scheduled_at"),
+        Index("idx_price_rounds_feed_id_id", "feed_id", "id"),
+    )

@@ -1,0 +1,134 @@
+"""Price feeds and their history; the market-data sources they can read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response
+
+from neosl import pricesources
+from neosl.models import PriceFeed, PriceRound
+from neosl.pagination import Page
+from neosl_api import context
+from neosl_api.blueprint import Blueprint
+from neosl_api.schemas.common import PageArgsSchema, page_of
+from neosl_api.schemas.pricefeeds import (
+    FeedCreateSchema,
+    FeedFilterSchema,
+    FeedSchema,
+    FeedUpdateSchema,
+    LatestSchema,
+    OhlcSchema,
+    PriceDataArgsSchema,
+    PriceDataSchema,
+    RoundSchema,
+    SourceSchema,
+)
+from neosl_api.services import pricefeeds
+
+blp = Blueprint("pricefeeds", __name__, url_prefix="/v1", description="Price feeds")
+
+
+@blp.route("/price-sources", methods=["GET"])
+@blp.response(200, SourceSchema(many=True))
+def list_sources() -> list[dict[str, object]]:
+    """The market-data sources and the pairs each serves."""
+    return pricesources.describe()
+
+
+@blp.route("/price-feeds", methods=["POST"])
+@blp.arguments(FeedCreateSchema)
+@blp.response(201, FeedSchema)
+@blp.alt_response(422, description="Invalid fields; errors name the field")
+def create_feed(body: dict[str, Any]) -> PriceFeed:
+    """Create a feed; its first round is due at once."""
+    return pricefeeds.create_feed(
+        context.db(), context.settings(), context.current_user().id, pricefeeds.FeedSpec(**body)
+    )
+
+
+@blp.route("/price-feeds", methods=["GET"])
+@blp.arguments(FeedFilterSchema, location="query")
+@blp.response(200, page_of(FeedSchema))
+def list_feeds(args: dict[str, Any]) -> Page[PriceFeed]:
+    """Your feeds and the public ones, newest first."""
+    return pricefeeds.list_feeds(
+        context.db(), context.current_user().id, args["asset_pair"], args["limit"], args["cursor"]
+    )
+
+
+@blp.route("/price-feeds/<int:feed_id>", methods=["GET"])
+@blp.response(200, FeedSchema)
+def get_feed(feed_id: int) -> PriceFeed:
+    """One of your feeds, or a public one."""
+    return pricefeeds.get_feed(context.db(), context.current_user().id, feed_id)
+
+
+@blp.route("/price-feeds/<int:feed_id>", methods=["PATCH"])
+@blp.arguments(FeedUpdateSchema)
+@blp.response(200, FeedSchema)
+@blp.alt_response(403, description="A public feed: only its operator changes it")
+def update_feed(body: dict[str, Any], feed_id: int) -> PriceFeed:
+    """Change a feed; all its fields are validated again together."""
+    return pricefeeds.update_feed(
+        context.db(), context.settings(), context.current_user().id, feed_id, body
+    )
+
+
+@blp.route("/price-feeds/<int:feed_id>", methods=["DELETE"])
+@blp.response(204)
+@blp.alt_response(403, description="A public feed: only its operator changes it")
+def delete_feed(feed_id: int) -> None:
+    """Delete a feed with its prices and rounds."""
+    pricefeeds.delete_feed(context.db(), context.current_user().id, feed_id)
+
+
+@blp.route("/price-feeds/<int:feed_id>/pause", methods=["POST"])
+@blp.response(200, FeedSchema)
+def pause_feed(feed_id: int) -> PriceFeed:
+    """Stop running rounds."""
+    return pricefeeds.set_status(context.db(), context.current_user().id, feed_id, "paused")
+
+
+@blp.route("/price-feeds/<int:feed_id>/resume", methods=["POST"])
+@blp.response(200, FeedSchema)
+def resume_feed(feed_id: int) -> PriceFeed:
+    """Run rounds again; the next one is due at once."""
+    return pricefeeds.set_status(context.db(), context.current_user().id, feed_id, "active")
+
+
+@blp.route("/price-feeds/<int:feed_id>/data", methods=["GET"])
+@blp.arguments(PriceDataArgsSchema, location="query")
+@blp.response(200, page_of(PriceDataSchema))
+@blp.alt_response(200, schema=OhlcSchema(many=True), description="With `interval`")
+def list_prices(args: dict[str, Any], feed_id: int) -> Response:
+    """The feed's prices, newest first, between `from` and `to`; with `interval`
+    (1m, 5m, 1h, 1d) OHLC buckets computed in the database instead (at most 1,000)."""
+    session, user_id = context.db(), context.current_user().id
+    if args["interval"] is not None:
+        buckets = pricefeeds.ohlc(
+            session, user_id, feed_id, args["interval"], args["since"], args["until"]
+        )
+        return context.json_response({"items": OhlcSchema(many=True).dump(buckets)}, 200)
+    page = pricefeeds.list_prices(
+        session, user_id, feed_id, args["since"], args["until"], args["limit"], args["cursor"]
+    )
+    return context.json_response(page_of(PriceDataSchema)().dump(page), 200)
+
+
+@blp.route("/price-feeds/<int:feed_id>/rounds", methods=["GET"])
+@blp.arguments(PageArgsSchema, location="query")
+@blp.response(200, page_of(RoundSchema))
+def list_rounds(args: dict[str, Any], feed_id: int) -> Page[PriceRound]:
+    """Every round, newest first: priced or failed with the reason, and what each source
+    answered (value, latency, error or why it was rejected)."""
+    return pricefeeds.list_rounds(
+        context.db(), context.current_user().id, feed_id, args["limit"], args["cursor"]
+    )
+
+
+@blp.route("/price-feeds/<int:feed_id>/latest", methods=["GET"])
+@blp.response(200, LatestSchema)
+def latest(feed_id: int) -> dict[str, Any]:
+    """The newest price and the newest round."""
+    return pricefeeds.latest(context.db(), context.current_user().id, feed_id)

@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import marshmallow as ma
+
+from neosl_api.schemas.common import PageArgsSchema, StrictSchema
+
+
+class Price(ma.fields.Field):  # type: ignore[type-arg]
+    """A price as an exact decimal string ("12.34500000"); never a JSON number."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("metadata", {}).update({"type": "string", "example": "12.34500000"})
+        super().__init__(**kwargs)
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        return None if value is None else format(Decimal(value), "f")
+
+
+_SOURCES_DOC = (
+    "Source names (`GET /v1/price-sources`), or `{name, weight}` objects with the weighted "
+    "aggregation. Each must serve the pair."
+)
+
+
+class _FeedFields(StrictSchema):
+    frequency = ma.fields.Integer(
+        metadata={"description": "Seconds between rounds (at least the configured minimum)."}
+    )
+    sources = ma.fields.Raw(metadata={"description": _SOURCES_DOC})
+    aggregation = ma.fields.String(
+        metadata={"enum": ["median", "mean", "trimmed_mean", "weighted"]}
+    )
+    deviation = ma.fields.Decimal(
+        metadata={"description": "Publish when the price moved this many percent (> 0)."}
+    )
+    heartbeat = ma.fields.Integer(
+        allow_none=True,
+        metadata={"description": "Publish at least every this many seconds (≥ frequency)."},
+    )
+    min_sources = ma.fields.Integer(
+        metadata={"description": "Sources needed after failures and outliers to price a round."}
+    )
+    target = ma.fields.Raw(
+        allow_none=True,
+        metadata={
+            "description": "null: the service's PriceFeed contract; or {contract, method} of "
+            "your own contract, called with your signer."
+        },
+    )
+
+
+class FeedCreateSchema(_FeedFields):
+    asset_pair = ma.fields.String(required=True, metadata={"example": "NEO/USD"})
+    frequency = ma.fields.Integer(required=True)
+    sources = ma.fields.Raw(required=True, metadata={"description": _SOURCES_DOC})
+    aggregation = ma.fields.String(load_default="median")
+    deviation = ma.fields.Decimal(load_default=Decimal("0.5"))
+    heartbeat = ma.fields.Integer(load_default=None, allow_none=True)
+    min_sources = ma.fields.Integer(load_default=1)
+    target = ma.fields.Raw(load_default=None, allow_none=True)
+
+
+class FeedUpdateSchema(_FeedFields):
+    asset_pair = ma.fields.String()
+
+
+class FeedFilterSchema(PageArgsSchema):
+    asset_pair = ma.fields.String(load_default=None, validate=ma.validate.Length(max=21))
+
+
+class FeedSchema(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    asset_pair = ma.fields.String(required=True)
+    frequency = ma.fields.Integer(required=True)
+    sources = ma.fields.List(ma.fields.Dict(), required=True)
+    aggregation = ma.fields.String(required=True)
+    deviation = Price(required=True)
+    heartbeat = ma.fields.Integer(required=True)
+    min_sources = ma.fields.Integer(required=True)
+    target = ma.fields.Dict(allow_none=True)
+    public = ma.fields.Boolean(required=True)
+    status = ma.fields.String(required=True, metadata={"enum": ["active", "paused"]})
+    next_round_at = ma.fields.DateTime(allow_none=True)
+    created_at = ma.fields.DateTime(required=True)
+    updated_at = ma.fields.DateTime(required=True)
+
+
+class PriceDataArgsSchema(PageArgsSchema):
+    since = ma.fields.AwareDateTime(data_key="from", load_default=None)
+    until = ma.fields.AwareDateTime(data_key="to", load_default=None)
+    interval = ma.fields.String(
+        load_default=None,
+        validate=ma.validate.OneOf(("1m", "5m", "1h", "1d")),
+        metadata={"description": "Answer OHLC buckets of this width instead of prices."},
+    )
+
+
+class PriceDataSchema(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    timestamp = ma.fields.DateTime(required=True)
+    price = Price(required=True)
+    sources_used = ma.fields.Integer(required=True)
+    source_data = ma.fields.Raw(allow_none=True)
+
+
+class OhlcSchema(ma.Schema):
+    start = ma.fields.DateTime(required=True)
+    open = Price(required=True)
+    high = Price(required=True)
+    low = Price(required=True)
+    close = Price(required=True)
+    rounds = ma.fields.Integer(required=True)
+
+
+class RoundSchema(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    scheduled_at = ma.fields.DateTime(required=True)
+    started_at = ma.fields.DateTime(required=True)
+    finished_at = ma.fields.DateTime(allow_none=True)
+    status = ma.fields.String(required=True, metadata={"enum": ["running", "priced", "failed"]})
+    reason = ma.fields.String(allow_none=True)
+    price = Price(allow_none=True)
+    sources_used = ma.fields.Integer(allow_none=True)
+    source_data = ma.fields.Raw(required=True)
+
+
+class LatestSchema(ma.Schema):
+    feed_id = ma.fields.Integer(required=True)
+    price = ma.fields.Nested(PriceDataSchema, allow_none=True)
+    round = ma.fields.Nested(RoundSchema, allow_none=True)
+
+
+class SourceSchema(ma.Schema):
+    name = ma.fields.String(required=True)
+    title = ma.fields.String(required=True)
+    bases = ma.fields.List(ma.fields.String(), required=True)
+    quotes = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.String(),
+        required=True,
+        metadata={"description": "The quote a feed names → the market the source reads."},
+    )
