@@ -384,6 +384,11 @@ def figure_chain(e: Env, args: argparse.Namespace) -> None:
                     check_chain(e, args.transfers)
         redis.close()
         dispatcher.app.close()
+    # Leave nothing of this figure to the next one's checks.
+    reset_follower(e)
+    with e.sessions() as db:
+        db.execute(delete(Trigger).where(Trigger.trigger_type == "blockchain"))
+        db.commit()
     rpc_only = statistics.median(results["RPC only"])
     print(f"{'variant':<15} {'blocks/s':>9} {'x RPC only':>11}")
     for variant, rates in results.items():
