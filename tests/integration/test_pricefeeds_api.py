@@ -120,7 +120,9 @@ def test_public_feeds_are_readable_by_all_and_changed_by_none(
     public_id = created(client, operator)["id"]
     db.get_one(PriceFeed, public_id).public = True
     db.flush()
-    private_id = created(client, operator, asset_pair="GAS/USD")["id"]
+    private_id = created(client, operator, asset_pair="GAS/USD", sources=["binance", "kucoin"])[
+        "id"
+    ]
     h = tenant(client)
     own_id = created(client, h)["id"]
     listed = client.get("/v1/price-feeds", headers=h).get_json()["items"]
@@ -180,11 +182,9 @@ def test_history_ohlc_rounds_and_latest(client: FlaskClient, db: Session) -> Non
     feed_id = created(client, h)["id"]
     # Two 5-minute buckets: 12:00-12:05 and 12:05-12:10.
     prices(db, feed_id, [(0, "10.5"), (60, "12"), (120, "9.25"), (240, "11"), (300, "11.5")])
+    since_minute = (T0 + dt.timedelta(seconds=60)).isoformat().replace("+", "%2B")
     page = client.get(
-        f"/v1/price-feeds/{feed_id}/data?limit=2&from={(T0 + dt.timedelta(seconds=60)).isoformat()}".replace(
-            "+", "%2B"
-        ),
-        headers=h,
+        f"/v1/price-feeds/{feed_id}/data?limit=2&from={since_minute}", headers=h
     ).get_json()
     assert [p["price"] for p in page["items"]] == ["11.50000000", "11.00000000"]
     rest = client.get(

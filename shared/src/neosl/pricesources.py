@@ -40,27 +40,28 @@ class SourceInfo:
         return base, self.quotes[quote]
 
 
-_NEO = frozenset({"NEO", "GAS", "BTC", "ETH"})
+_ALL = frozenset({"NEO", "GAS", "BTC", "ETH"})
+_MAJORS = frozenset({"BTC", "ETH"})
+# Exchanges without dollar markets: USD is read from USDT.
 _USDT = {"USD": "USDT", "USDT": "USDT", "BTC": "BTC"}
 
 CATALOG: dict[str, SourceInfo] = {
     s.name: s
     for s in (
-        SourceInfo("binance", "Binance", _NEO, _USDT),
+        SourceInfo("binance", "Binance", _ALL, _USDT),
         SourceInfo(
-            "coinbase",
-            "Coinbase Exchange",
-            frozenset({"BTC", "ETH"}),
-            {"USD": "USD", "EUR": "EUR", "USDT": "USDT"},
+            "bitfinex", "Bitfinex", frozenset({"NEO", "BTC", "ETH"}), {"USD": "USD", "BTC": "BTC"}
         ),
-        SourceInfo("kraken", "Kraken", frozenset({"BTC", "ETH"}), {"USD": "USD", "EUR": "EUR"}),
-        SourceInfo("okx", "OKX", _NEO, _USDT),
-        SourceInfo("bybit", "Bybit", frozenset({"BTC", "ETH"}), {"USD": "USDT", "USDT": "USDT"}),
-        SourceInfo("kucoin", "KuCoin", _NEO, _USDT),
-        SourceInfo("gate", "Gate", _NEO, _USDT),
-        SourceInfo("bitfinex", "Bitfinex", frozenset({"NEO", "BTC", "ETH"}), {"USD": "USD"}),
-        SourceInfo("htx", "HTX", _NEO, _USDT),
-        SourceInfo("coingecko", "CoinGecko", _NEO, {"USD": "USD", "EUR": "EUR", "BTC": "BTC"}),
+        SourceInfo("bybit", "Bybit", _MAJORS, _USDT),
+        SourceInfo("coinbase", "Coinbase Exchange", _MAJORS, {"USD": "USD", "BTC": "BTC"}),
+        SourceInfo(
+            "coingecko", "CoinGecko", _ALL, {"USD": "USD", "EUR": "EUR", "BTC": "BTC", "ETH": "ETH"}
+        ),
+        SourceInfo("gate", "Gate", _ALL, _USDT),
+        SourceInfo("htx", "HTX", _ALL, _USDT),
+        SourceInfo("kraken", "Kraken", _MAJORS, {"USD": "USD", "EUR": "EUR", "BTC": "BTC"}),
+        SourceInfo("kucoin", "KuCoin", _ALL, _USDT),
+        SourceInfo("okx", "OKX", frozenset({"NEO", "BTC", "ETH"}), _USDT),
     )
 }
 NAMES = tuple(CATALOG)

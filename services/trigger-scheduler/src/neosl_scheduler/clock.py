@@ -21,7 +21,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import signal
 import sys
 import threading
 import time
@@ -34,13 +33,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from neosl import firing
 from neosl import triggers as rules
-from neosl.celery_app import make_celery
 from neosl.config import Settings
 from neosl.cron import CronError
-from neosl.db import make_engine, make_session_factory
 from neosl.dispatch import Dispatcher
 from neosl.models import Trigger
-from neosl.worker_main import start_process
+from neosl.worker_main import run_loop
 from neosl_scheduler import prices
 
 log = logging.getLogger(__name__)
@@ -211,21 +208,7 @@ class Clock:
 
 
 def main() -> int:
-    settings = start_process()
-    if settings is None:
-        return 2
-    sessions = make_session_factory(make_engine(settings, pool_size=2))
-    app = make_celery(settings, "neosl_scheduler.clock")
-    clock = Clock(settings, sessions, Dispatcher(app))
-
-    def stop(signum: int, frame: object) -> None:
-        clock.stop.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    clock.run()
-    app.close()
-    return 0
+    return run_loop("neosl_scheduler.clock", Clock, pool_size=2)
 
 
 if __name__ == "__main__":

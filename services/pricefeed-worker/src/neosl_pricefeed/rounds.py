@@ -1,0 +1,336 @@
+"""Price rounds: each active feed on its schedule, one round of a feed at a time.
+
+Run it with ``python -m neosl_pricefeed.rounds``; any number of replicas may run. As with
+the triggers' clock, the database is the schedule: a feed's next round is
+``price_feeds.next_round_at``. Claiming a due feed (``FOR UPDATE SKIP LOCKED``) records its
+round as ``running`` (unique per feed and slot) and moves ``next_round_at`` one period on
+from the slot, not from when the round ends, so rounds do not drift; slots that passed while
+no worker ran are not run late (the next slot is the first one after now). A feed whose
+round is still running is not claimed again, so two rounds of one feed never overlap; a
+round left running by a dead worker is failed after ``ABANDONED_AFTER``.
+
+A round asks every source at once, each within ``NSL_PRICE_SOURCE_TIMEOUT_MS``, drops the
+failures and the outliers (``aggregate.reject_outliers``), and prices the feed if at least
+``min_sources`` are left; else the round fails with the reasons. Either way the round keeps
+what every source answered (value, latency, error or why it was rejected). A priced round
+stores ``price_data`` and asks the trigger-scheduler to evaluate the feed's price triggers.
+Rounds are not charged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from sqlalchemy import exists, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+
+from neosl import jobs
+from neosl.config import Settings
+from neosl.dispatch import Dispatcher
+from neosl.models import PriceData, PriceFeed, PriceRound
+from neosl.worker_main import run_loop
+from neosl_pricefeed import aggregate
+from neosl_pricefeed.sources import REGISTRY
+from neosl_pricefeed.sources.base import SourceError, fetch, new_client
+
+log = logging.getLogger(__name__)
+
+# A round still "running" this long after it started lost its worker.
+ABANDONED_AFTER = dt.timedelta(minutes=2)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    round_id: int
+    feed_id: int
+    pair: str
+    sources: list[dict[str, str]]
+    aggregation: str
+    min_sources: int
+    scheduled_at: dt.datetime
+
+
+def claim_due(session: Session, now: dt.datetime, limit: int) -> list[Claimed]:
+    """Claim up to ``limit`` due feeds: record their rounds as running and move their next
+    slot on; commits. Feeds another replica holds, or whose round still runs, are skipped."""
+    session.execute(
+        update(PriceRound)
+        .where(PriceRound.status == "running", PriceRound.started_at < now - ABANDONED_AFTER)
+        .values(status="failed", reason="worker lost: the round never finished", finished_at=now)
+    )
+    running = exists().where(PriceRound.feed_id == PriceFeed.id, PriceRound.status == "running")
+    feeds = session.scalars(
+        select(PriceFeed)
+        .where(PriceFeed.status == "active", PriceFeed.next_round_at <= now, ~running)
+        .order_by(PriceFeed.next_round_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=PriceFeed)
+    ).all()
+    claimed = []
+    for feed in feeds:
+        slot = feed.next_round_at
+        assert slot is not None  # selected by next_round_at <= now
+        period = dt.timedelta(seconds=feed.frequency)
+        # The next slot on the schedule after now: late slots are not run late.
+        behind = (now - slot) // period
+        feed.next_round_at = slot + (behind + 1) * period
+        current = slot + behind * period
+        round_id = session.scalar(
+            insert(PriceRound)
+            .values(feed_id=feed.id, scheduled_at=current, started_at=now, status="running")
+            .on_conflict_do_nothing(index_elements=["feed_id", "scheduled_at"])
+            .returning(PriceRound.id)
+        )
+        if round_id is not None:
+            claimed.append(
+                Claimed(
+                    round_id,
+                    feed.id,
+                    feed.asset_pair,
+                    list(feed.sources),
+                    feed.aggregation,
+                    feed.min_sources,
+                    current,
+                )
+            )
+    session.commit()
+    return claimed
+
+
+@dataclass(frozen=True)
+class Answer:
+    source: str
+    price: Decimal | None
+    latency_ms: int | None
+    error: str | None = None
+    kind: str | None = None
+
+
+def ask_all(
+    client: httpx.Client, settings: Settings, pair: str, names: list[str], pool: ThreadPoolExecutor
+) -> list[Answer]:
+    """Every source's answer for ``pair``, asked at once; failures are answers too."""
+
+    def ask(name: str) -> Answer:
+        source = REGISTRY[name]
+        try:
+            quote = fetch(
+                client,
+                source,
+                pair,
+                settings.price_source_url(name),
+                settings.price_source_timeout_seconds,
+            )
+        except SourceError as exc:
+            return Answer(name, None, None, exc.message, exc.kind)
+        return Answer(name, quote.price, quote.latency_ms)
+
+    return list(pool.map(ask, names))
+
+
+def price_round(
+    claimed: Claimed, answers: list[Answer]
+) -> tuple[Decimal | None, str | None, list[dict[str, Any]]]:
+    """The price (or why there is none) and every source's record."""
+    values = {a.source: a.price for a in answers if a.price is not None}
+    records: dict[str, dict[str, Any]] = {
+        a.source: {
+            "source": a.source,
+            "price": str(a.price) if a.price is not None else None,
+            "latency_ms": a.latency_ms,
+            "error": a.error,
+            "error_kind": a.kind,
+            "used": False,
+        }
+        for a in answers
+    }
+    kept: dict[str, Decimal] = {}
+    if values:
+        screened = aggregate.reject_outliers(values)
+        kept = screened.kept
+        for rejected in screened.rejected:
+            records[rejected.source]["rejected"] = rejected.reason
+    for name in kept:
+        records[name]["used"] = True
+    source_data = [records[a.source] for a in answers]
+    if len(kept) < claimed.min_sources:
+        failed = [a for a in answers if a.price is None]
+        rejected_count = len(values) - len(kept)
+        reason = (
+            f"{len(kept)} of {len(answers)} sources usable, {claimed.min_sources} needed "
+            f"({len(failed)} failed, {rejected_count} rejected as outliers)"
+        )
+        return None, reason, source_data
+    weights = {
+        s["name"]: Decimal(s["weight"]) for s in claimed.sources if s.get("weight") is not None
+    }
+    price = aggregate.aggregate(kept, claimed.aggregation, weights or None)
+    return price, None, source_data
+
+
+def finish(
+    session: Session,
+    dispatcher: Dispatcher,
+    claimed: Claimed,
+    price: Decimal | None,
+    reason: str | None,
+    source_data: list[dict[str, Any]],
+) -> None:
+    """Store the round's outcome (and its price); commits."""
+    now = dt.datetime.now(dt.UTC)
+    price_data_id = None
+    used = sum(1 for r in source_data if r["used"])
+    if price is not None:
+        row = PriceData(
+            feed_id=claimed.feed_id,
+            timestamp=now,
+            price=price,
+            sources_used=used,
+            source_data=source_data,
+        )
+        session.add(row)
+        session.flush()
+        price_data_id = row.id
+        dispatcher.send_after_commit(session, jobs.EVALUATE_PRICE_TRIGGERS, feed_id=claimed.feed_id)
+    session.execute(
+        update(PriceRound)
+        .where(PriceRound.id == claimed.round_id)
+        .values(
+            status="priced" if price is not None else "failed",
+            reason=reason,
+            price=price,
+            sources_used=used,
+            source_data=source_data,
+            price_data_id=price_data_id,
+            finished_at=now,
+        )
+    )
+    session.commit()
+
+
+def run_round(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    dispatcher: Dispatcher,
+    client: httpx.Client,
+    pool: ThreadPoolExecutor,
+    claimed: Claimed,
+) -> None:
+    names = [s["name"] for s in claimed.sources if s["name"] in REGISTRY]
+    answers = ask_all(client, settings, claimed.pair, names, pool)
+    try:
+        price, reason, source_data = price_round(claimed, answers)
+    except aggregate.AggregationError as exc:
+        price, reason, source_data = None, f"cannot aggregate: {exc}", []
+    with sessions() as session:
+        finish(session, dispatcher, claimed, price, reason, source_data)
+
+
+def earliest(session: Session) -> dt.datetime | None:
+    return session.scalar(
+        select(func.min(PriceFeed.next_round_at)).where(PriceFeed.status == "active")
+    )
+
+
+class Rounds:
+    """The loop; ``run`` returns when ``stop`` is set."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        dispatcher: Dispatcher,
+        *,
+        parallel: int = 32,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.dispatcher = dispatcher
+        self.stop = threading.Event()
+        self.parallel = parallel
+        self.rounds = ThreadPoolExecutor(parallel, thread_name_prefix="round")
+        self.requests = ThreadPoolExecutor(parallel * 4, thread_name_prefix="source")
+        self.client = new_client()
+        self.busy = threading.Semaphore(parallel)
+
+    def tick(self) -> float:
+        """Start the due rounds (as many as there are free slots); seconds to sleep."""
+        free = 0
+        while self.busy.acquire(blocking=False):
+            free += 1
+        claimed: list[Claimed] = []
+        try:
+            if free:
+                with self.sessions() as session:
+                    claimed = claim_due(session, dt.datetime.now(dt.UTC), free)
+        finally:
+            for _ in range(free - len(claimed)):
+                self.busy.release()
+        for item in claimed:
+            self.rounds.submit(self._run, item)
+        with self.sessions() as session:
+            next_at = earliest(session)
+        wait = 0.5
+        if next_at is not None:
+            wait = min(wait, (next_at - dt.datetime.now(dt.UTC)).total_seconds())
+        return max(wait, 0.0)
+
+    def _run(self, claimed: Claimed) -> None:
+        try:
+            run_round(
+                self.sessions, self.settings, self.dispatcher, self.client, self.requests, claimed
+            )
+        except Exception:
+            log.exception("price round %d of feed %d failed", claimed.round_id, claimed.feed_id)
+            self._fail(claimed)
+        finally:
+            self.busy.release()
+
+    def _fail(self, claimed: Claimed) -> None:
+        # Else the feed would wait for the round to count as abandoned.
+        try:
+            with self.sessions() as session:
+                session.execute(
+                    update(PriceRound)
+                    .where(PriceRound.id == claimed.round_id, PriceRound.status == "running")
+                    .values(
+                        status="failed",
+                        reason="internal error",
+                        finished_at=dt.datetime.now(dt.UTC),
+                    )
+                )
+                session.commit()
+        except DBAPIError:
+            log.exception("could not mark round %d failed", claimed.round_id)
+
+    def run(self) -> None:
+        log.info("price rounds started")
+        while not self.stop.is_set():
+            try:
+                wait = self.tick()
+            except DBAPIError as exc:
+                log.warning("rounds: database error, retrying in 1 s: %s", exc.orig)
+                wait = 1.0
+            self.stop.wait(wait)
+        self.rounds.shutdown(wait=True)
+        self.requests.shutdown(wait=True)
+        self.client.close()
+        log.info("price rounds stopped")
+
+
+def main() -> int:
+    return run_loop("neosl_pricefeed.rounds", Rounds, pool_size=8)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""HTX (formerly Huobi): ``GET /market/detail/merged?symbol=neousdt``.
+
+Answers ``{"ch": "market.neousdt.detail.merged", "status": "ok", "ts": 1, "tick": {"close":
+12.34, "bid": [...], "ask": [...], ...}}`` with JSON numbers; ``tick.close`` is the last
+trade. Errors are HTTP 200 with ``"status": "error"`` and an ``err-code``: "invalid-parameter"
+with err-msg "invalid symbol" for a symbol it does not list, "base-request-exceed-frequency-
+limit" for its rate limit, "system-maintenance". Symbols are lower case; USD pairs are priced
+in USDT.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import ClassVar
+
+from neosl_pricefeed.sources.base import (
+    BAD_RESPONSE,
+    HTTP_ERROR,
+    MAINTENANCE,
+    RATE_LIMITED,
+    UNKNOWN_SYMBOL,
+    Source,
+    check_status,
+    join,
+    load_json,
+    safe_code,
+    to_price,
+)
+
+_ERRORS: Mapping[str, tuple[str, str]] = {
+    "base-symbol-error": (UNKNOWN_SYMBOL, "does not list this symbol"),
+    "base-symbol-trade-disabled": (UNKNOWN_SYMBOL, "has stopped trading this symbol"),
+    "base-request-exceed-frequency-limit": (RATE_LIMITED, "is rate limiting us"),
+    "system-maintenance": (MAINTENANCE, "is in maintenance"),
+}
+# "invalid-parameter" covers every bad parameter; these messages single out the symbol.
+_UNKNOWN_SYMBOL_MESSAGES = frozenset({"invalid symbol", "symbol trade not open now"})
+
+
+class Htx(Source):
+    name: ClassVar[str] = "htx"
+    title: ClassVar[str] = "HTX"
+
+    def symbol(self, pair: str) -> str:
+        base, quote = self.market(pair)
+        return (base + quote).lower()
+
+    def request(self, pair: str, base_url: str) -> tuple[str, dict[str, str]]:
+        return join(base_url, "/market/detail/merged"), {"symbol": self.symbol(pair)}
+
+    def parse(self, pair: str, status_code: int, body: bytes) -> Decimal:
+        data = load_json(self.title, status_code, body)
+        if not isinstance(data, dict) or "status" not in data:
+            check_status(self.title, status_code)
+            raise self.error(BAD_RESPONSE, "answered in an unexpected shape")
+        if data["status"] != "ok":
+            code = str(data.get("err-code"))
+            if code in _ERRORS:
+                kind, what = _ERRORS[code]
+                raise self.error(kind, what)
+            if code == "invalid-parameter" and data.get("err-msg") in _UNKNOWN_SYMBOL_MESSAGES:
+                raise self.error(UNKNOWN_SYMBOL, f"does not list {self.symbol(pair)}")
+            check_status(self.title, status_code)
+            raise self.error(HTTP_ERROR, f"answered error {safe_code(code)}")
+        check_status(self.title, status_code)
+        if data.get("ch") != f"market.{self.symbol(pair)}.detail.merged":
+            raise self.error(BAD_RESPONSE, "answered for another symbol")
+        tick = data.get("tick")
+        if not isinstance(tick, dict):
+            raise self.error(BAD_RESPONSE, "answered without a ticker")
+        return to_price(self.title, tick.get("close"))

@@ -1,0 +1,234 @@
+"""Price rounds against local servers answering like the real market-data APIs: outliers
+and failures, min_sources, the schedule (no drift, no overlap, replicas), and the rounds
+process itself."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import itertools
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery import Celery
+from redis import Redis
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from neosl import jobs, pricesources
+from neosl.config import Settings
+from neosl.dispatch import Dispatcher
+from neosl.models import PriceData, PriceFeed, PriceRound
+from neosl_pricefeed import rounds
+from neosl_pricefeed.sources.base import new_client
+from tests.factories import make_user
+from tests.integration.test_jobs_after_commit import waiting
+from tests.pricefeed.fakes import MAINTENANCE, RATE_LIMITED, FakeMarkets
+from tests.processes import running
+from tests.waiting import wait_until
+
+NEO_USD = {"binance": "NEOUSDT", "okx": "NEO-USDT", "kucoin": "NEO-USDT", "gate": "NEO_USDT"}
+
+
+@pytest.fixture
+def markets() -> Iterator[FakeMarkets]:
+    with FakeMarkets() as fake:
+        yield fake
+
+
+@pytest.fixture
+def pointed(settings: Settings, markets: FakeMarkets) -> Settings:
+    urls = tuple((name, markets.base_url(name)) for name in pricesources.NAMES)
+    return dataclasses.replace(settings, price_source_urls=urls, price_source_timeout_seconds=1.0)
+
+
+def feed(
+    sessions: sessionmaker[Session],
+    sources: list[str],
+    *,
+    min_sources: int = 1,
+    frequency: int = 60,
+    aggregation: str = "median",
+    first: dt.datetime | None = None,
+) -> int:
+    with sessions() as db:
+        user = make_user(db)
+        row = PriceFeed(
+            user_id=user.id,
+            asset_pair="NEO/USD",
+            frequency=frequency,
+            sources=[{"name": s} for s in sources],
+            aggregation=aggregation,
+            min_sources=min_sources,
+            heartbeat=3600,
+            next_round_at=first or dt.datetime.now(dt.UTC),
+        )
+        db.add(row)
+        db.commit()
+        return row.id
+
+
+def one_round(sessions: sessionmaker[Session], settings: Settings, producer: Celery) -> PriceRound:
+    with sessions() as db:
+        (claimed,) = rounds.claim_due(db, dt.datetime.now(dt.UTC), 10)
+    with new_client() as client, ThreadPoolExecutor(8) as pool:
+        rounds.run_round(sessions, settings, Dispatcher(producer), client, pool, claimed)
+    with sessions() as db:
+        return db.get_one(PriceRound, claimed.round_id)
+
+
+def test_a_round_drops_the_outlier_and_takes_the_median(
+    sessions: sessionmaker[Session],
+    pointed: Settings,
+    markets: FakeMarkets,
+    producer: Celery,
+    redis_client: Redis,
+) -> None:
+    for name, price in zip(NEO_USD, ("12.30", "12.31", "12.29", "99.5"), strict=True):
+        markets.set_price(name, NEO_USD[name], price)
+    feed_id = feed(sessions, list(NEO_USD))
+    done = one_round(sessions, pointed, producer)
+    assert (done.status, done.reason, done.price) == ("priced", None, Decimal("12.30000000"))
+    assert done.sources_used == 3
+    by_source = {r["source"]: r for r in done.source_data}
+    assert by_source["binance"]["price"] == "12.30"
+    assert by_source["binance"]["used"] is True
+    assert isinstance(by_source["okx"]["latency_ms"], int)
+    assert by_source["gate"]["used"] is False
+    assert "from the median" in by_source["gate"]["rejected"]
+    with sessions() as db:
+        stored = db.scalars(select(PriceData).where(PriceData.feed_id == feed_id)).one()
+    assert (stored.id, stored.price) == (done.price_data_id, Decimal("12.30000000"))
+    assert stored.source_data == done.source_data
+    # The trigger-scheduler is asked to evaluate the feed's price triggers.
+    assert waiting(redis_client, jobs.SCHEDULER_QUEUE) == [
+        (jobs.EVALUATE_PRICE_TRIGGERS.name, {"feed_id": feed_id})
+    ]
+
+
+def test_too_few_sources_left_fails_the_round_with_the_reasons(
+    sessions: sessionmaker[Session],
+    pointed: Settings,
+    markets: FakeMarkets,
+    producer: Celery,
+    redis_client: Redis,
+) -> None:
+    markets.set_price("binance", "NEOUSDT", "12.30")
+    markets.set_price("okx", "NEO-USDT", "12.31")
+    markets.fail("okx", RATE_LIMITED)
+    markets.fail("kucoin", MAINTENANCE)
+    markets.delay("gate", 3.0)  # longer than the 1 s limit
+    feed_id = feed(sessions, list(NEO_USD), min_sources=2)
+    done = one_round(sessions, pointed, producer)
+    assert done.status == "failed"
+    assert done.price is None
+    assert done.reason == "1 of 4 sources usable, 2 needed (3 failed, 0 rejected as outliers)"
+    kinds = {r["source"]: r["error_kind"] for r in done.source_data}
+    assert kinds == {
+        "binance": None,
+        "okx": "rate_limited",
+        "kucoin": "maintenance",
+        "gate": "timeout",
+    }
+    with sessions() as db:
+        assert db.scalars(select(PriceData).where(PriceData.feed_id == feed_id)).all() == []
+    assert waiting(redis_client, jobs.SCHEDULER_QUEUE) == []
+
+
+def test_the_schedule_does_not_drift_skips_late_slots_and_never_overlaps(
+    sessions: sessionmaker[Session], redis_client: Redis
+) -> None:
+    slot = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
+    feed_id = feed(sessions, ["binance"], frequency=10, first=slot)
+    with sessions() as db:
+        # 35 s late: the slot of 12:00:30 runs, the next is 12:00:40.
+        (claimed,) = rounds.claim_due(db, slot + dt.timedelta(seconds=35), 10)
+        assert claimed.scheduled_at == slot + dt.timedelta(seconds=30)
+        assert db.get_one(PriceFeed, feed_id).next_round_at == slot + dt.timedelta(seconds=40)
+        # While it runs, the feed's next slot is not claimed, however late.
+        assert rounds.claim_due(db, slot + dt.timedelta(seconds=55), 10) == []
+        # A round whose worker died is failed after a while, and the feed goes on.
+        later = dt.datetime.now(dt.UTC) + rounds.ABANDONED_AFTER + dt.timedelta(seconds=1)
+        (next_one,) = rounds.claim_due(db, later, 10)
+        lost = db.get_one(PriceRound, claimed.round_id)
+        assert (lost.status, lost.reason) == ("failed", "worker lost: the round never finished")
+        assert next_one.scheduled_at > claimed.scheduled_at
+        assert (next_one.scheduled_at - slot) % dt.timedelta(seconds=10) == dt.timedelta(0)
+
+
+def test_concurrent_claims_take_each_feed_once(
+    sessions: sessionmaker[Session], redis_client: Redis
+) -> None:
+    ids = [feed(sessions, ["binance"]) for _ in range(40)]
+    now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    taken: list[int] = []
+    lock = threading.Lock()
+
+    def replica() -> None:
+        while True:
+            with sessions() as db:
+                got = rounds.claim_due(db, now, 3)
+            if not got:
+                return
+            with lock:
+                taken.extend(c.feed_id for c in got)
+
+    threads = [threading.Thread(target=replica) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(taken) == sorted(ids)
+
+
+def test_the_rounds_process_runs_feeds_on_schedule_with_two_replicas(
+    sessions: sessionmaker[Session],
+    server_env: dict[str, str],
+    markets: FakeMarkets,
+    tmp_path: Path,
+    redis_client: Redis,
+) -> None:
+    for name, symbol in NEO_USD.items():
+        markets.set_price(name, symbol, "12.5")
+    env: dict[str, Any] = {
+        **server_env,
+        "NSL_PRICEFEED_MIN_FREQUENCY_SECONDS": "1",
+        **{
+            f"NSL_PRICE_SOURCE_{name.upper()}_URL": markets.base_url(name)
+            for name in pricesources.NAMES
+        },
+    }
+    start = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=2)
+    feed_id = feed(sessions, list(NEO_USD), frequency=1, first=start, min_sources=4)
+
+    def priced() -> list[PriceRound]:
+        with sessions() as db:
+            return list(
+                db.scalars(
+                    select(PriceRound)
+                    .where(PriceRound.feed_id == feed_id)
+                    .order_by(PriceRound.scheduled_at)
+                )
+            )
+
+    cmd = ["neosl_pricefeed.rounds"]
+    with running(cmd, env, tmp_path / "a.log"), running(cmd, env, tmp_path / "b.log"):
+        wait_until(lambda: len(priced()) >= 5, "five rounds", timeout=60)
+        with sessions() as db:
+            db.get_one(PriceFeed, feed_id).status = "paused"
+            db.commit()
+    done = [r for r in priced() if r.status != "running"]
+    assert all(r.status == "priced" for r in done), [(r.status, r.reason) for r in done]
+    assert all(r.price == Decimal("12.5") for r in done)
+    slots = [r.scheduled_at for r in done]
+    # On the schedule: whole seconds from the first slot, each once, none overlapping.
+    assert len(set(slots)) == len(slots)
+    assert all((s - start) % dt.timedelta(seconds=1) == dt.timedelta(0) for s in slots)
+    for before, after in itertools.pairwise(done):
+        assert before.finished_at is not None
+        assert after.started_at >= before.finished_at
