@@ -9,11 +9,14 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy.orm import Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from neosl import pricesources
 from neosl.config import PRICE_SOURCE_URLS
 from neosl.models import PriceData, PriceFeed, PriceRound
+from tests.cli import run_cli
+from tests.factories import make_user
 from tests.integration.test_api_basics import assert_error
 from tests.integration.test_gas_api import tenant
 
@@ -235,3 +238,37 @@ def test_history_ohlc_rounds_and_latest(client: FlaskClient, db: Session) -> Non
     last = client.get(f"/v1/price-feeds/{feed_id}/latest", headers=h).get_json()
     assert last["price"]["price"] == "11.50000000"
     assert last["round"]["status"] == "failed"
+
+
+def test_the_operator_creates_public_feeds_from_the_cli(
+    server_env: dict[str, str], sessions: sessionmaker[Session]
+) -> None:
+    with sessions() as db:
+        operator = make_user(db, "operator")
+        db.commit()
+        operator_id = operator.id
+    made = run_cli(
+        server_env,
+        "feeds", "create", "--owner", "operator", "--pair", "NEO/USD", "--frequency", "60",
+        "--sources", "binance,okx,kucoin", "--min-sources", "2", "--public",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert "created public price feed" in made.stdout
+    with sessions() as db:
+        feed = db.scalars(select(PriceFeed)).one()
+        assert (feed.user_id, feed.public, feed.min_sources) == (operator_id, True, 2)
+    refused = run_cli(
+        server_env,
+        "feeds", "create", "--owner", "operator", "--pair", "NEO/USD", "--frequency", "60",
+        "--sources", "kraken", "--public",
+    )  # fmt: skip
+    assert refused.returncode == 1
+    assert "kraken does not serve NEO/USD" in refused.stderr
+    nobody = run_cli(
+        server_env,
+        "feeds", "create", "--owner", "nobody", "--pair", "NEO/USD", "--frequency", "60",
+        "--sources", "binance",
+    )  # fmt: skip
+    assert "no account named 'nobody'" in nobody.stderr
+    listed = run_cli(server_env, "feeds", "list")
+    assert f"{feed.id}\tNEO/USD\tpublic\tactive" in listed.stdout

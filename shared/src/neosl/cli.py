@@ -8,6 +8,7 @@ import os
 import secrets
 import sys
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 
 from celery.exceptions import TimeoutError as CeleryTimeout
@@ -17,13 +18,23 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from neosl import balances, chain, contracts, deployment, jobs, localrun, migrate, secretbox
+from neosl import (
+    balances,
+    chain,
+    contracts,
+    deployment,
+    feeds,
+    jobs,
+    localrun,
+    migrate,
+    secretbox,
+)
 from neosl.celery_app import make_celery
 from neosl.config import ConfigError, Settings, load_settings
 from neosl.db import make_session_factory, short_lived_engine
 from neosl.dispatch import Dispatcher
 from neosl.errors import ServiceError
-from neosl.models import GasAccount, UnmatchedDeposit
+from neosl.models import GasAccount, PriceFeed, UnmatchedDeposit, User
 from neosl.money import InvalidAmount, format_amount, from_units, parse_amount, to_units
 from neosl.neo import devnet
 from neosl.neo.addresses import InvalidAddress, address_to_script_hash, validate_address
@@ -315,6 +326,43 @@ def _secrets_rotate_master_key(settings: Settings, args: argparse.Namespace) -> 
     return 1 if result.remaining else 0
 
 
+def _feeds_create(settings: Settings, args: argparse.Namespace) -> int:
+    spec = feeds.FeedSpec(
+        asset_pair=args.pair,
+        frequency=args.frequency,
+        sources=[name.strip() for name in args.sources.split(",") if name.strip()],
+        aggregation=args.aggregation,
+        deviation=args.deviation,
+        heartbeat=args.heartbeat,
+        min_sources=args.min_sources,
+        public=args.public,
+    )
+    with short_lived_engine(settings) as engine, Session(engine) as session:
+        owner = session.scalar(select(User.id).where(User.username == args.owner))
+        if owner is None:
+            print(f"error: no account named {args.owner!r}", file=sys.stderr)
+            return 1
+        try:
+            feed = feeds.create_feed(session, settings, owner, spec)
+        except ServiceError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 1
+        kind = "public" if feed.public else "private"
+        print(f"created {kind} price feed {feed.id}: {feed.asset_pair} every {feed.frequency} s")
+    return 0
+
+
+def _feeds_list(settings: Settings, _args: argparse.Namespace) -> int:
+    with short_lived_engine(settings) as engine, Session(engine) as session:
+        for feed in session.scalars(select(PriceFeed).order_by(PriceFeed.id)):
+            names = ",".join(s["name"] for s in feed.sources)
+            print(
+                f"{feed.id}\t{feed.asset_pair}\t{'public' if feed.public else 'private'}\t"
+                f"{feed.status}\tevery {feed.frequency} s\t{names}"
+            )
+    return 0
+
+
 def _relay_keygen(_args: argparse.Namespace) -> int:
     private, public = new_relay_key()
     print(f"NSL_RELAY_KEY=relay1:{private}")
@@ -458,6 +506,23 @@ def build_parser() -> argparse.ArgumentParser:
     neo_cmd.add_parser(
         "relay-keygen", help="a new relay key pair (NSL_RELAY_KEY, NSL_RELAY_PUBLIC_KEY)"
     ).set_defaults(standalone=_relay_keygen)
+    feeds_cmd = sub.add_parser("feeds", help="price feeds").add_subparsers(
+        dest="action", required=True
+    )
+    create_feed = feeds_cmd.add_parser(
+        "create", help="create a price feed owned by an account (--public: every tenant's)"
+    )
+    create_feed.add_argument("--owner", required=True, metavar="USERNAME")
+    create_feed.add_argument("--pair", required=True, metavar="BASE/QUOTE")
+    create_feed.add_argument("--frequency", type=int, required=True, metavar="SECONDS")
+    create_feed.add_argument("--sources", required=True, metavar="NAME,NAME,…")
+    create_feed.add_argument("--aggregation", default="median")
+    create_feed.add_argument("--deviation", type=Decimal, default=Decimal("0.5"))
+    create_feed.add_argument("--heartbeat", type=int, default=None, metavar="SECONDS")
+    create_feed.add_argument("--min-sources", type=int, default=1)
+    create_feed.add_argument("--public", action="store_true")
+    create_feed.set_defaults(func=_feeds_create)
+    feeds_cmd.add_parser("list", help="every price feed").set_defaults(func=_feeds_list)
     sub.add_parser("config", help="validate the environment and print the settings").set_defaults(
         func=_config
     )

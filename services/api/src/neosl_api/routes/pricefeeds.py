@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Response
 
-from neosl import pricesources
+from neosl import feeds, pricesources
 from neosl.models import PriceFeed, PriceRound
 from neosl.pagination import Page
 from neosl_api import context
@@ -42,8 +42,8 @@ def list_sources() -> list[dict[str, object]]:
 @blp.alt_response(422, description="Invalid fields; errors name the field")
 def create_feed(body: dict[str, Any]) -> PriceFeed:
     """Create a feed; its first round is due at once."""
-    return pricefeeds.create_feed(
-        context.db(), context.settings(), context.current_user().id, pricefeeds.FeedSpec(**body)
+    return feeds.create_feed(
+        context.db(), context.settings(), context.current_user().id, feeds.FeedSpec(**body)
     )
 
 

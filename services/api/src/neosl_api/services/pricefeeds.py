@@ -1,4 +1,4 @@
-"""Price feeds: create and change (validated against the sources' catalog), pause and
+"""Price feeds: change (validated by ``neosl.feeds``, which also creates them), pause and
 resume, and read their history: prices, OHLC buckets, rounds, the latest price.
 
 Public feeds (created by an operator with ``neosl feeds create --public``) can be read by
@@ -8,172 +8,26 @@ every tenant and named by their price triggers; only their owner changes them.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import Select, or_, select, text
 from sqlalchemy.orm import Session
 
-from neosl import pricesources
+from neosl import feeds
 from neosl.config import Settings
 from neosl.errors import Forbidden, InvalidInput, NotFound
 from neosl.models import PriceData, PriceFeed, PriceRound
 from neosl.pagination import Page, paginate
 from neosl.tenancy import id_limit
-from neosl.triggers import CONTRACT_HASH, PAIR
 
-AGGREGATIONS = ("median", "mean", "trimmed_mean", "weighted")
-MAX_FREQUENCY = 86_400
-MAX_HEARTBEAT = 7 * 86_400
-MAX_SOURCES = 16
-MAX_DEVIATION = Decimal(100)
-MAX_WEIGHT = Decimal(1000)
 # OHLC bucket widths.
 INTERVALS = {"1m": 60, "5m": 300, "1h": 3600, "1d": 86_400}
 # OHLC answers at most this many buckets (narrow the time range for more).
 MAX_BUCKETS = 1000
 
 
-@dataclass(frozen=True)
-class FeedSpec:
-    asset_pair: str
-    frequency: int
-    sources: Any
-    aggregation: str = "median"
-    deviation: Decimal = Decimal("0.5")
-    heartbeat: int | None = None
-    min_sources: int = 1
-    target: Any = None
-    public: bool = False
-
-
-def _bad(field: str, message: str) -> InvalidInput:
-    return InvalidInput(f"{field}: {message}", {field: [message]})
-
-
-def _pair(value: object) -> str:
-    if not isinstance(value, str) or not PAIR.match(value.upper()):
-        raise _bad("asset_pair", "BASE/QUOTE such as NEO/USD")
-    return value.upper()
-
-
-def _weight(value: object, field: str) -> Decimal:
-    try:
-        weight = Decimal(str(value)) if not isinstance(value, bool) else None
-    except InvalidOperation:
-        weight = None
-    if weight is None or not weight.is_finite() or not 0 < weight <= MAX_WEIGHT:
-        raise _bad(field, f"a number > 0 and ≤ {MAX_WEIGHT}")
-    return weight
-
-
-def _sources(value: object, pair: str, aggregation: str) -> list[dict[str, str]]:
-    """``[{"name", "weight"}]``: known sources, each serving ``pair``, each once.
-
-    Raises:
-        InvalidInput: naming ``sources`` or ``sources[i]``.
-    """
-    if not isinstance(value, list) or not 0 < len(value) <= MAX_SOURCES:
-        raise _bad("sources", f"a list of 1-{MAX_SOURCES} source names or {{name, weight}}")
-    out: list[dict[str, str]] = []
-    seen: set[str] = set()
-    for i, item in enumerate(value):
-        field = f"sources[{i}]"
-        if isinstance(item, str):
-            name, weight = item, None
-        elif isinstance(item, dict) and set(item) <= {"name", "weight"} and "name" in item:
-            name, weight = item["name"], item.get("weight")
-        else:
-            raise _bad(field, "a source name or {name, weight}")
-        if not isinstance(name, str) or name not in pricesources.NAMES:
-            known = ", ".join(pricesources.NAMES)
-            raise _bad(field, f"unknown source {str(name)[:40]!r} (known: {known})")
-        if name in seen:
-            raise _bad(field, f"{name} is listed twice")
-        seen.add(name)
-        if not pricesources.serves(name, pair):
-            raise _bad(field, f"{name} does not serve {pair} (GET /v1/price-sources)")
-        if aggregation == "weighted":
-            if weight is None:
-                raise _bad(f"{field}.weight", "required by the weighted aggregation")
-            out.append({"name": name, "weight": str(_weight(weight, f"{field}.weight"))})
-        else:
-            if weight is not None:
-                raise _bad(f"{field}.weight", "only the weighted aggregation takes weights")
-            out.append({"name": name})
-    return out
-
-
-def _target(value: object) -> dict[str, str] | None:
-    if value is None:
-        return None
-    if not isinstance(value, dict) or set(value) != {"contract", "method"}:
-        raise _bad("target", "null (the service's PriceFeed contract) or {contract, method}")
-    contract, method = value["contract"], value["method"]
-    if not isinstance(contract, str) or not CONTRACT_HASH.match(contract.lower()):
-        raise _bad("target.contract", "0x followed by 40 hex digits")
-    if not isinstance(method, str) or not 0 < len(method) <= 100:
-        raise _bad("target.method", "the method's name, 1-100 characters")
-    return {"contract": contract.lower(), "method": method}
-
-
-def _validated(settings: Settings, fields: dict[str, Any]) -> dict[str, Any]:
-    """Every field of a feed, checked together (heartbeat against frequency, weights
-    against the aggregation, min_sources against the sources).
-
-    Raises:
-        InvalidInput: naming the field.
-    """
-    pair = _pair(fields["asset_pair"])
-    frequency = fields["frequency"]
-    if not settings.pricefeed_min_frequency <= frequency <= MAX_FREQUENCY:
-        raise _bad(
-            "frequency",
-            f"seconds between rounds, {settings.pricefeed_min_frequency}-{MAX_FREQUENCY}",
-        )
-    aggregation = fields["aggregation"]
-    if aggregation not in AGGREGATIONS:
-        raise _bad("aggregation", f"one of {', '.join(AGGREGATIONS)}")
-    sources = _sources(fields["sources"], pair, aggregation)
-    deviation = fields["deviation"]
-    if not 0 < deviation <= MAX_DEVIATION:
-        raise _bad("deviation", "percent, > 0 and ≤ 100")
-    heartbeat = fields["heartbeat"] if fields["heartbeat"] is not None else max(3600, frequency)
-    if not frequency <= heartbeat <= MAX_HEARTBEAT:
-        raise _bad("heartbeat", f"seconds, at least the frequency ({frequency}), ≤ {MAX_HEARTBEAT}")
-    min_sources = fields["min_sources"]
-    if not 1 <= min_sources <= len(sources):
-        raise _bad("min_sources", f"1 to the number of sources ({len(sources)})")
-    return {
-        "asset_pair": pair,
-        "frequency": frequency,
-        "sources": sources,
-        "aggregation": aggregation,
-        "deviation": deviation,
-        "heartbeat": heartbeat,
-        "min_sources": min_sources,
-        "target": _target(fields["target"]),
-    }
-
-
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def create_feed(session: Session, settings: Settings, user_id: int, spec: FeedSpec) -> PriceFeed:
-    """A new feed, active: its first round is due now.
-
-    Raises:
-        InvalidInput: naming the field.
-    """
-    fields = _validated(settings, spec.__dict__)
-    feed = PriceFeed(
-        user_id=user_id, status="active", public=spec.public, next_round_at=_now(), **fields
-    )
-    session.add(feed)
-    session.commit()
-    return feed
 
 
 def _readable(user_id: int) -> Any:
@@ -186,7 +40,7 @@ def list_feeds(
     """The tenant's feeds and the public ones, newest first."""
     stmt: Select[PriceFeed] = select(PriceFeed).where(_readable(user_id))
     if pair is not None:
-        stmt = stmt.where(PriceFeed.asset_pair == _pair(pair))
+        stmt = stmt.where(PriceFeed.asset_pair == feeds.normal_pair(pair))
     return paginate(session, stmt, PriceFeed.id, limit=limit, cursor=cursor)
 
 
@@ -238,7 +92,7 @@ def update_feed(
     if "aggregation" in changes and "sources" not in changes:
         # Weights come and go with the aggregation: the names stay.
         current["sources"] = [s["name"] for s in stored]
-    fields = _validated(settings, {**current, **changes})
+    fields = feeds.validated(settings, {**current, **changes})
     for name, value in fields.items():
         setattr(feed, name, value)
     session.commit()
@@ -316,7 +170,8 @@ def ohlc(
     """
     get_feed(session, user_id, feed_id)
     if interval not in INTERVALS:
-        raise _bad("interval", f"one of {', '.join(INTERVALS)}")
+        message = f"one of {', '.join(INTERVALS)}"
+        raise InvalidInput(f"interval: {message}", {"interval": [message]})
     width = INTERVALS[interval]
     until = until or _now()
     since = since or until - dt.timedelta(seconds=width * MAX_BUCKETS)
