@@ -227,6 +227,23 @@ def triggers_walkthrough(stack: DevStack, key: str, function_id: int) -> None:
     http("POST", f"{events_url.removesuffix('/events')}/pause", token=key)
 
 
+def prices_walkthrough(stack: DevStack, key: str) -> None:
+    """The dev stack's public demo feeds price from its local markets."""
+    status, listed = http("GET", f"{stack.api}/v1/price-feeds", token=key)
+    assert status == 200, listed
+    public = {f["asset_pair"]: f for f in listed["items"] if f["public"]}
+    assert set(public) == {"NEO/USD", "GAS/USD"}, listed
+    latest_url = f"{stack.api}/v1/price-feeds/{public['NEO/USD']['id']}/latest"
+
+    def priced() -> dict[str, Any] | None:
+        _, latest = http("GET", latest_url, token=key)
+        return latest if latest["price"] is not None else None
+
+    latest = wait_until(priced, "a NEO/USD price", timeout=60)
+    assert latest["round"]["status"] == "priced", latest
+    assert 10 < float(latest["price"]["price"]) < 14
+
+
 def actions_walkthrough(stack: DevStack, env: dict[str, str], key: str) -> None:
     """The README's on-chain walk-through: the signer, a Consumer it owns, a function that
     reads it with neo.call and writes it with neo.invoke through the relay.
@@ -373,6 +390,7 @@ def test_dev_stack_end_to_end(
         gas_walkthrough(stack, cli_env, rotated["api_key"], tmp_path_factory.mktemp("elsewhere"))
         hello = functions_walkthrough(stack, rotated["api_key"])
         triggers_walkthrough(stack, rotated["api_key"], hello)
+        prices_walkthrough(stack, rotated["api_key"])
         actions_walkthrough(stack, cli_env, rotated["api_key"])
 
         stack.ctrl_c(proc)

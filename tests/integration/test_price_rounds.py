@@ -24,11 +24,11 @@ from neosl import jobs, pricesources
 from neosl.config import Settings
 from neosl.dispatch import Dispatcher
 from neosl.models import PriceData, PriceFeed, PriceRound
+from neosl_devstack.markets import MAINTENANCE, RATE_LIMITED, FakeMarkets
 from neosl_pricefeed import rounds
 from neosl_pricefeed.sources.base import new_client
 from tests.factories import make_user
 from tests.integration.test_jobs_after_commit import waiting
-from tests.pricefeed.fakes import MAINTENANCE, RATE_LIMITED, FakeMarkets
 from tests.processes import running
 from tests.waiting import wait_until
 

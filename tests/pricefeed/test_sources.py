@@ -11,6 +11,8 @@ import httpx
 import pytest
 
 from neosl.config import PRICE_SOURCE_URLS
+from neosl_devstack import markets as fakes
+from neosl_devstack.markets import Asked, FakeMarkets
 from neosl_pricefeed.sources import (
     BAD_RESPONSE,
     HTTP_ERROR,
@@ -27,8 +29,6 @@ from neosl_pricefeed.sources import (
     serving,
 )
 from neosl_pricefeed.sources.bitfinex import Bitfinex
-from tests.pricefeed import fakes
-from tests.pricefeed.fakes import Asked, FakeMarkets
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,14 @@ from pathlib import Path
 from honcho.environ import parse_procfile
 from honcho.manager import Manager
 from honcho.printer import Printer
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
-from neosl import migrate
-from neosl.config import ConfigError, load_settings
+from neosl import feeds, migrate, pricesources
+from neosl.config import ConfigError, Settings, load_settings
 from neosl.db import short_lived_engine
+from neosl.models import PriceFeed, User
+from neosl_devstack.markets import DemoMarkets
 from neosl_devstack.servers import ServerError
 from neosl_devstack.stack import Ports, Stack
 
@@ -43,23 +47,68 @@ def _up(args: argparse.Namespace) -> int:
         # A small, non-zero price, so that billing shows in the dev stack.
         env.setdefault("NSL_FUNCTION_BASE_FEE", "0.0001")
         env.setdefault("NSL_FUNCTION_FEE_PER_100MS", "0.00001")
+        # Price sources answer from local demo markets, unless pointed elsewhere.
+        markets = DemoMarkets().__enter__()
+        for name in pricesources.NAMES:
+            env.setdefault(f"NSL_PRICE_SOURCE_{name.upper()}_URL", markets.base_url(name))
         try:
             settings = load_settings(env)
         except ConfigError as exc:
             print(f"neosl-dev: configuration error: {exc}", file=sys.stderr)
+            markets.__exit__()
             return 2
         with short_lived_engine(settings) as engine:
             applied = migrate.upgrade(engine, settings.db_dir)
+            created = demo_feeds(engine, settings)
         print(f"neosl-dev: schema {'applied ' + ', '.join(applied) if applied else 'up to date'}")
+        if created:
+            print(f"neosl-dev: public demo price feeds {', '.join(created)} created")
         manager = Manager(Printer(sys.stdout))
         for name, command in parse_procfile(procfile.read_text()).processes.items():
             manager.add_process(name, command, env=env)
         _print_urls(env, settings.neo_rpc_url)
-        manager.loop()
+        try:
+            manager.loop()
+        finally:
+            markets.__exit__()
         return int(manager.returncode or 0)
     finally:
         stack.stop()
         print("neosl-dev: stopped", flush=True)
+
+
+DEMO_OWNER = "operator"
+DEMO_FEEDS = ("NEO/USD", "GAS/USD")
+
+
+def demo_feeds(engine: Engine, settings: Settings) -> list[str]:
+    """Public NEO/USD and GAS/USD feeds over every source serving them, owned by an account
+    named ``operator`` that cannot log in; created once. Returns the pairs created."""
+    created = []
+    with Session(engine) as session:
+        owner = session.scalar(select(User.id).where(User.username == DEMO_OWNER))
+        if owner is None:
+            # "!" is no argon2 hash: no password logs in to this account.
+            user = User(
+                username=DEMO_OWNER,
+                email="operator@localhost",
+                password_hash="!",  # noqa: S106 (a refusal, not a password)
+            )
+            session.add(user)
+            session.commit()
+            owner = user.id
+        for pair in DEMO_FEEDS:
+            if session.scalar(
+                select(PriceFeed.id).where(PriceFeed.asset_pair == pair, PriceFeed.public)
+            ):
+                continue
+            serving = [n for n in pricesources.NAMES if pricesources.serves(n, pair)]
+            spec = feeds.FeedSpec(
+                asset_pair=pair, frequency=10, sources=serving, min_sources=3, public=True
+            )
+            feeds.create_feed(session, settings, owner, spec)
+            created.append(pair)
+    return created
 
 
 def _print_urls(env: dict[str, str], neo_rpc: str) -> None:
@@ -72,6 +121,7 @@ def _print_urls(env: dict[str, str], neo_rpc: str) -> None:
                 f"  API docs     {api}/docs",
                 f"  Flower       http://127.0.0.1:{env['NSL_FLOWER_PORT']}",
                 f"  Neo N3 RPC   {neo_rpc}",
+                "  Prices       local demo markets; public feeds NEO/USD, GAS/USD every 10 s",
                 "  Ctrl-C stops everything.",
             ]
         ),

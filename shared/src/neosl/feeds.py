@@ -25,6 +25,7 @@ MAX_HEARTBEAT = 7 * 86_400
 MAX_SOURCES = 16
 MAX_DEVIATION = Decimal(100)
 MAX_WEIGHT = Decimal(1000)
+DEFAULT_DEVIATION = Decimal("0.5")
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class FeedSpec:
     frequency: int
     sources: Any
     aggregation: str = "median"
-    deviation: Decimal = Decimal("0.5")
+    deviation: Decimal | None = None
     heartbeat: int | None = None
     min_sources: int = 1
     target: Any = None
@@ -133,7 +134,7 @@ def validated(settings: Settings, fields: dict[str, Any]) -> dict[str, Any]:
     if aggregation not in AGGREGATIONS:
         raise _bad("aggregation", f"one of {', '.join(AGGREGATIONS)}")
     sources = _sources(fields["sources"], pair, aggregation)
-    deviation = fields["deviation"]
+    deviation = fields["deviation"] if fields["deviation"] is not None else DEFAULT_DEVIATION
     if not 0 < deviation <= MAX_DEVIATION:
         raise _bad("deviation", "percent, > 0 and ≤ 100")
     heartbeat = fields["heartbeat"] if fields["heartbeat"] is not None else max(3600, frequency)

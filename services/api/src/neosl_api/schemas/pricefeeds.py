@@ -57,7 +57,8 @@ class FeedCreateSchema(_FeedFields):
     frequency = ma.fields.Integer(required=True)
     sources = ma.fields.Raw(required=True, metadata={"description": _SOURCES_DOC})
     aggregation = ma.fields.String(load_default="median")
-    deviation = ma.fields.Decimal(load_default=Decimal("0.5"))
+    # None: the default (0.5 %); a Decimal default would show as a string in the schema.
+    deviation = ma.fields.Decimal(load_default=None, allow_none=True)
     heartbeat = ma.fields.Integer(load_default=None, allow_none=True)
     min_sources = ma.fields.Integer(load_default=1)
     target = ma.fields.Raw(load_default=None, allow_none=True)

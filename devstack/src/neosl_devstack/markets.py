@@ -1,5 +1,8 @@
 """One local HTTP server that answers like each public market-data API the price feed reads.
 
+Tests and benchmarks point sources at it, since the real APIs cannot be reached from where
+they run; the dev stack serves its public demo feeds from ``DemoMarkets``, whose prices move.
+
 Every API lives under its own path prefix: point a source at ``fake.base_url("binance")``
 and it talks to a fake Binance at ``/binance/api/v3/ticker/price``. The prefix also proves
 that adapters keep a base URL's own path, as they must behind an operator's proxy.
@@ -15,12 +18,16 @@ error shapes included; ``fake.requests`` records what was asked, for checking sy
 from __future__ import annotations
 
 import json
+import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
+
+from neosl_pricefeed.sources import REGISTRY
 
 # Failure modes every fake API knows; each answers in that API's own shape.
 RATE_LIMITED = "rate_limited"
@@ -484,3 +491,44 @@ class FakeMarkets:
         self._release.set()
         self.server.shutdown()
         self.server.server_close()
+
+
+class DemoMarkets(FakeMarkets):
+    """The dev stack's markets: NEO/USD and GAS/USD on every source that serves them, each
+    source a little off the others, all moving in a small random walk every ``every`` s."""
+
+    BASES: ClassVar[dict[str, Decimal]] = {"NEO/USD": Decimal("12.00"), "GAS/USD": Decimal("4.50")}
+
+    def __init__(self, every: float = 2.0) -> None:
+        super().__init__()
+        self.every = every
+        self._stop = threading.Event()
+        self._walker = threading.Thread(target=self._walk, daemon=True)
+        self._random = random.Random(7)
+        self.levels = dict(self.BASES)
+
+    def __enter__(self) -> DemoMarkets:
+        super().__enter__()
+        self._publish()
+        self._walker.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        super().__exit__(*exc)
+
+    def _walk(self) -> None:
+        while not self._stop.wait(self.every):
+            for pair, level in self.levels.items():
+                step = Decimal(self._random.uniform(-0.004, 0.004)).quantize(Decimal("1e-6"))
+                self.levels[pair] = (level * (1 + step)).quantize(Decimal("1e-4"))
+            self._publish()
+
+    def _publish(self) -> None:
+        for i, (name, source) in enumerate(sorted(REGISTRY.items())):
+            for pair, level in self.levels.items():
+                if source.serves(pair):
+                    # Each source a few basis points off the others, as real markets are.
+                    spread = Decimal(i - 4) * Decimal("0.0003")
+                    price = (level * (1 + spread)).quantize(Decimal("1e-4"))
+                    self.set_price(name, source.symbol(pair), str(price))

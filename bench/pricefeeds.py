@@ -1,0 +1,255 @@
+"""Price rounds: one round next to its slowest source; 100 feeds at the minimum frequency.
+
+Two figures, each next to a baseline measured in the same run, against a local server that
+answers like each market-data API (``neosl_devstack.markets``):
+
+1. One round over 8 sources, one of them answering after ``--slow`` seconds: the round's
+   time (every source asked at once, the outlier rule, the aggregation) next to one GET of
+   the slow source alone, alternating, ``--rounds`` times. Goal: the round within the slow
+   source's latency + 50 ms (the timeout caps it).
+2. ``--feeds`` feeds at ``--frequency`` seconds (the minimum allowed here), each over 4 of
+   the sources, run by the Procfile's ``rounds`` line for ``--seconds``: the start lag of
+   every round (started minus scheduled) p50/p99, and the CPU seconds the rounds process and
+   PostgreSQL spent per second, next to the same process idle (no feed due) as the
+   baseline. Goal: start lag p99 ≤ 1 s.
+
+Embedded PostgreSQL and Redis in a temporary folder (no Neo node is needed). Exits 1 only
+when a check fails (a round not priced, a slot run twice), never because of a timing.
+
+    uv run python bench/pricefeeds.py [--slow 0.3] [--rounds 20] [--feeds 100] [--seconds 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from pathlib import Path
+
+from executions import BenchError, CpuMeter, Process, procfile_commands, tree
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+from stats import percentile
+from triggers import postgres_tree
+
+from neosl import migrate, pricesources
+from neosl.config import Settings, load_settings
+from neosl.db import make_engine
+from neosl.models import PriceFeed, PriceRound, User
+from neosl_devstack.markets import FakeMarkets
+from neosl_devstack.stack import Ports, Stack
+from neosl_pricefeed import rounds
+from neosl_pricefeed.sources import REGISTRY
+from neosl_pricefeed.sources.base import new_client
+
+GOAL_EXTRA_MS = 50.0
+GOAL_LAG_P99 = 1.0
+# Every one of them lists BTC/USD (NEO is not on all of them).
+EIGHT = ["binance", "bitfinex", "bybit", "coinbase", "coingecko", "gate", "kraken", "okx"]
+FOUR = ["binance", "okx", "kucoin", "gate"]
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--slow", type=float, default=0.3)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--feeds", type=int, default=100)
+    parser.add_argument("--frequency", type=int, default=1)
+    parser.add_argument("--seconds", type=int, default=30)
+    parser.add_argument("--figures", default="1,2")
+    args = parser.parse_args(argv)
+    if min(args.rounds, args.feeds, args.frequency, args.seconds) < 1 or args.slow <= 0:
+        parser.error("counts and --slow must be positive")
+    return args
+
+
+def list_prices(markets: FakeMarkets) -> None:
+    for name in pricesources.NAMES:
+        source = REGISTRY[name]
+        for pair in ("BTC/USD", "NEO/USD"):
+            if source.serves(pair):
+                markets.set_price(name, source.symbol(pair), "12.34")
+
+
+def figure_round(settings: Settings, markets: FakeMarkets, args: argparse.Namespace) -> None:
+    slow = EIGHT[-1]
+    markets.delay(slow, args.slow)
+    claimed = rounds.Claimed(0, 0, "BTC/USD", [{"name": n} for n in EIGHT], "median", 8, _now())
+    round_ms: list[float] = []
+    alone_ms: list[float] = []
+    url, params = REGISTRY[slow].request("BTC/USD", markets.base_url(slow))
+    with new_client() as client, ThreadPoolExecutor(16) as pool:
+        for i in range(args.rounds + 1):
+            for variant in ("round", "alone") if i % 2 else ("alone", "round"):
+                began = time.perf_counter()
+                if variant == "round":
+                    answers = rounds.ask_all(client, settings, "BTC/USD", EIGHT, pool)
+                    price, reason, _ = rounds.price_round(claimed, answers)
+                    if price is None:
+                        raise BenchError(f"a round was not priced: {reason}")
+                else:
+                    client.get(url, params=params, timeout=10).raise_for_status()
+                took = (time.perf_counter() - began) * 1000
+                if i:  # the first pair warms up
+                    (round_ms if variant == "round" else alone_ms).append(took)
+    markets.delay(slow, 0.0)
+    print(f"8 sources, {slow} answering after {args.slow * 1000:.0f} ms; {args.rounds} rounds")
+    print(f"{'':<30} {'p50 ms':>8} {'p99 ms':>8}")
+    for label, values in (
+        ("slow source alone (one GET)", alone_ms),
+        ("round (8 sources)", round_ms),
+    ):
+        print(f"{label:<30} {percentile(values, 0.5):>8.1f} {percentile(values, 0.99):>8.1f}")
+    extra = statistics.median(round_ms) - statistics.median(alone_ms)
+    verdict = "met" if extra <= GOAL_EXTRA_MS else "NOT met"
+    print(
+        f"round minus slow source (medians): {extra:+.1f} ms (goal ≤ {GOAL_EXTRA_MS:g}: {verdict})"
+    )
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def figure_feeds(
+    env: dict[str, str],
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    servers: Stack,
+    logs: Path,
+    args: argparse.Namespace,
+) -> None:
+    command = procfile_commands()["rounds"]
+    proc = Process("rounds", command, env, logs)
+    try:
+        deadline = time.monotonic() + 60
+        while "price rounds started" not in proc.log_path.read_text(errors="replace"):
+            proc.check_alive()
+            if time.monotonic() > deadline:
+                raise BenchError(f"the rounds process did not start:\n{proc.tail()}")
+            time.sleep(0.1)
+        meter = CpuMeter(
+            {"rounds": lambda: tree(proc.pid), "postgres": lambda: postgres_tree(servers)}
+        )
+        before = meter.snapshot()
+        time.sleep(5)
+        idle = CpuMeter.used(before, meter.snapshot())
+        start = _now().replace(microsecond=0) + dt.timedelta(seconds=2)
+        with sessions() as db:
+            user = User(username="bench", email="bench@example.com", password_hash="x")
+            db.add(user)
+            db.flush()
+            for _ in range(args.feeds):
+                db.add(
+                    PriceFeed(
+                        user_id=user.id,
+                        asset_pair="NEO/USD",
+                        frequency=args.frequency,
+                        sources=[{"name": n} for n in FOUR],
+                        aggregation="median",
+                        min_sources=len(FOUR),
+                        heartbeat=3600,
+                        next_round_at=start,
+                    )
+                )
+            db.commit()
+        while _now() < start:
+            time.sleep(0.05)
+        before = meter.snapshot()
+        time.sleep(args.seconds)
+        busy = CpuMeter.used(before, meter.snapshot())
+        with sessions() as db:
+            db.query(PriceFeed).update({"status": "paused"})
+            db.commit()
+        time.sleep(2)
+        proc.check_alive()
+    finally:
+        proc.stop()
+    with sessions() as db:
+        done = db.execute(
+            select(PriceRound.scheduled_at, PriceRound.started_at, PriceRound.status)
+        ).all()
+        per_slot = db.execute(
+            select(PriceRound.feed_id, PriceRound.scheduled_at, func.count())
+            .group_by(PriceRound.feed_id, PriceRound.scheduled_at)
+            .having(func.count() > 1)
+        ).all()
+    if per_slot:
+        raise BenchError(f"{len(per_slot)} slots ran more than once")
+    failed = [r for r in done if r.status != "priced"]
+    if failed:
+        raise BenchError(f"{len(failed)} of {len(done)} rounds were not priced")
+    lags = [(r.started_at - r.scheduled_at).total_seconds() for r in done]
+    expected = args.feeds * args.seconds / args.frequency
+    print(
+        f"{args.feeds} feeds every {args.frequency} s, 4 sources each, {args.seconds} s: "
+        f"{len(done)} rounds ({len(done) / expected:.0%} of the slots)"
+    )
+    print(
+        f"start lag: p50 {percentile(lags, 0.5):.3f} s, "
+        f"p99 {percentile(lags, 0.99):.3f} s, max {max(lags):.3f} s"
+    )
+    print(f"{'CPU s per s':<16} {'idle':>6} {'busy':>6}")
+    for part in ("rounds", "postgres"):
+        print(f"{part:<16} {idle[part] / 5:>6.3f} {busy[part] / args.seconds:>6.3f}")
+    p99 = percentile(lags, 0.99)
+    print(f"goal start lag p99 ≤ {GOAL_LAG_P99:g} s: {'met' if p99 <= GOAL_LAG_P99 else 'NOT met'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    print(
+        f"slow={args.slow}s rounds={args.rounds} feeds={args.feeds} "
+        f"frequency={args.frequency}s seconds={args.seconds}"
+    )
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="neosl-bench-") as tmp,
+            ExitStack() as stack,
+            FakeMarkets() as markets,
+        ):
+            root = Path(tmp)
+            root.chmod(0o755)
+            env = {
+                k: v
+                for k, v in os.environ.items()
+                if k not in ("DATABASE_URL", "REDIS_URL", "NEO_RPC_URLS")
+            }
+            env["NEO_RPC_URL"] = "http://127.0.0.1:9"  # nothing here talks to a chain
+            servers = Stack(
+                root=root / "stack", ports=Ports.random(), database="neosl_bench", env=env
+            )
+            env.update(servers.start())
+            stack.callback(servers.stop)
+            env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+            env["NSL_PRICEFEED_MIN_FREQUENCY_SECONDS"] = "1"
+            for name in pricesources.NAMES:
+                env[f"NSL_PRICE_SOURCE_{name.upper()}_URL"] = markets.base_url(name)
+            list_prices(markets)
+            settings = load_settings(env)
+            engine = make_engine(settings, pool_size=2)
+            stack.callback(engine.dispose)
+            migrate.upgrade(engine, settings.db_dir)
+            sessions = sessionmaker(bind=engine, expire_on_commit=False)
+            logs = root / "logs"
+            logs.mkdir()
+            if "1" in args.figures:
+                print("\n== 1. one round next to its slowest source")
+                figure_round(settings, markets, args)
+            if "2" in args.figures:
+                print("\n== 2. many feeds at the minimum frequency")
+                figure_feeds(env, settings, sessions, servers, logs, args)
+    except BenchError as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
