@@ -7,8 +7,9 @@ answers like each market-data API (``neosl_devstack.markets``):
    time (every source asked at once, the outlier rule, the aggregation) next to one GET of
    the slow source alone, alternating, ``--rounds`` times. Goal: the round within the slow
    source's latency + 50 ms (the timeout caps it).
-2. ``--feeds`` feeds at ``--frequency`` seconds (the minimum allowed here), each over 4 of
-   the sources, run by the Procfile's ``rounds`` line for ``--seconds``: the start lag of
+2. ``--feeds`` feeds at ``--frequency`` seconds (10, the default minimum), each over 4 of
+   the sources, their slots spread over the period (``--aligned``: all due at the same
+   instant), run by the Procfile's ``rounds`` line for ``--seconds``: the start lag of
    every round (started minus scheduled) p50/p99, and the CPU seconds the rounds process and
    PostgreSQL spent per second, next to the same process idle (no feed due) as the
    baseline. Goal: start lag p99 ≤ 1 s.
@@ -16,7 +17,8 @@ answers like each market-data API (``neosl_devstack.markets``):
 Embedded PostgreSQL and Redis in a temporary folder (no Neo node is needed). Exits 1 only
 when a check fails (a round not priced, a slot run twice), never because of a timing.
 
-    uv run python bench/pricefeeds.py [--slow 0.3] [--rounds 20] [--feeds 100] [--seconds 30]
+    uv run python bench/pricefeeds.py [--slow 0.3] [--rounds 20] [--feeds 100]
+        [--frequency 10] [--seconds 40] [--aligned]
 """
 
 from __future__ import annotations
@@ -60,8 +62,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--slow", type=float, default=0.3)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--feeds", type=int, default=100)
-    parser.add_argument("--frequency", type=int, default=1)
-    parser.add_argument("--seconds", type=int, default=30)
+    parser.add_argument("--frequency", type=int, default=10)
+    parser.add_argument("--seconds", type=int, default=40)
+    parser.add_argument(
+        "--aligned",
+        action="store_true",
+        help="all feeds due at the same instant (default: spread over the period)",
+    )
     parser.add_argument("--figures", default="1,2")
     args = parser.parse_args(argv)
     if min(args.rounds, args.feeds, args.frequency, args.seconds) < 1 or args.slow <= 0:
@@ -145,7 +152,8 @@ def figure_feeds(
             user = User(username="bench", email="bench@example.com", password_hash="x")
             db.add(user)
             db.flush()
-            for _ in range(args.feeds):
+            for i in range(args.feeds):
+                offset = 0.0 if args.aligned else args.frequency * i / args.feeds
                 db.add(
                     PriceFeed(
                         user_id=user.id,
@@ -155,7 +163,7 @@ def figure_feeds(
                         aggregation="median",
                         min_sources=len(FOUR),
                         heartbeat=3600,
-                        next_round_at=start,
+                        next_round_at=start + dt.timedelta(seconds=offset),
                     )
                 )
             db.commit()
@@ -188,7 +196,9 @@ def figure_feeds(
     lags = [(r.started_at - r.scheduled_at).total_seconds() for r in done]
     expected = args.feeds * args.seconds / args.frequency
     print(
-        f"{args.feeds} feeds every {args.frequency} s, 4 sources each, {args.seconds} s: "
+        f"{args.feeds} feeds every {args.frequency} s "
+        f"({'all due at once' if args.aligned else 'spread over the period'}), 4 sources each, "
+        f"{args.seconds} s: "
         f"{len(done)} rounds ({len(done) / expected:.0%} of the slots)"
     )
     print(

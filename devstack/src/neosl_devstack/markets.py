@@ -414,6 +414,12 @@ RESPONDERS: dict[str, Responder] = {
 }
 
 
+class _Server(ThreadingHTTPServer):
+    # The default backlog of 5 drops connections when a round asks ten sources at once,
+    # and the kernel retries a dropped connection only a second later.
+    request_queue_size = 128
+
+
 class FakeMarkets:
     def __init__(self) -> None:
         self.prices: dict[str, dict[str, str]] = {name: {} for name in RESPONDERS}
@@ -460,7 +466,7 @@ class FakeMarkets:
             def log_message(self, *_args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         # Each test starts and stops a server: a short poll interval keeps stopping quick.
         self.thread = threading.Thread(

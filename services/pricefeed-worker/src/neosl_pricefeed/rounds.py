@@ -266,8 +266,11 @@ class Rounds:
     def tick(self) -> float:
         """Start the due rounds (as many as there are free slots); seconds to sleep."""
         free = 0
-        while self.busy.acquire(blocking=False):
-            free += 1
+        # Every slot busy: wait for one to free (a round ending) instead of polling.
+        if self.busy.acquire(timeout=0.5):
+            free = 1
+            while self.busy.acquire(blocking=False):
+                free += 1
         claimed: list[Claimed] = []
         try:
             if free:
