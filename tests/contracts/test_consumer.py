@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,6 @@ from neosl.neo import devnet
 from neosl.neo.addresses import address_to_script_hash, script_hash_to_address
 from neosl.neo.rpc import NeoRpc
 from neosl.neo.transfers import signed_transaction
-from neosl_devstack.stack import Stack
 from tests.cli import run_cli
 
 pytestmark = pytest.mark.neo
@@ -39,19 +38,6 @@ WAIT = 10.0  # seconds; blocks come every 250 ms
 class Committee:
     wallet: Path
     password: str
-
-
-@pytest.fixture(scope="module")
-def committee(stack: Stack) -> Committee:
-    if stack.neo is None:
-        pytest.skip("NEO_RPC_URL names an outside node: its committee wallet is not ours to spend")
-    return Committee(stack.neo.committee_wallet_path, stack.neo.committee_wallet_password)
-
-
-@pytest.fixture(scope="module")
-def rpc(stack: Stack) -> Iterator[NeoRpc]:
-    with NeoRpc([stack.started_env["NEO_RPC_URL"]]) as client:
-        yield client
 
 
 def funded_account(rpc: NeoRpc, committee: Committee) -> Account:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -228,7 +229,17 @@ def triggers_walkthrough(stack: DevStack, key: str, function_id: int) -> None:
 
 
 def prices_walkthrough(stack: DevStack, key: str) -> None:
-    """The dev stack's public demo feeds price from its local markets."""
+    """The dev stack's public demo feeds price from its local markets, and its PriceFeed
+    contract is deployed."""
+    whole_log = (stack.root / "dev.log").read_text(errors="replace")
+    match = re.search(r"PriceFeed contract (0x[0-9a-f]{40})", whole_log)
+    assert match is not None, stack.log()
+    _, state = http(
+        "POST",
+        stack.rpc,
+        {"jsonrpc": "2.0", "id": 1, "method": "getcontractstate", "params": [match.group(1)]},
+    )
+    assert state["result"]["manifest"]["name"] == "PriceFeed", state
     status, listed = http("GET", f"{stack.api}/v1/price-feeds", token=key)
     assert status == 200, listed
     public = {f["asset_pair"]: f for f in listed["items"] if f["public"]}

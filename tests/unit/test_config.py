@@ -155,3 +155,11 @@ def test_each_price_source_url_is_configurable() -> None:
         load_settings(env(NSL_PRICE_SOURCE_OKX_URL="ftp://x"))
     with pytest.raises(KeyError):
         s.price_source_url("nowhere")
+
+
+def test_the_pricefeed_contract_is_a_hash() -> None:
+    assert load_settings(env()).pricefeed_contract is None
+    upper = "0x" + "AB" * 20
+    assert load_settings(env(NSL_PRICEFEED_CONTRACT=upper)).pricefeed_contract == upper.lower()
+    with pytest.raises(ConfigError, match="NSL_PRICEFEED_CONTRACT"):
+        load_settings(env(NSL_PRICEFEED_CONTRACT="0x12"))

@@ -20,11 +20,15 @@ from honcho.printer import Printer
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from neosl import feeds, migrate, pricesources
+from neosl import contracts, feeds, migrate, pricesources
 from neosl.config import ConfigError, Settings, load_settings
 from neosl.db import short_lived_engine
 from neosl.models import PriceFeed, User
+from neosl.neo import devnet
+from neosl.neo.addresses import address_to_script_hash
+from neosl.neo.rpc import NeoRpc
 from neosl_devstack.markets import DemoMarkets
+from neosl_devstack.neo import EmbeddedNeo
 from neosl_devstack.servers import ServerError
 from neosl_devstack.stack import Ports, Stack
 
@@ -57,6 +61,10 @@ def _up(args: argparse.Namespace) -> int:
             print(f"neosl-dev: configuration error: {exc}", file=sys.stderr)
             markets.__exit__()
             return 2
+        if stack.neo is not None and not env.get("NSL_PRICEFEED_CONTRACT"):
+            env["NSL_PRICEFEED_CONTRACT"] = deploy_pricefeed(stack.neo, settings)
+            settings = load_settings(env)
+            print(f"neosl-dev: PriceFeed contract {settings.pricefeed_contract}", flush=True)
         with short_lived_engine(settings) as engine:
             applied = migrate.upgrade(engine, settings.db_dir)
             created = demo_feeds(engine, settings)
@@ -75,6 +83,26 @@ def _up(args: argparse.Namespace) -> int:
     finally:
         stack.stop()
         print("neosl-dev: stopped", flush=True)
+
+
+def deploy_pricefeed(neo: EmbeddedNeo, settings: Settings) -> str:
+    """The dev chain's PriceFeed contract, published to by the hot wallet; deployed on the
+    first start (its hash is the same at every start: same deployer, code and name)."""
+    nef, manifest = contracts.artefact("pricefeed")
+    hot = settings.deposit_address
+    publisher = address_to_script_hash(hot) if hot else None
+    with NeoRpc(settings.neo_rpc_urls) as rpc:
+        try:
+            return devnet.deploy(
+                rpc,
+                neo.committee_wallet_path,
+                neo.committee_wallet_password,
+                nef,
+                manifest,
+                publisher,
+            )
+        except devnet.ContractExists as exc:
+            return exc.contract_hash
 
 
 DEMO_OWNER = "operator"

@@ -124,6 +124,8 @@ class Settings:
     price_source_urls: tuple[tuple[str, str], ...] = tuple(PRICE_SOURCE_URLS.items())
     price_source_timeout_seconds: float = 3.0
     pricefeed_min_frequency: int = 10
+    # The PriceFeed contract rounds are published to ("0x…"); the dev stack deploys its own.
+    pricefeed_contract: str | None = None
 
     @property
     def neo_rpc_url(self) -> str:
@@ -362,6 +364,15 @@ def _price_source_urls(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple(urls)
 
 
+def _contract_hash(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip().lower()
+    if not value:
+        return None
+    if not re.fullmatch(r"0x[0-9a-f]{40}", value):
+        raise ConfigError(f"{name} must be a contract hash: 0x followed by 40 hex digits")
+    return value
+
+
 def _normalise_db_url(value: str) -> str:
     # Operators paste plain libpq URLs; SQLAlchemy needs the driver named.
     for prefix in ("postgres://", "postgresql://"):
@@ -467,6 +478,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         price_source_timeout_seconds=_int(env, "NSL_PRICE_SOURCE_TIMEOUT_MS", 3000, 100, 60_000)
         / 1000,
         pricefeed_min_frequency=_int(env, "NSL_PRICEFEED_MIN_FREQUENCY_SECONDS", 10, 1, 86400),
+        pricefeed_contract=_contract_hash(env, "NSL_PRICEFEED_CONTRACT"),
     )
 
 
