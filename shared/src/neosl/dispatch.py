@@ -121,9 +121,7 @@ class _Sent:
         self.id = id
 
 
-def _publish(
-    app: Celery, name: str, payload: dict[str, Any], queue: str, producer: Any = None
-) -> str:
+def _publish(app: Celery, name: str, payload: dict[str, Any], queue: str) -> str:
     # Our jobs report through the database: no result is stored for them or waited for.
     sent = app.send_task(
         name,
@@ -131,7 +129,6 @@ def _publish(
         queue=queue,
         ignore_result=True,
         result_cls=_Sent,  # type: ignore[arg-type]  # Celery only calls it with the id
-        producer=producer,
     )
     return str(sent.id)
 
@@ -143,7 +140,7 @@ def _after_commit(session: Session) -> None:
         return
     queued: list[_Queued] = session.info.pop(_QUEUED, [])
     if len(queued) == 1:
-        _send_queued(queued[0], None)
+        _send_queued(queued[0])
         return
     # Many jobs (a batch of fired triggers): written to the broker in one round trip.
     by_dispatcher: dict[int, list[_Queued]] = {}
@@ -154,7 +151,7 @@ def _after_commit(session: Session) -> None:
         broker = dispatcher.broker()
         if broker is None:
             for item in items:
-                _send_queued(item, None)
+                _send_queued(item)
             continue
         try:
             pipe = broker.pipeline(transaction=False)
@@ -225,9 +222,9 @@ def task_message(app: Celery, name: str, kwargs: dict[str, Any], queue: str) -> 
     )
 
 
-def _send_queued(item: _Queued, producer: Any) -> None:
+def _send_queued(item: _Queued) -> None:
     try:
-        _publish(item.dispatcher.app, item.job.name, item.payload, item.job.queue, producer)
+        _publish(item.dispatcher.app, item.job.name, item.payload, item.job.queue)
     except Exception:
         # The rows are committed; the job's periodic safety net finds them again.
         item.dispatcher.send_failures += 1

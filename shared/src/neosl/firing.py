@@ -148,8 +148,7 @@ SELECT c.ord, c.trigger_id, c.cause_key, (ev.id IS NOT NULL) AS new,
        CASE WHEN ev.id IS NOT NULL THEN d.status ELSE old.status END AS status,
        CASE WHEN ev.id IS NOT NULL THEN d.execution_id ELSE old.execution_id END
            AS execution_id,
-       CASE WHEN ev.id IS NOT NULL THEN d.reason ELSE old.reason END AS reason,
-       (SELECT count(*) FROM ex) AS executions
+       CASE WHEN ev.id IS NOT NULL THEN d.reason ELSE old.reason END AS reason
 FROM c
 LEFT JOIN d ON d.ord = c.ord
 LEFT JOIN ev ON ev.id = d.event_id

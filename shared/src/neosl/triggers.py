@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -201,19 +200,6 @@ def _blockchain(config: dict[str, Any]) -> dict[str, Any]:
             checked.append({"index": index, "equals": equals})
         out["filters"] = checked
     return out
-
-
-@dataclass(frozen=True)
-class Notification:
-    """One HALT notification of a block, as the follower reads it."""
-
-    block_index: int
-    block_time: int | None  # milliseconds since the epoch, as the node gives it
-    tx_hash: str
-    index: int  # its position among its transaction's notifications
-    contract: str
-    event_name: str
-    state: Any
 
 
 def event_args(state: Any) -> list[JSON] | None:
