@@ -91,12 +91,17 @@ def figure_round(settings: Settings, markets: FakeMarkets, args: argparse.Namesp
     round_ms: list[float] = []
     alone_ms: list[float] = []
     url, params = REGISTRY[slow].request("BTC/USD", markets.base_url(slow))
-    with new_client() as client, ThreadPoolExecutor(16) as pool:
+    with (
+        new_client() as client,
+        rounds.generic_fetcher(settings) as fetcher,
+        ThreadPoolExecutor(16) as pool,
+    ):
+        askers = rounds.Askers(client, fetcher, pool)
         for i in range(args.rounds + 1):
             for variant in ("round", "alone") if i % 2 else ("alone", "round"):
                 began = time.perf_counter()
                 if variant == "round":
-                    answers = rounds.ask_all(client, settings, "BTC/USD", EIGHT, pool)
+                    answers = rounds.ask_all(askers, settings, "BTC/USD", claimed.sources)
                     price, reason, _ = rounds.price_round(claimed, answers)
                     if price is None:
                         raise BenchError(f"a round was not priced: {reason}")

@@ -21,6 +21,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -253,6 +254,36 @@ def prices_walkthrough(stack: DevStack, key: str) -> None:
     latest = wait_until(priced, "a NEO/USD price", timeout=60)
     assert latest["round"]["status"] == "priced", latest
     assert 10 < float(latest["price"]["price"]) < 14
+
+    # The operator's account pays; the first round is published through the relay, and the
+    # contract holds what the API says was published last.
+    def published() -> dict[str, Any] | None:
+        _, latest = http("GET", latest_url, token=key)
+        found: dict[str, Any] | None = latest["published"]
+        return found
+
+    on_record = wait_until(published, "a NEO/USD round published on chain", timeout=90)
+    assert on_record["contract"] == match.group(1)
+    _, answer = http(
+        "POST",
+        stack.rpc,
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "invokefunction",
+            "params": [
+                match.group(1),
+                "get_latest",
+                [{"type": "String", "value": on_record["key"]}],
+            ],
+        },
+    )
+    (stored,) = answer["result"]["stack"]
+    price, _stamp, round_id = (int(item["value"]) for item in stored["value"])
+    # A newer round may have landed since the API was read; never an older one.
+    assert round_id >= on_record["round_id"], (stored, on_record)
+    if round_id == on_record["round_id"]:
+        assert Decimal(price) / 10**8 == Decimal(on_record["price"])
 
 
 def actions_walkthrough(stack: DevStack, env: dict[str, str], key: str) -> None:

@@ -7,23 +7,26 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import itertools
+import json
+import secrets
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from celery import Celery
 from redis import Redis
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from neosl import jobs, pricesources
+from neosl import feeds, jobs, pricesources, secretbox
 from neosl.config import Settings
 from neosl.dispatch import Dispatcher
-from neosl.models import PriceData, PriceFeed, PriceRound
+from neosl.models import PriceData, PriceFeed, PriceRound, Secret
 from neosl_devstack.markets import MAINTENANCE, RATE_LIMITED, FakeMarkets
 from neosl_pricefeed import rounds
 from neosl_pricefeed.sources.base import new_client
@@ -76,8 +79,13 @@ def feed(
 def one_round(sessions: sessionmaker[Session], settings: Settings, producer: Celery) -> PriceRound:
     with sessions() as db:
         (claimed,) = rounds.claim_due(db, dt.datetime.now(dt.UTC), 10)
-    with new_client() as client, ThreadPoolExecutor(8) as pool:
-        rounds.run_round(sessions, settings, Dispatcher(producer), client, pool, claimed)
+    with (
+        new_client() as client,
+        rounds.generic_fetcher(settings) as fetcher,
+        ThreadPoolExecutor(8) as pool,
+    ):
+        askers = rounds.Askers(client, fetcher, pool)
+        rounds.run_round(sessions, settings, Dispatcher(producer), askers, claimed)
     with sessions() as db:
         return db.get_one(PriceRound, claimed.round_id)
 
@@ -232,3 +240,100 @@ def test_the_rounds_process_runs_feeds_on_schedule_with_two_replicas(
     for before, after in itertools.pairwise(done):
         assert before.finished_at is not None
         assert after.started_at >= before.finished_at
+
+
+class _KeyedApi(BaseHTTPRequestHandler):
+    """A keyed price API: the price only for the right key."""
+
+    key = "k-" + secrets.token_hex(8)
+    seen: ClassVar[list[str | None]] = []
+
+    def do_GET(self) -> None:
+        given = self.headers.get("X-Api-Key")
+        self.seen.append(given)
+        ok = given == self.key
+        body = json.dumps({"data": {"price": "12.32"}} if ok else {"error": "bad key"}).encode()
+        self.send_response(200 if ok else 401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def keyed_api() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _KeyedApi)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1/price?asset=NEO"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_generic_source_reads_its_secret_and_goes_through_the_ssrf_guard(
+    sessions: sessionmaker[Session],
+    pointed: Settings,
+    markets: FakeMarkets,
+    producer: Celery,
+    keyed_api: str,
+) -> None:
+    markets.set_price("binance", "NEOUSDT", "12.30")
+    generic = {
+        "url": keyed_api,
+        "json_path": "$.data.price",
+        "headers": {"X-Api-Key": "{{secrets.PRICE_KEY}}"},
+        "name": "keyed",
+    }
+    fields = feeds.validated(
+        pointed,
+        {
+            "asset_pair": "NEO/USD",
+            "frequency": 60,
+            "sources": ["binance", generic],
+            "aggregation": "median",
+            "deviation": None,
+            "heartbeat": None,
+            "min_sources": 1,
+            "target": None,
+        },
+    )
+    with sessions() as db:
+        user = make_user(db)
+        sealed = secretbox.seal(pointed.secrets_keys, user.id, "PRICE_KEY", 1, _KeyedApi.key)
+        db.add(
+            Secret(
+                user_id=user.id,
+                name="PRICE_KEY",
+                value=sealed.value,
+                wrapped_key=sealed.wrapped_key,
+                master_key_id=sealed.master_key_id,
+            )
+        )
+        db.add(PriceFeed(user_id=user.id, next_round_at=dt.datetime.now(dt.UTC), **fields))
+        db.commit()
+
+    # The local API is an internal address: refused unless the operator allows it.
+    guarded = dataclasses.replace(pointed, fetch_allow=())
+    refused = one_round(sessions, guarded, producer)
+    by_source = {r["source"]: r for r in refused.source_data}
+    assert by_source["http:keyed"]["error_kind"] == "unreachable"
+    assert _KeyedApi.key not in json.dumps(refused.source_data)
+    assert refused.price == Decimal("12.30")  # binance alone
+    assert _KeyedApi.seen == []
+
+    allowed = dataclasses.replace(pointed, fetch_allow=("127.0.0.1",))
+    with sessions() as db:
+        db.execute(update(PriceFeed).values(next_round_at=dt.datetime.now(dt.UTC)))
+        db.commit()
+    done = one_round(sessions, allowed, producer)
+    by_source = {r["source"]: r for r in done.source_data}
+    assert by_source["http:keyed"]["price"] == "12.32"
+    assert by_source["http:keyed"]["used"] is True
+    assert done.price == Decimal("12.31")  # the median of 12.30 and 12.32
+    assert _KeyedApi.seen == [_KeyedApi.key]
+    assert _KeyedApi.key not in json.dumps(done.source_data)

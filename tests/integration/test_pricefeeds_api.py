@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from neosl import pricesources
 from neosl.config import PRICE_SOURCE_URLS
-from neosl.models import PriceData, PriceFeed, PriceRound
+from neosl.models import NeoAction, PriceData, PriceFeed, PriceRound
 from tests.cli import run_cli
 from tests.factories import make_user
 from tests.integration.test_api_basics import assert_error
@@ -84,6 +84,23 @@ def test_create_with_defaults(client: FlaskClient) -> None:
         ({"min_sources": 0}, "min_sources"),
         ({"target": {"contract": "0x12", "method": "update"}}, "target.contract"),
         ({"target": {"contract": "0x" + "a" * 40}}, "target"),
+        ({"sources": [{"url": "ftp://prices.example/x", "json_path": "$.p"}]}, "sources[0].url"),
+        (
+            {"sources": [{"url": "https://prices.example/x", "json_path": "p["}]},
+            "sources[0].json_path",
+        ),
+        (
+            {
+                "sources": [
+                    {
+                        "url": "https://prices.example/x",
+                        "json_path": "$.p",
+                        "headers": {"X-Key": "{{secrets.no-such-name}}"},
+                    }
+                ]
+            },
+            "sources[0].headers.X-Key",
+        ),
     ],
 )
 def test_errors_name_the_field(client: FlaskClient, fields: dict[str, Any], field: str) -> None:
@@ -272,3 +289,112 @@ def test_the_operator_creates_public_feeds_from_the_cli(
     assert "no account named 'nobody'" in nobody.stderr
     listed = run_cli(server_env, "feeds", "list")
     assert f"{feed.id}\tNEO/USD\tpublic\tactive" in listed.stdout
+
+
+def test_a_generic_source_and_the_publishing_of_a_feed(client: FlaskClient, db: Session) -> None:
+    h = tenant(client)
+    keyed = {
+        "url": "https://prices.example/v1/neo",
+        "json_path": "$.data[0].price",
+        "headers": {"X-Api-Key": "{{secrets.PRICES_KEY}}"},
+        "name": "mine",
+    }
+    unweighted = create(client, h, sources=[{"name": "binance", "weight": 1}, keyed])
+    assert "sources[0].weight" in assert_error(unweighted, 422, "validation_error")["details"]
+    feed = created(
+        client,
+        h,
+        sources=[{"name": "binance", "weight": 1}, {**keyed, "weight": 3}],
+        aggregation="weighted",
+    )
+    assert feed["sources"][1] == {
+        "name": "http:mine",
+        "url": keyed["url"],
+        "json_path": "$.data[0].price",
+        "headers": {"X-Api-Key": "{{secrets.PRICES_KEY}}"},
+        "weight": "3",
+    }
+    # Back to the median: the weights go, the generic source stays as it was.
+    changed = client.patch(
+        f"/v1/price-feeds/{feed['id']}", json={"aggregation": "median"}, headers=h
+    ).get_json()
+    assert changed["sources"][1] == {k: v for k, v in feed["sources"][1].items() if k != "weight"}
+
+    detail = client.get(f"/v1/price-feeds/{feed['id']}", headers=h).get_json()
+    assert detail["publishing"] == {"last_published": None, "last_attempt": None}
+    user_id = db.scalars(select(PriceFeed.user_id).where(PriceFeed.id == feed["id"])).one()
+    published = PriceRound(
+        feed_id=feed["id"],
+        scheduled_at=T0,
+        started_at=T0,
+        finished_at=T0,
+        status="priced",
+        price=Decimal("12.5"),
+        publication="queued",
+        publication_reason="the feed's first publication",
+    )
+    unpaid = PriceRound(
+        feed_id=feed["id"],
+        scheduled_at=T0 + dt.timedelta(minutes=1),
+        started_at=T0,
+        finished_at=T0 + dt.timedelta(minutes=1),
+        status="priced",
+        price=Decimal("14"),
+        publication="unpaid",
+        publication_reason="insufficient funds: a publication costs about 0.01 GAS",
+    )
+    db.add_all([published, unpaid])
+    db.flush()
+    tx_hash = "0x" + "cd" * 32
+    db.add(
+        NeoAction(
+            user_id=user_id,
+            contract="0x" + "ef" * 20,
+            method="update",
+            args=[
+                f"feed:{feed['id']}",
+                {"$neo": "Integer", "value": "1250000000"},
+                1,
+                published.id,
+            ],
+            status="confirmed",
+            tx_hash=tx_hash,
+            block_index=77,
+            fee_charged=Decimal("0.0123"),
+            price_round_id=published.id,
+            charge_type="pricefeed",
+            as_publisher=True,
+        )
+    )
+    db.flush()
+    detail = client.get(f"/v1/price-feeds/{feed['id']}", headers=h).get_json()
+    assert detail["publishing"]["last_published"] == {
+        "round_id": published.id,
+        "price": "12.50000000",
+        "timestamp": T0.isoformat(),
+        "contract": "0x" + "ef" * 20,
+        "key": f"feed:{feed['id']}",
+        "tx_hash": tx_hash,
+        "block_index": 77,
+    }
+    attempt = detail["publishing"]["last_attempt"]
+    assert (attempt["id"], attempt["publication"], attempt["action"]) == (
+        unpaid.id,
+        "unpaid",
+        None,
+    )
+    assert attempt["publication_reason"].startswith("insufficient funds")
+    last = client.get(f"/v1/price-feeds/{feed['id']}/latest", headers=h).get_json()
+    assert last["published"]["tx_hash"] == tx_hash
+    listed = client.get(f"/v1/price-feeds/{feed['id']}/rounds", headers=h).get_json()["items"]
+    assert [(r["id"], r["publication"]) for r in listed] == [
+        (unpaid.id, "unpaid"),
+        (published.id, "queued"),
+    ]
+    assert listed[1]["action"]["tx_hash"] == tx_hash
+    assert listed[1]["action"]["fee_charged"] == "0.01230000"
+    # The tenant's actions list the publication too.
+    actions = client.get("/v1/neo/actions", headers=h).get_json()["items"]
+    assert [(a["price_round_id"], a["charge_type"]) for a in actions] == [
+        (published.id, "pricefeed")
+    ]

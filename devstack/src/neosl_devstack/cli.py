@@ -8,10 +8,12 @@ foreground with prefixed logs until Ctrl-C or SIGTERM, and stops everything it s
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import shlex
 import sys
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 
 from honcho.environ import parse_procfile
@@ -20,13 +22,15 @@ from honcho.printer import Printer
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from neosl import contracts, feeds, migrate, pricesources
+from neosl import balances, contracts, feeds, migrate, pricesources
 from neosl.config import ConfigError, Settings, load_settings
 from neosl.db import short_lived_engine
-from neosl.models import PriceFeed, User
+from neosl.models import GasAccount, PriceFeed, User
+from neosl.money import from_units
 from neosl.neo import devnet
 from neosl.neo.addresses import address_to_script_hash
 from neosl.neo.rpc import NeoRpc
+from neosl.neo.transfers import gas_transfers
 from neosl_devstack.markets import DemoMarkets
 from neosl_devstack.neo import EmbeddedNeo
 from neosl_devstack.servers import ServerError
@@ -68,6 +72,10 @@ def _up(args: argparse.Namespace) -> int:
         with short_lived_engine(settings) as engine:
             applied = migrate.upgrade(engine, settings.db_dir)
             created = demo_feeds(engine, settings)
+            if stack.neo is not None:
+                funded = fund_operator(stack.neo, engine, settings)
+                if funded:
+                    print(f"neosl-dev: the operator's account holds {funded} GAS", flush=True)
         print(f"neosl-dev: schema {'applied ' + ', '.join(applied) if applied else 'up to date'}")
         if created:
             print(f"neosl-dev: public demo price feeds {', '.join(created)} created")
@@ -137,6 +145,61 @@ def demo_feeds(engine: Engine, settings: Settings) -> list[str]:
             feeds.create_feed(session, settings, owner, spec)
             created.append(pair)
     return created
+
+
+# What the dev stack deposits for the operator once: its public feeds' publications.
+OPERATOR_FUNDS = 1000 * 10**8
+
+
+def fund_operator(neo: EmbeddedNeo, engine: Engine, settings: Settings) -> str | None:
+    """The operator pays for publishing its public feeds like any tenant. On the first start
+    its default account is the dev chain committee's address (proven: the dev stack holds
+    its key), and the committee deposits ``OPERATOR_FUNDS`` to the deposit address, credited
+    at once (the chain follower's cursor may start after that block; crediting is idempotent
+    if it sees the deposit too). Returns the amount credited, or None when nothing was done.
+    """
+    hot = settings.deposit_address
+    if hot is None:
+        return None
+    committee = devnet.committee_account(neo.committee_wallet_path, neo.committee_wallet_password)
+    with Session(engine) as session:
+        owner = session.scalar(select(User.id).where(User.username == DEMO_OWNER))
+        if owner is None or session.scalar(
+            select(GasAccount.id).where(GasAccount.user_id == owner)
+        ):
+            return None
+        session.add(
+            GasAccount(
+                user_id=owner,
+                address=str(committee.address),
+                is_default=True,
+                verified_at=dt.datetime.now(dt.UTC),
+            )
+        )
+        session.commit()
+        with NeoRpc(settings.neo_rpc_urls) as rpc:
+            tx_hash = devnet.fund(
+                rpc, neo.committee_wallet_path, neo.committee_wallet_password, hot, OPERATOR_FUNDS
+            )
+            log = rpc.application_log(tx_hash)
+            height = rpc.transaction_height(tx_hash)
+        # fund() returned once its transaction was in a block.
+        assert log is not None
+        assert height is not None
+        credited = Decimal(0)
+        for transfer in gas_transfers(log):
+            if transfer.to_address == hot:
+                balances.credit_deposit(
+                    session,
+                    tx_hash=transfer.tx_hash,
+                    notification_index=transfer.notification_index,
+                    block_index=height,
+                    from_address=transfer.from_address,
+                    amount=from_units(transfer.amount),
+                )
+                credited += from_units(transfer.amount)
+        session.commit()
+    return str(credited)
 
 
 def _print_urls(env: dict[str, str], neo_rpc: str) -> None:

@@ -1,9 +1,10 @@
 """On-chain actions: contract calls a tenant asks the relay to send.
 
-They come from two places: ``POST /v1/neo/actions`` (a relayer API) and the ``neo.invoke``
-calls of a function's execution that succeeded. Both check the call the same way
-(``check``), store it as a ``queued`` ``neo_actions`` row and send the gas-ledger a
-``RELAY_ACTION`` job once the row is committed. What happens next is the relay's
+They come from three places: ``POST /v1/neo/actions`` (a relayer API), the ``neo.invoke``
+calls of a function's execution that succeeded, and price rounds a feed publishes
+(``neosl_pricefeed.publishing``). All check the call the same way (``check``), store it as
+a ``queued`` ``neo_actions`` row and send the gas-ledger a ``RELAY_ACTION`` job once the row
+is committed. What happens next is the relay's
 (``neosl_gas_ledger.actions``).
 
 Who commits: the caller.
@@ -75,8 +76,15 @@ def queue(
     *,
     execution_id: int | None = None,
     position: int | None = None,
+    price_round_id: int | None = None,
+    as_publisher: bool = False,
 ) -> NeoAction:
-    """Store a queued action; its relay job is sent once the caller commits."""
+    """Store a queued action; its relay job is sent once the caller commits.
+
+    With ``price_round_id`` the action publishes that price round and is charged as
+    ``pricefeed``; ``as_publisher`` has the service's publisher witness it instead of the
+    tenant's signer (the price feed worker's calls of the PriceFeed contract only).
+    """
     action = NeoAction(
         user_id=user_id,
         execution_id=execution_id,
@@ -85,6 +93,9 @@ def queue(
         method=call.method,
         args=call.args,
         status="queued",
+        price_round_id=price_round_id,
+        charge_type="function" if price_round_id is None else "pricefeed",
+        as_publisher=as_publisher,
     )
     session.add(action)
     session.flush()

@@ -126,6 +126,8 @@ class Settings:
     pricefeed_min_frequency: int = 10
     # The PriceFeed contract rounds are published to ("0x…"); the dev stack deploys its own.
     pricefeed_contract: str | None = None
+    # Charged per publication on top of its chain fees, GAS.
+    pricefeed_service_fee: Decimal = Decimal(0)
 
     @property
     def neo_rpc_url(self) -> str:
@@ -479,6 +481,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         / 1000,
         pricefeed_min_frequency=_int(env, "NSL_PRICEFEED_MIN_FREQUENCY_SECONDS", 10, 1, 86400),
         pricefeed_contract=_contract_hash(env, "NSL_PRICEFEED_CONTRACT"),
+        pricefeed_service_fee=_fee(env, "NSL_PRICEFEED_SERVICE_FEE"),
     )
 
 

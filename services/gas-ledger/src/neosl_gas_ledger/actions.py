@@ -4,11 +4,14 @@ An action (``neo_actions``) is a contract call a tenant asked for, from a functi
 ``neo.invoke`` or ``POST /v1/neo/actions``. Relaying it:
 
 1. ``relay``: under the action's row lock, build the transaction (``neosl.neo.invocations``:
-   the hot wallet pays, the tenant's signer witnesses). A test invocation that does not HALT
-   fails the action with the VM's exception: nothing is sent or charged. Fees over
+   the hot wallet pays, the tenant's signer witnesses; a price round published to the
+   service's PriceFeed contract is witnessed by the hot wallet as its publisher). A test
+   invocation that does not HALT fails the action with the VM's exception: nothing is sent
+   or charged. Fees over
    ``NSL_ACTION_MAX_FEE`` fail it too. Otherwise the most it can cost (system fee + network
    fee + the service fee) is held from the tenant's balance (``balances.hold``, type
-   ``function``, reference ``action:<id>``); without the funds the action fails with
+   ``function``, or ``pricefeed`` for a price round's publication, reference
+   ``action:<id>``); without the funds the action fails with
    "insufficient funds" and nothing is sent. The signed bytes go on the held charge's row,
    committed before they are sent; from there the relay machinery (``relay``) takes over.
 2. ``reconcile``: settles pending actions from the chain. HALT → ``confirmed``, FAULT →
@@ -35,6 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from neosl import balances, signers
 from neosl.config import ConfigError, Settings
 from neosl.models import NeoAction, Transaction
+from neosl.models.gas import CHARGE_TYPES
 from neosl.money import from_units
 from neosl.neo import params
 from neosl.neo.invocations import InvocationWouldFail, build_invocation, call_script
@@ -90,8 +94,17 @@ def _sign(
     """Build, price, hold and store; the caller commits when this answers "signed"."""
     assert settings.relay_key is not None
     try:
-        signer = signers.get_or_create(session, action.user_id, settings.relay_key.public)
-        account = signers.open_signer(signer, settings.relay_key)
+        account = None
+        if action.as_publisher:
+            # The service's own publication: the hot wallet alone signs, and only a call of
+            # the configured PriceFeed contract's update.
+            if (action.contract, action.method) != (settings.pricefeed_contract, "update"):
+                return _fail_now(
+                    session, action, "only the PriceFeed contract's update is published as such"
+                )
+        else:
+            signer = signers.get_or_create(session, action.user_id, settings.relay_key.public)
+            account = signers.open_signer(signer, settings.relay_key)
         script = call_script(
             action.contract, action.method, params.to_python(params.parse_args(action.args))
         )
@@ -118,9 +131,13 @@ def _sign(
             f"the transaction would cost {fees} GAS in fees, more than the cap of "
             f"{settings.action_max_fee} GAS per action",
         )
-    service_fee = settings.action_service_fee
+    service_fee = (
+        settings.pricefeed_service_fee
+        if action.charge_type == "pricefeed"
+        else settings.action_service_fee
+    )
     held = balances.hold(
-        session, action.user_id, "function", fees + service_fee, charge_reference(action.id)
+        session, action.user_id, action.charge_type, fees + service_fee, charge_reference(action.id)
     )
     if held.status in (balances.ChargeStatus.INSUFFICIENT_FUNDS, balances.ChargeStatus.NO_ACCOUNT):
         return _fail_now(
@@ -198,7 +215,7 @@ def _reconcile(
                 Transaction.failure_reason,
             )
             .join(NeoAction, NeoAction.transaction_id == Transaction.id)
-            .where(Transaction.type == "function", Transaction.status == "pending")
+            .where(Transaction.type.in_(CHARGE_TYPES), Transaction.status == "pending")
             .order_by(Transaction.id)
         ).all()
     for action_id in queued:

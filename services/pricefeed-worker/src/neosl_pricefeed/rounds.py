@@ -9,12 +9,14 @@ no worker ran are not run late (the next slot is the first one after now). A fee
 round is still running is not claimed again, so two rounds of one feed never overlap; a
 round left running by a dead worker is failed after ``ABANDONED_AFTER``.
 
-A round asks every source at once, each within ``NSL_PRICE_SOURCE_TIMEOUT_MS``, drops the
+A round asks every source at once, each within ``NSL_PRICE_SOURCE_TIMEOUT_MS`` (a tenant's
+generic ``{url, json_path, headers}`` source through the SSRF guard, with its secrets), drops the
 failures and the outliers (``aggregate.reject_outliers``), and prices the feed if at least
 ``min_sources`` are left; else the round fails with the reasons. Either way the round keeps
 what every source answered (value, latency, error or why it was rejected). A priced round
-stores ``price_data`` and asks the trigger-scheduler to evaluate the feed's price triggers.
-Rounds are not charged.
+stores ``price_data``, asks the trigger-scheduler to evaluate the feed's price triggers and,
+when it is due, queues its publication on chain (``publishing``). Rounds are not charged;
+publications are.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import datetime as dt
 import logging
 import sys
 import threading
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
@@ -34,14 +37,16 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from neosl import jobs
+from neosl import feeds, jobs
 from neosl.config import Settings
 from neosl.dispatch import Dispatcher
 from neosl.models import PriceData, PriceFeed, PriceRound
+from neosl.netguard import Fetcher
+from neosl.secretbox import SecretUnreadable, granted_secrets
 from neosl.worker_main import run_loop
-from neosl_pricefeed import aggregate
+from neosl_pricefeed import aggregate, generic, publishing
 from neosl_pricefeed.sources import REGISTRY
-from neosl_pricefeed.sources.base import SourceError, fetch, new_client
+from neosl_pricefeed.sources.base import BAD_RESPONSE, SourceError, fetch, new_client
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +59,11 @@ class Claimed:
     round_id: int
     feed_id: int
     pair: str
-    sources: list[dict[str, str]]
+    sources: list[dict[str, Any]]
     aggregation: str
     min_sources: int
     scheduled_at: dt.datetime
+    user_id: int = 0
 
 
 def claim_due(session: Session, now: dt.datetime, limit: int) -> list[Claimed]:
@@ -101,6 +107,7 @@ def claim_due(session: Session, now: dt.datetime, limit: int) -> list[Claimed]:
                     feed.aggregation,
                     feed.min_sources,
                     current,
+                    feed.user_id,
                 )
             )
     session.commit()
@@ -116,26 +123,70 @@ class Answer:
     kind: str | None = None
 
 
-def ask_all(
-    client: httpx.Client, settings: Settings, pair: str, names: list[str], pool: ThreadPoolExecutor
-) -> list[Answer]:
-    """Every source's answer for ``pair``, asked at once; failures are answers too."""
+@dataclass(frozen=True)
+class Askers:
+    """What a round asks its sources with: the named sources' client, and the fetcher behind
+    the SSRF guard that generic sources (URLs a tenant chose) go through."""
 
-    def ask(name: str) -> Answer:
-        source = REGISTRY[name]
+    client: httpx.Client
+    fetcher: Fetcher
+    pool: ThreadPoolExecutor
+
+
+def generic_fetcher(settings: Settings) -> Fetcher:
+    """The guarded fetcher of generic sources: the per-source timeout, and no redirects (a
+    redirect to another origin would carry the tenant's secret headers along)."""
+    return Fetcher(
+        allow=settings.fetch_allow,
+        timeout=settings.price_source_timeout_seconds,
+        max_redirects=0,
+    )
+
+
+def ask_all(
+    askers: Askers,
+    settings: Settings,
+    pair: str,
+    sources: list[dict[str, Any]],
+    secrets: Mapping[str, str] | None = None,
+) -> list[Answer]:
+    """Every source's answer for ``pair``, asked at once; failures are answers too.
+    ``secrets``: the tenant's secrets its generic sources' headers name."""
+
+    def ask(spec: dict[str, Any]) -> Answer:
+        name = spec["name"]
         try:
-            quote = fetch(
-                client,
-                source,
-                pair,
-                settings.price_source_url(name),
-                settings.price_source_timeout_seconds,
-            )
+            if feeds.is_generic(spec):
+                quote = generic.ask(askers.fetcher, spec, pair, secrets or {})
+            else:
+                quote = fetch(
+                    askers.client,
+                    REGISTRY[name],
+                    pair,
+                    settings.price_source_url(name),
+                    settings.price_source_timeout_seconds,
+                )
         except SourceError as exc:
             return Answer(name, None, None, exc.message, exc.kind)
         return Answer(name, quote.price, quote.latency_ms)
 
-    return list(pool.map(ask, names))
+    known = [s for s in sources if feeds.is_generic(s) or s["name"] in REGISTRY]
+    return list(askers.pool.map(ask, known))
+
+
+def tenant_secrets(
+    session: Session, settings: Settings, user_id: int, sources: list[dict[str, Any]]
+) -> tuple[dict[str, str], str | None]:
+    """The secrets the feed's generic sources name, and an error when they cannot be read
+    (those sources then fail; the error names no value)."""
+    names = set().union(*(feeds.secret_names(s) for s in sources if feeds.is_generic(s)))
+    if not names:
+        return {}, None
+    try:
+        return granted_secrets(session, settings.secrets_keys, user_id, names), None
+    except SecretUnreadable as exc:
+        log.error("price feed secrets of user %d: %s", user_id, exc)
+        return {}, "the tenant's secrets cannot be read"
 
 
 def price_round(
@@ -180,17 +231,20 @@ def price_round(
 
 def finish(
     session: Session,
+    settings: Settings,
     dispatcher: Dispatcher,
     claimed: Claimed,
     price: Decimal | None,
     reason: str | None,
     source_data: list[dict[str, Any]],
 ) -> None:
-    """Store the round's outcome (and its price); commits."""
+    """Store the round's outcome (its price, whether it is published); commits."""
     now = dt.datetime.now(dt.UTC)
     price_data_id = None
+    publication: publishing.Decision | None = None
     used = sum(1 for r in source_data if r["used"])
-    if price is not None:
+    feed = session.get(PriceFeed, claimed.feed_id)
+    if price is not None and feed is not None:
         row = PriceData(
             feed_id=claimed.feed_id,
             timestamp=now,
@@ -202,6 +256,9 @@ def finish(
         session.flush()
         price_data_id = row.id
         dispatcher.send_after_commit(session, jobs.EVALUATE_PRICE_TRIGGERS, feed_id=claimed.feed_id)
+        publication = publishing.decide(
+            session, settings, dispatcher, feed, claimed.round_id, price, now
+        )
     session.execute(
         update(PriceRound)
         .where(PriceRound.id == claimed.round_id)
@@ -213,6 +270,8 @@ def finish(
             source_data=source_data,
             price_data_id=price_data_id,
             finished_at=now,
+            publication=publication.publication if publication else None,
+            publication_reason=publication.reason if publication else None,
         )
     )
     session.commit()
@@ -222,18 +281,30 @@ def run_round(
     sessions: sessionmaker[Session],
     settings: Settings,
     dispatcher: Dispatcher,
-    client: httpx.Client,
-    pool: ThreadPoolExecutor,
+    askers: Askers,
     claimed: Claimed,
 ) -> None:
-    names = [s["name"] for s in claimed.sources if s["name"] in REGISTRY]
-    answers = ask_all(client, settings, claimed.pair, names, pool)
+    secrets: dict[str, str] = {}
+    unreadable = None
+    if any(feeds.is_generic(s) for s in claimed.sources):
+        with sessions() as session:
+            secrets, unreadable = tenant_secrets(
+                session, settings, claimed.user_id, claimed.sources
+            )
+    answers = ask_all(askers, settings, claimed.pair, claimed.sources, secrets)
+    if unreadable is not None:
+        answers = [
+            Answer(a.source, None, None, f"{a.source}: {unreadable}", BAD_RESPONSE)
+            if a.source.startswith(feeds.GENERIC_PREFIX) and a.price is None
+            else a
+            for a in answers
+        ]
     try:
         price, reason, source_data = price_round(claimed, answers)
     except aggregate.AggregationError as exc:
         price, reason, source_data = None, f"cannot aggregate: {exc}", []
     with sessions() as session:
-        finish(session, dispatcher, claimed, price, reason, source_data)
+        finish(session, settings, dispatcher, claimed, price, reason, source_data)
 
 
 def earliest(session: Session) -> dt.datetime | None:
@@ -259,8 +330,11 @@ class Rounds:
         self.stop = threading.Event()
         self.parallel = parallel
         self.rounds = ThreadPoolExecutor(parallel, thread_name_prefix="round")
-        self.requests = ThreadPoolExecutor(parallel * 4, thread_name_prefix="source")
-        self.client = new_client()
+        self.askers = Askers(
+            new_client(),
+            generic_fetcher(settings),
+            ThreadPoolExecutor(parallel * 4, thread_name_prefix="source"),
+        )
         self.busy = threading.Semaphore(parallel)
 
     def tick(self) -> float:
@@ -290,9 +364,7 @@ class Rounds:
 
     def _run(self, claimed: Claimed) -> None:
         try:
-            run_round(
-                self.sessions, self.settings, self.dispatcher, self.client, self.requests, claimed
-            )
+            run_round(self.sessions, self.settings, self.dispatcher, self.askers, claimed)
         except Exception:
             log.exception("price round %d of feed %d failed", claimed.round_id, claimed.feed_id)
             self._fail(claimed)
@@ -326,8 +398,9 @@ class Rounds:
                 wait = 1.0
             self.stop.wait(wait)
         self.rounds.shutdown(wait=True)
-        self.requests.shutdown(wait=True)
-        self.client.close()
+        self.askers.pool.shutdown(wait=True)
+        self.askers.client.close()
+        self.askers.fetcher.close()
         log.info("price rounds stopped")
 
 

@@ -126,7 +126,7 @@ class Transaction(Base):
         Index(
             "idx_transactions_pending_charges",
             "id",
-            postgresql_where=text("type = 'function' AND status = 'pending'"),
+            postgresql_where=text("type IN ('function', 'pricefeed') AND status = 'pending'"),
         ),
     )
 

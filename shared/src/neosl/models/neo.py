@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
@@ -66,11 +67,32 @@ class NeoAction(Base):
     created_at: Mapped[Timestamp]
     updated_at: Mapped[UpdatedAt]
     settled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # The price round this action publishes; None for a tenant's own calls.
+    price_round_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("price_rounds.id", ondelete="SET NULL")
+    )
+    # The ledger type of its charge: "function" or "pricefeed".
+    charge_type: Mapped[str] = mapped_column(String(20), server_default=text("'function'"))
+    # Witnessed by the service's publisher (the hot wallet), not the tenant's signer.
+    as_publisher: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
 
     __table_args__ = (
         CheckConstraint(
             "status IN ('queued', 'pending', 'confirmed', 'failed')",
             name="neo_actions_status_known",
+        ),
+        CheckConstraint(
+            "charge_type IN ('function', 'pricefeed')", name="neo_actions_charge_type_known"
+        ),
+        CheckConstraint(
+            "NOT as_publisher OR price_round_id IS NOT NULL",
+            name="neo_actions_publisher_publishes",
+        ),
+        Index(
+            "uq_neo_actions_price_round",
+            "price_round_id",
+            unique=True,
+            postgresql_where=text("price_round_id IS NOT NULL"),
         ),
         CheckConstraint("contract ~ '^0x[0-9a-f]{40}$'", name="neo_actions_contract_format"),
         Index("idx_neo_actions_user_id_id", "user_id", "id"),

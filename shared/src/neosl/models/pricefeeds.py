@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     BigInteger,
@@ -19,9 +19,12 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from neosl.models.base import Base, Timestamp, UpdatedAt
+
+if TYPE_CHECKING:
+    from neosl.models.neo import NeoAction
 
 
 class PriceFeed(Base):
@@ -75,6 +78,9 @@ class PriceData(Base):
     __table_args__ = (Index("idx_price_data_feed_id_timestamp", "feed_id", "timestamp"),)
 
 
+PUBLICATIONS = ("not_due", "queued", "skipped", "unpaid")
+
+
 class PriceRound(Base):
     """One round of a feed, priced or not, with what every source answered."""
 
@@ -93,10 +99,19 @@ class PriceRound(Base):
     price_data_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("price_data.id", ondelete="SET NULL")
     )
+    # What the round did about publishing (PUBLICATIONS; None without a price), and why.
+    publication: Mapped[str | None] = mapped_column(String(20))
+    publication_reason: Mapped[str | None] = mapped_column(Text)
+    # The on-chain action publishing it (publication "queued"); read-only from here.
+    action: Mapped[NeoAction | None] = relationship(viewonly=True, lazy="raise")
 
     __table_args__ = (
         CheckConstraint(
             "status IN ('running', 'priced', 'failed')", name="price_rounds_status_known"
+        ),
+        CheckConstraint(
+            "publication IN ('not_due', 'queued', 'skipped', 'unpaid')",
+            name="price_rounds_publication_known",
         ),
         UniqueConstraint("feed_id", "scheduled_at"),
         Index("idx_price_rounds_feed_id_id", "feed_id", "id"),

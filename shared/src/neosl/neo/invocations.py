@@ -10,7 +10,13 @@ A relayed transaction has two signers:
    in contracts that contract calls in turn (a wider scope would let any contract the call
    reaches act as the tenant).
 
-The tenant's signer never needs GAS of its own. Building test-invokes the script with both
+The tenant's signer never needs GAS of its own.
+
+One kind of call has no tenant signer: a price round published to the service's own
+PriceFeed contract, whose publisher is the hot wallet. There the hot wallet is the only
+signer, with ``CalledByEntry`` (``signer=None``), so ``CheckWitness(publisher)`` passes in the
+PriceFeed contract the script calls. Only scripts the service builds itself are signed that
+way, never a tenant's call. Building test-invokes the script with both
 signers first: anything but HALT raises ``InvocationWouldFail`` with the VM's exception, and
 nothing is signed. The system fee is what the test invocation consumed; the network fee is
 priced by the node from witnesses of the right shape (sign, price, sign again).
@@ -53,24 +59,36 @@ def call_script(contract: str, method: str, args: Sequence[object]) -> bytes:
 def build_invocation(
     rpc: NeoRpc,
     payer: Account,
-    signer: Account,
+    signer: Account | None,
     script: bytes,
     *,
     valid_for_blocks: int,
 ) -> SignedTransfer:
-    """Test-invoke, price and sign ``script`` paid by ``payer`` and witnessed by ``signer``.
+    """Test-invoke, price and sign ``script`` paid by ``payer`` and witnessed by ``signer``
+    (``None``: by the payer itself, for the service's own calls; see the module docstring).
 
     Raises:
         InvocationWouldFail: the test invocation did not HALT (FAULT: its exception).
         RpcError, RpcUnavailable: from the node.
     """
     payer_hash = address_to_script_hash(str(payer.address))
-    signer_hash = address_to_script_hash(str(signer.address))
+    accounts = [payer] if signer is None else [payer, signer]
+    signers = (
+        [Signer(payer_hash, WitnessScope.CALLED_BY_ENTRY)]
+        if signer is None
+        else [
+            Signer(payer_hash, WitnessScope.NONE),
+            Signer(address_to_script_hash(str(signer.address)), WitnessScope.CALLED_BY_ENTRY),
+        ]
+    )
     test = rpc.invoke_script(
         script,
         [
-            {"account": f"0x{payer_hash}", "scopes": "None"},
-            {"account": f"0x{signer_hash}", "scopes": "CalledByEntry"},
+            {
+                "account": f"0x{s.account}",
+                "scopes": "CalledByEntry" if s.scope == WitnessScope.CALLED_BY_ENTRY else "None",
+            }
+            for s in signers
         ],
     )
     if test.get("state") != "HALT":
@@ -81,8 +99,8 @@ def build_invocation(
 
     def sign(tx: Transaction, magic: int) -> None:
         # Witnesses in the order of the signers.
-        payer.sign_tx(tx, magic)
-        signer.sign_tx(tx, magic)
+        for account in accounts:
+            account.sign_tx(tx, magic)
 
     tx = signed_transaction(
         rpc,
@@ -91,9 +109,6 @@ def build_invocation(
         script,
         system_fee=max(int(test["gasconsumed"]), 1),
         valid_for_blocks=valid_for_blocks,
-        signers=[
-            Signer(payer_hash, WitnessScope.NONE),
-            Signer(signer_hash, WitnessScope.CALLED_BY_ENTRY),
-        ],
+        signers=signers,
     )
     return SignedTransfer.of(tx)

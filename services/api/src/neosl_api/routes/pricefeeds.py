@@ -14,6 +14,7 @@ from neosl_api.blueprint import Blueprint
 from neosl_api.schemas.common import PageArgsSchema, page_of
 from neosl_api.schemas.pricefeeds import (
     FeedCreateSchema,
+    FeedDetailSchema,
     FeedFilterSchema,
     FeedSchema,
     FeedUpdateSchema,
@@ -58,10 +59,11 @@ def list_feeds(args: dict[str, Any]) -> Page[PriceFeed]:
 
 
 @blp.route("/price-feeds/<int:feed_id>", methods=["GET"])
-@blp.response(200, FeedSchema)
-def get_feed(feed_id: int) -> PriceFeed:
-    """One of your feeds, or a public one."""
-    return pricefeeds.get_feed(context.db(), context.current_user().id, feed_id)
+@blp.response(200, FeedDetailSchema)
+def get_feed(feed_id: int) -> dict[str, Any]:
+    """One of your feeds, or a public one, with its publishing: the last round on chain,
+    and the newest round due to publish with what came of it (why it was not published)."""
+    return pricefeeds.feed_detail(context.db(), context.current_user().id, feed_id)
 
 
 @blp.route("/price-feeds/<int:feed_id>", methods=["PATCH"])
@@ -130,5 +132,6 @@ def list_rounds(args: dict[str, Any], feed_id: int) -> Page[PriceRound]:
 @blp.route("/price-feeds/<int:feed_id>/latest", methods=["GET"])
 @blp.response(200, LatestSchema)
 def latest(feed_id: int) -> dict[str, Any]:
-    """The newest price and the newest round."""
+    """The newest price, the newest round, and the last round published on chain (with
+    its transaction)."""
     return pricefeeds.latest(context.db(), context.current_user().id, feed_id)

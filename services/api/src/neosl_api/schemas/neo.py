@@ -36,6 +36,10 @@ class ActionSchema(ma.Schema):
     id = ma.fields.Integer(required=True)
     execution_id = ma.fields.Integer(allow_none=True)
     position = ma.fields.Integer(allow_none=True)
+    price_round_id = ma.fields.Integer(
+        allow_none=True, metadata={"description": "the price feed round it publishes"}
+    )
+    charge_type = ma.fields.String(required=True, metadata={"enum": ["function", "pricefeed"]})
     contract = ma.fields.String(required=True)
     method = ma.fields.String(required=True)
     args = ma.fields.Raw(required=True)

@@ -116,22 +116,81 @@ class OhlcSchema(ma.Schema):
     rounds = ma.fields.Integer(required=True)
 
 
-class RoundSchema(ma.Schema):
+class PublicationActionSchema(ma.Schema):
+    """The on-chain action publishing a round (also listed by ``GET /v1/neo/actions``)."""
+
     id = ma.fields.Integer(required=True)
+    status = ma.fields.String(
+        required=True, metadata={"enum": ["queued", "pending", "confirmed", "failed"]}
+    )
+    contract = ma.fields.String(required=True)
+    method = ma.fields.String(required=True)
+    tx_hash = ma.fields.String(allow_none=True)
+    block_index = ma.fields.Integer(allow_none=True)
+    fee_charged = ma.fields.Decimal(as_string=True, allow_none=True)
+    failure_reason = ma.fields.String(allow_none=True)
+
+
+class AttemptSchema(ma.Schema):
+    """A priced round and what it did about publishing."""
+
+    id = ma.fields.Integer(required=True)
+    finished_at = ma.fields.DateTime(allow_none=True)
+    price = Price(allow_none=True)
+    publication = ma.fields.String(
+        allow_none=True,
+        metadata={
+            "enum": ["not_due", "queued", "skipped", "unpaid", None],
+            "description": "What the priced round did about publishing: not_due (within the "
+            "deviation, heartbeat not reached), queued (see action), skipped (an earlier "
+            "publication in flight, or nowhere to publish), unpaid (the balance cannot pay).",
+        },
+    )
+    publication_reason = ma.fields.String(allow_none=True)
+    action = ma.fields.Nested(PublicationActionSchema, allow_none=True)
+
+
+class RoundSchema(AttemptSchema):
     scheduled_at = ma.fields.DateTime(required=True)
     started_at = ma.fields.DateTime(required=True)
-    finished_at = ma.fields.DateTime(allow_none=True)
     status = ma.fields.String(required=True, metadata={"enum": ["running", "priced", "failed"]})
     reason = ma.fields.String(allow_none=True)
-    price = Price(allow_none=True)
     sources_used = ma.fields.Integer(allow_none=True)
     source_data = ma.fields.Raw(required=True)
+
+
+class PublishedSchema(ma.Schema):
+    """The feed's last round on chain: its transaction HALTed."""
+
+    round_id = ma.fields.Integer(required=True)
+    price = Price(required=True)
+    timestamp = ma.fields.DateTime(required=True, metadata={"description": "the price's time"})
+    contract = ma.fields.String(required=True)
+    key = ma.fields.String(
+        allow_none=True, metadata={"description": "the key in the PriceFeed contract"}
+    )
+    tx_hash = ma.fields.String(required=True)
+    block_index = ma.fields.Integer(allow_none=True)
+
+
+class PublishingSchema(ma.Schema):
+    last_published = ma.fields.Nested(PublishedSchema, allow_none=True)
+    last_attempt = ma.fields.Nested(
+        AttemptSchema,
+        allow_none=True,
+        metadata={"description": "the newest round that was due to publish, and what came of it"},
+    )
+
+
+class FeedDetailSchema(FeedSchema):
+    publishing = ma.fields.Nested(PublishingSchema, required=True)
 
 
 class LatestSchema(ma.Schema):
     feed_id = ma.fields.Integer(required=True)
     price = ma.fields.Nested(PriceDataSchema, allow_none=True)
     round = ma.fields.Nested(RoundSchema, allow_none=True)
+    published = ma.fields.Nested(PublishedSchema, allow_none=True)
 
 
 class SourceSchema(ma.Schema):

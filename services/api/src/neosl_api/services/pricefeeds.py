@@ -10,13 +10,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Select, or_, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, inspect, or_, select, text
+from sqlalchemy.orm import Session, selectinload
 
 from neosl import feeds
 from neosl.config import Settings
 from neosl.errors import Forbidden, InvalidInput, NotFound
-from neosl.models import PriceData, PriceFeed, PriceRound
+from neosl.models import NeoAction, PriceData, PriceFeed, PriceRound
 from neosl.pagination import Page, paginate
 from neosl.tenancy import id_limit
 
@@ -78,7 +78,7 @@ def update_feed(
         InvalidInput: naming the field.
     """
     feed = _own(session, user_id, feed_id)
-    stored: list[dict[str, str]] = list(feed.sources)
+    stored: list[dict[str, Any]] = list(feed.sources)
     current: dict[str, Any] = {
         "asset_pair": feed.asset_pair,
         "frequency": feed.frequency,
@@ -90,8 +90,8 @@ def update_feed(
         "target": feed.target,
     }
     if "aggregation" in changes and "sources" not in changes:
-        # Weights come and go with the aggregation: the names stay.
-        current["sources"] = [s["name"] for s in stored]
+        # Weights come and go with the aggregation: the sources stay.
+        current["sources"] = [{k: v for k, v in s.items() if k != "weight"} for s in stored]
     fields = feeds.validated(settings, {**current, **changes})
     for name, value in fields.items():
         setattr(feed, name, value)
@@ -196,12 +196,62 @@ def list_rounds(
     session: Session, user_id: int, feed_id: int, limit: int, cursor: str | None
 ) -> Page[PriceRound]:
     get_feed(session, user_id, feed_id)
-    stmt = select(PriceRound).where(PriceRound.feed_id == feed_id)
+    stmt = (
+        select(PriceRound)
+        .where(PriceRound.feed_id == feed_id)
+        .options(selectinload(PriceRound.action))
+    )
     return paginate(session, stmt, PriceRound.id, limit=limit, cursor=cursor)
 
 
+def _published(session: Session, feed_id: int) -> dict[str, Any] | None:
+    """The feed's last round on chain (its publication HALTed)."""
+    row = session.execute(
+        select(PriceRound, NeoAction)
+        .join(NeoAction, NeoAction.price_round_id == PriceRound.id)
+        .where(PriceRound.feed_id == feed_id, NeoAction.status == "confirmed")
+        .order_by(PriceRound.id.desc())
+        .limit(1)
+    ).one_or_none()
+    if row is None:
+        return None
+    published, action = row
+    return {
+        "round_id": published.id,
+        "price": published.price,
+        "timestamp": published.finished_at,
+        "contract": action.contract,
+        "key": f"feed:{feed_id}" if action.as_publisher else None,
+        "tx_hash": action.tx_hash,
+        "block_index": action.block_index,
+    }
+
+
+def feed_detail(session: Session, user_id: int, feed_id: int) -> dict[str, Any]:
+    """One feed (as ``get_feed``) with its publishing: the last round on chain and the
+    newest round that was due, with what came of it (the reason when it was not published).
+    """
+    feed = get_feed(session, user_id, feed_id)
+    attempt = session.scalars(
+        select(PriceRound)
+        .where(
+            PriceRound.feed_id == feed_id,
+            PriceRound.publication.in_(("queued", "skipped", "unpaid")),
+        )
+        .order_by(PriceRound.id.desc())
+        .limit(1)
+        .options(selectinload(PriceRound.action))
+    ).one_or_none()
+    columns = {a.key: getattr(feed, a.key) for a in inspect(PriceFeed).column_attrs}
+    return {
+        **columns,
+        "publishing": {"last_published": _published(session, feed_id), "last_attempt": attempt},
+    }
+
+
 def latest(session: Session, user_id: int, feed_id: int) -> dict[str, Any]:
-    """The newest price and the newest round (which may have failed)."""
+    """The newest price, the newest round (which may have failed) and the last round
+    published on chain."""
     get_feed(session, user_id, feed_id)
     price = session.scalars(
         select(PriceData).where(PriceData.feed_id == feed_id).order_by(PriceData.id.desc()).limit(1)
@@ -211,5 +261,11 @@ def latest(session: Session, user_id: int, feed_id: int) -> dict[str, Any]:
         .where(PriceRound.feed_id == feed_id)
         .order_by(PriceRound.id.desc())
         .limit(1)
+        .options(selectinload(PriceRound.action))
     ).one_or_none()
-    return {"feed_id": feed_id, "price": price, "round": last_round}
+    return {
+        "feed_id": feed_id,
+        "price": price,
+        "round": last_round,
+        "published": _published(session, feed_id),
+    }
