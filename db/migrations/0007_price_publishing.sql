@@ -11,10 +11,9 @@ ALTER TABLE neo_actions ADD COLUMN charge_type VARCHAR(20) NOT NULL DEFAULT 'fun
 ALTER TABLE neo_actions ADD CONSTRAINT neo_actions_charge_type_known
     CHECK (charge_type IN ('function', 'pricefeed'));
 -- Witnessed by the service's publisher (the hot wallet) instead of the tenant's signer:
--- only for the service's own PriceFeed contract, only set by the price feed worker.
+-- only for the service's own PriceFeed contract, only set by the price feed worker. (Not
+-- tied to price_round_id by a constraint: that link goes when the feed is deleted.)
 ALTER TABLE neo_actions ADD COLUMN as_publisher BOOLEAN NOT NULL DEFAULT false;
-ALTER TABLE neo_actions ADD CONSTRAINT neo_actions_publisher_publishes
-    CHECK (NOT as_publisher OR price_round_id IS NOT NULL);
 
 -- What a priced round did about publishing: 'not_due' (within the deviation, heartbeat not
 -- reached), 'queued' (its action, found by price_round_id, tells the rest), 'skipped' (an

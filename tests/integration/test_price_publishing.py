@@ -268,6 +268,18 @@ def test_rounds_publish_to_the_service_contract_on_deviation_and_are_charged(
     assert detail["publishing"]["last_published"]["round_id"] == moved.id
     assert detail["publishing"]["last_attempt"].id == moved.id
 
+    # Deleting the feed deletes its rounds; its publications and their charges stay.
+    with sessions() as db:
+        pricefeeds.delete_feed(db, tenant.user_id, feed_id)
+    with sessions() as db:
+        kept = db.get_one(NeoAction, action.id)
+        assert (kept.price_round_id, kept.status, kept.charge_type) == (
+            None,
+            "confirmed",
+            "pricefeed",
+        )
+        assert balances.verify(db) == []
+
 
 def test_a_tenant_who_cannot_pay_keeps_its_rounds_unpublished_with_the_reason(
     chain: Chain,

@@ -84,10 +84,6 @@ class NeoAction(Base):
         CheckConstraint(
             "charge_type IN ('function', 'pricefeed')", name="neo_actions_charge_type_known"
         ),
-        CheckConstraint(
-            "NOT as_publisher OR price_round_id IS NOT NULL",
-            name="neo_actions_publisher_publishes",
-        ),
         Index(
             "uq_neo_actions_price_round",
             "price_round_id",
