@@ -149,7 +149,7 @@ def test_too_few_sources_left_fails_the_round_with_the_reasons(
 
 
 def test_the_schedule_does_not_drift_skips_late_slots_and_never_overlaps(
-    sessions: sessionmaker[Session], redis_client: Redis
+    sessions: sessionmaker[Session], redis_client: Redis, settings: Settings, producer: Celery
 ) -> None:
     slot = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
     feed_id = feed(sessions, ["binance"], frequency=10, first=slot)
@@ -167,6 +167,15 @@ def test_the_schedule_does_not_drift_skips_late_slots_and_never_overlaps(
         assert (lost.status, lost.reason) == ("failed", "worker lost: the round never finished")
         assert next_one.scheduled_at > claimed.scheduled_at
         assert (next_one.scheduled_at - slot) % dt.timedelta(seconds=10) == dt.timedelta(0)
+        db.commit()
+    # The lost round's worker was only slow: its late result is not stored (no price, no
+    # publication) since the feed moved on.
+    with sessions() as db:
+        rounds.finish(db, settings, Dispatcher(producer), claimed, Decimal("12.3"), None, [])
+    with sessions() as db:
+        lost = db.get_one(PriceRound, claimed.round_id)
+        assert (lost.status, lost.price) == ("failed", None)
+        assert db.scalars(select(PriceData).where(PriceData.feed_id == feed_id)).all() == []
 
 
 def test_concurrent_claims_take_each_feed_once(

@@ -238,7 +238,20 @@ def finish(
     reason: str | None,
     source_data: list[dict[str, Any]],
 ) -> None:
-    """Store the round's outcome (its price, whether it is published); commits."""
+    """Store the round's outcome (its price, whether it is published); commits.
+
+    A round that is no longer running (failed as abandoned while its worker was slow) stores
+    nothing: the feed has moved on, and its next round may be publishing already.
+    """
+    status = session.scalar(
+        select(PriceRound.status).where(PriceRound.id == claimed.round_id).with_for_update()
+    )
+    if status != "running":
+        log.warning(
+            "round %d of feed %d ended after it was given up", claimed.round_id, claimed.feed_id
+        )
+        session.rollback()
+        return
     now = dt.datetime.now(dt.UTC)
     price_data_id = None
     publication: publishing.Decision | None = None
