@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 from celery import Celery
@@ -10,12 +13,15 @@ from celery.contrib.testing.worker import start_worker
 from celery.exceptions import TimeoutError as CeleryTimeout
 
 from neosl import jobs
-from neosl.config import Settings
+from neosl.celery_app import make_celery
+from neosl.config import Settings, load_settings
 from neosl_executor.worker import create_worker_app as executor_app
 from neosl_gas_ledger.worker import create_worker_app as ledger_app
 from neosl_pricefeed.worker import create_worker_app as pricefeed_app
 from neosl_scheduler.worker import create_worker_app as scheduler_app
 from tests.cli import run_cli
+from tests.processes import running
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.celery
 
@@ -75,3 +81,51 @@ def test_cli_workers_ping(
     missing = run_cli(server_env, "workers", "ping", "ledger", "--timeout", "1")
     assert missing.returncode == 1
     assert "ledger: no answer" in missing.stdout
+
+
+def test_workers_send_the_task_events_flower_shows(
+    settings: Settings, server_env: dict[str, str], producer: Celery, tmp_path: Path
+) -> None:
+    """Flower's Tasks view is built from task events: the producer reports a task sent, the
+    worker (a real process, as deployed) its receipt, start and success, by readable name."""
+    seen: list[dict[str, Any]] = []
+    job = jobs.PING_JOBS[jobs.PRICEFEED_QUEUE]
+    log = tmp_path / "worker.log"
+    with (
+        running(["neosl_pricefeed", "--concurrency", "1"], server_env, log),
+        producer.connection() as connection,
+    ):
+        receiver = producer.events.Receiver(connection, handlers={"*": seen.append})
+        listening = threading.Thread(
+            target=receiver.capture, kwargs={"limit": None, "timeout": None}, daemon=True
+        )
+        listening.start()
+
+        def traced() -> set[str] | None:
+            # Sent again until the receiver, subscribing meanwhile, sees a whole task.
+            task_id = producer.send_task(job.name, queue=job.queue).id
+            wait_until(
+                lambda: (
+                    any(e.get("uuid") == task_id and e["type"] == "task-succeeded" for e in seen)
+                    or None
+                ),
+                "the task to succeed",
+                timeout=40,
+            )
+            kinds = {e["type"] for e in seen if e.get("uuid") == task_id}
+            return kinds if "task-sent" in kinds else None
+
+        kinds = wait_until(traced, "a task traced from sent to succeeded", timeout=90)
+        receiver.should_stop = True
+        listening.join(10)
+    assert kinds >= {"task-sent", "task-received", "task-started", "task-succeeded"}
+    names = {e["name"] for e in seen if e["type"] == "task-received"}
+    assert names == {job.name}
+
+
+def test_task_events_can_be_switched_off(server_env: dict[str, str]) -> None:
+    base = {k: v for k, v in server_env.items() if k != "NSL_CELERY_EVENTS"}
+    off = make_celery(load_settings({**base, "NSL_CELERY_EVENTS": "off"}), "quiet")
+    on = make_celery(load_settings(base), "loud")
+    assert (off.conf.worker_send_task_events, off.conf.task_send_sent_event) == (False, False)
+    assert (on.conf.worker_send_task_events, on.conf.task_send_sent_event) == (True, True)

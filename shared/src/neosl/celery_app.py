@@ -36,6 +36,10 @@ def make_celery(settings: Settings, name: str, *, queue: str | None = None) -> C
         # Redis redelivers unacknowledged messages after this long; longer than any task.
         broker_transport_options={"visibility_timeout": 3600},
         worker_hijack_root_logger=False,
+        # Task events for Flower's Tasks view: workers report each task's progress, producers
+        # its sending (without them Flower shows workers but no tasks).
+        worker_send_task_events=settings.celery_events,
+        task_send_sent_event=settings.celery_events,
         enable_utc=True,
         # Read by neosl.tasks.ServiceTask in the worker process.
         neosl_settings=settings,

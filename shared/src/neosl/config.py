@@ -75,6 +75,9 @@ class Settings:
     log_level: str = "INFO"
     # Celery result backend; the broker URL is redis_url.
     result_backend: str | None = None
+    # Workers and producers send task events (sent, received, started, succeeded...), which
+    # Flower's Tasks view and `celery events` show.
+    celery_events: bool = True
     # The hot wallet: deposits arrive at its address, withdrawals are signed with its key.
     # Only the gas-ledger service needs the key; everyone else needs only the address.
     hot_wallet_wif: str | None = field(default=None, repr=False)
@@ -444,6 +447,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         hot_wallet_wif=env.get("NSL_HOT_WALLET_WIF", "").strip() or None,
         deposit_address=_address(env, "NSL_DEPOSIT_ADDRESS"),
         gas_bank_enabled=_switch(env, "NSL_GAS_BANK", True),
+        celery_events=_switch(env, "NSL_CELERY_EVENTS", True),
         withdraw_min=withdraw_min,
         withdraw_max=withdraw_max,
         withdraw_daily=withdraw_daily,
