@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import httpx
 
@@ -39,6 +39,9 @@ MIN_PRICE = Decimal("1e-12")
 MAX_PRICE = Decimal("1e12")
 # A ticker answer is a few hundred bytes; a body this large is something else.
 MAX_BODY_BYTES = 256 * 1024
+
+# The ``ok`` of ``Source.check_code`` for APIs with no success code: equal to no code.
+_NO_SUCCESS_CODE = object()
 
 _PAIR = re.compile(r"^([A-Z0-9]{2,10})/([A-Z0-9]{2,10})$")
 # Error codes are echoed to tenants only in this shape, so an upstream cannot put arbitrary
@@ -225,6 +228,30 @@ class Source(ABC):
 
     def error(self, kind: str, what: str) -> SourceError:
         return SourceError(kind, f"{self.title} {what}")
+
+    def check_code(
+        self,
+        status_code: int,
+        code: object,
+        errors: Mapping[Any, tuple[str, str]],
+        *,
+        ok: object = _NO_SUCCESS_CODE,
+        called: str = "error",
+    ) -> None:
+        """Raise for the error code an answer carries; return for ``ok`` with a good status.
+
+        A code in ``errors`` (an int or str code → ``(kind, what)``) raises as its kind, whatever
+        the HTTP status; else a failing status raises as ``check_status`` does; else any code but
+        ``ok`` is an ``http_error`` (the code shown through ``safe_code``, named ``called``).
+        Without ``ok``, every code is an error (for APIs that send a code only with errors).
+        """
+        known = errors.get(code) if isinstance(code, int | str) else None
+        if known is not None:
+            kind, what = known
+            raise self.error(kind, what)
+        check_status(self.title, status_code)
+        if code != ok:
+            raise self.error(HTTP_ERROR, f"answered {called} {safe_code(code)}")
 
     def describe(self) -> dict[str, object]:
         """What the source serves, for listing it to tenants."""

@@ -13,7 +13,6 @@ from typing import ClassVar
 
 from neosl_pricefeed.sources.base import (
     BAD_RESPONSE,
-    HTTP_ERROR,
     MAINTENANCE,
     RATE_LIMITED,
     UNKNOWN_SYMBOL,
@@ -21,7 +20,6 @@ from neosl_pricefeed.sources.base import (
     check_status,
     join,
     load_json,
-    safe_code,
     to_price,
 )
 
@@ -49,12 +47,7 @@ class Binance(Source):
             raise self.error(RATE_LIMITED, "has banned our IP for a while (HTTP 418)")
         data = load_json(self.title, status_code, body)
         if isinstance(data, dict) and "code" in data and "price" not in data:
-            code = data["code"]
-            if isinstance(code, int) and code in _ERRORS:
-                kind, what = _ERRORS[code]
-                raise self.error(kind, what)
-            check_status(self.title, status_code)
-            raise self.error(HTTP_ERROR, f"answered error {safe_code(code)}")
+            self.check_code(status_code, data["code"], _ERRORS)
         check_status(self.title, status_code)
         if not isinstance(data, dict) or data.get("symbol") != self.symbol(pair):
             raise self.error(BAD_RESPONSE, "answered for another symbol or in another shape")

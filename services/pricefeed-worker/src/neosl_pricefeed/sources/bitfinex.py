@@ -16,7 +16,6 @@ from typing import ClassVar
 
 from neosl_pricefeed.sources.base import (
     BAD_RESPONSE,
-    HTTP_ERROR,
     MAINTENANCE,
     RATE_LIMITED,
     UNKNOWN_SYMBOL,
@@ -24,7 +23,6 @@ from neosl_pricefeed.sources.base import (
     check_status,
     join,
     load_json,
-    safe_code,
     to_price,
 )
 
@@ -53,12 +51,7 @@ class Bitfinex(Source):
     def parse(self, pair: str, status_code: int, body: bytes) -> Decimal:
         data = load_json(self.title, status_code, body)
         if isinstance(data, list) and data[:1] == ["error"]:
-            code = data[1] if len(data) > 1 else None
-            if isinstance(code, int) and code in _ERRORS:
-                kind, what = _ERRORS[code]
-                raise self.error(kind, what)
-            check_status(self.title, status_code)
-            raise self.error(HTTP_ERROR, f"answered error {safe_code(code)}")
+            self.check_code(status_code, data[1] if len(data) > 1 else None, _ERRORS)
         check_status(self.title, status_code)
         if data == []:
             raise self.error(UNKNOWN_SYMBOL, f"has no ticker for {self.symbol(pair)}")

@@ -15,7 +15,6 @@ from typing import ClassVar
 
 from neosl_pricefeed.sources.base import (
     BAD_RESPONSE,
-    HTTP_ERROR,
     MAINTENANCE,
     RATE_LIMITED,
     UNKNOWN_SYMBOL,
@@ -23,7 +22,6 @@ from neosl_pricefeed.sources.base import (
     check_status,
     join,
     load_json,
-    safe_code,
     to_price,
 )
 
@@ -55,13 +53,7 @@ class Bybit(Source):
         if not isinstance(data, dict) or "retCode" not in data:
             check_status(self.title, status_code)
             raise self.error(BAD_RESPONSE, "answered in an unexpected shape")
-        code = data["retCode"]
-        if isinstance(code, int) and code in _ERRORS:
-            kind, what = _ERRORS[code]
-            raise self.error(kind, what)
-        check_status(self.title, status_code)
-        if code != 0:
-            raise self.error(HTTP_ERROR, f"answered retCode {safe_code(code)}")
+        self.check_code(status_code, data["retCode"], _ERRORS, ok=0, called="retCode")
         result = data.get("result")
         rows = result.get("list") if isinstance(result, dict) else None
         if rows == []:

@@ -14,14 +14,12 @@ from typing import ClassVar
 
 from neosl_pricefeed.sources.base import (
     BAD_RESPONSE,
-    HTTP_ERROR,
     RATE_LIMITED,
     UNKNOWN_SYMBOL,
     Source,
     check_status,
     join,
     load_json,
-    safe_code,
     to_price,
 )
 
@@ -45,12 +43,7 @@ class Gate(Source):
     def parse(self, pair: str, status_code: int, body: bytes) -> Decimal:
         data = load_json(self.title, status_code, body)
         if isinstance(data, dict) and "label" in data:
-            label = str(data["label"])
-            if label in _ERRORS:
-                kind, what = _ERRORS[label]
-                raise self.error(kind, what)
-            check_status(self.title, status_code)
-            raise self.error(HTTP_ERROR, f"answered error {safe_code(label)}")
+            self.check_code(status_code, str(data["label"]), _ERRORS)
         check_status(self.title, status_code)
         if not isinstance(data, list) or len(data) != 1 or not isinstance(data[0], dict):
             raise self.error(BAD_RESPONSE, "answered in an unexpected shape")

@@ -16,7 +16,6 @@ from typing import ClassVar
 
 from neosl_pricefeed.sources.base import (
     BAD_RESPONSE,
-    HTTP_ERROR,
     MAINTENANCE,
     RATE_LIMITED,
     UNKNOWN_SYMBOL,
@@ -24,7 +23,6 @@ from neosl_pricefeed.sources.base import (
     check_status,
     join,
     load_json,
-    safe_code,
     to_price,
 )
 
@@ -56,13 +54,10 @@ class Htx(Source):
             raise self.error(BAD_RESPONSE, "answered in an unexpected shape")
         if data["status"] != "ok":
             code = str(data.get("err-code"))
-            if code in _ERRORS:
-                kind, what = _ERRORS[code]
-                raise self.error(kind, what)
+            # Not among _ERRORS: the message singles out the symbol.
             if code == "invalid-parameter" and data.get("err-msg") in _UNKNOWN_SYMBOL_MESSAGES:
                 raise self.error(UNKNOWN_SYMBOL, f"does not list {self.symbol(pair)}")
-            check_status(self.title, status_code)
-            raise self.error(HTTP_ERROR, f"answered error {safe_code(code)}")
+            self.check_code(status_code, code, _ERRORS)
         check_status(self.title, status_code)
         if data.get("ch") != f"market.{self.symbol(pair)}.detail.merged":
             raise self.error(BAD_RESPONSE, "answered for another symbol")

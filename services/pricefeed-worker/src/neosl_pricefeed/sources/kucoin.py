@@ -15,14 +15,12 @@ from typing import ClassVar
 
 from neosl_pricefeed.sources.base import (
     BAD_RESPONSE,
-    HTTP_ERROR,
     RATE_LIMITED,
     UNKNOWN_SYMBOL,
     Source,
     check_status,
     join,
     load_json,
-    safe_code,
     to_price,
 )
 
@@ -48,13 +46,7 @@ class Kucoin(Source):
         if not isinstance(data, dict) or "code" not in data:
             check_status(self.title, status_code)
             raise self.error(BAD_RESPONSE, "answered in an unexpected shape")
-        code = str(data["code"])
-        if code in _ERRORS:
-            kind, what = _ERRORS[code]
-            raise self.error(kind, what)
-        check_status(self.title, status_code)
-        if code != "200000":
-            raise self.error(HTTP_ERROR, f"answered error {safe_code(code)}")
+        self.check_code(status_code, str(data["code"]), _ERRORS, ok="200000")
         ticker = data.get("data")
         if ticker is None:
             raise self.error(UNKNOWN_SYMBOL, f"does not list {self.symbol(pair)}")

@@ -14,7 +14,6 @@ from typing import ClassVar
 
 from neosl_pricefeed.sources.base import (
     BAD_RESPONSE,
-    HTTP_ERROR,
     MAINTENANCE,
     RATE_LIMITED,
     UNKNOWN_SYMBOL,
@@ -22,7 +21,6 @@ from neosl_pricefeed.sources.base import (
     check_status,
     join,
     load_json,
-    safe_code,
     to_price,
 )
 
@@ -55,13 +53,7 @@ class Okx(Source):
         if "code" not in data:
             check_status(self.title, status_code)
             raise self.error(BAD_RESPONSE, "answered without a code")
-        code = str(data["code"])
-        if code in _ERRORS:
-            kind, what = _ERRORS[code]
-            raise self.error(kind, what)
-        check_status(self.title, status_code)
-        if code != "0":
-            raise self.error(HTTP_ERROR, f"answered error {safe_code(code)}")
+        self.check_code(status_code, str(data["code"]), _ERRORS, ok="0")
         rows = data.get("data")
         if not isinstance(rows, list) or len(rows) != 1 or not isinstance(rows[0], dict):
             raise self.error(BAD_RESPONSE, "answered in an unexpected shape")
