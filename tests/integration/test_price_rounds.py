@@ -33,6 +33,7 @@ from neosl_pricefeed.sources.base import new_client
 from tests.factories import make_user
 from tests.integration.test_jobs_after_commit import waiting
 from tests.processes import running
+from tests.serving import serving
 from tests.waiting import wait_until
 
 NEO_USD = {"binance": "NEOUSDT", "okx": "NEO-USDT", "kucoin": "NEO-USDT", "gate": "NEO_USDT"}
@@ -274,14 +275,8 @@ class _KeyedApi(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def keyed_api() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _KeyedApi)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), _KeyedApi)) as server:
         yield f"http://127.0.0.1:{server.server_address[1]}/v1/price?asset=NEO"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_a_generic_source_reads_its_secret_and_goes_through_the_ssrf_guard(

@@ -18,6 +18,7 @@ import pytest
 
 from neosl.fetching import MAX_REQUESTS_PER_EXECUTION, FetchRequest, FetchResponse
 from neosl.sandbox import Job, Limits, Outcome, SandboxPool
+from tests.serving import serving
 
 TIMEOUT = 1.0
 SLACK = 0.25
@@ -87,15 +88,11 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
-    server = Server(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.release.set()
-        server.shutdown()
-        server.server_close()
+    with serving(Server(("127.0.0.1", 0), Handler)) as server:
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.release.set()
 
 
 @pytest.fixture(scope="module")

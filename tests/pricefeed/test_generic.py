@@ -30,6 +30,7 @@ from neosl_pricefeed.sources import (
     SourceError,
 )
 from neosl_pricefeed.sources.base import MAX_BODY_BYTES
+from tests.serving import serving
 
 SECRET = "s3cret-Value-7f2a"
 SLOW_SECONDS = 1.5
@@ -388,13 +389,8 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[Upstream]:
-    server = Upstream()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with serving(Upstream()) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
