@@ -87,7 +87,7 @@ def list_prices(markets: FakeMarkets) -> None:
 def figure_round(settings: Settings, markets: FakeMarkets, args: argparse.Namespace) -> None:
     slow = EIGHT[-1]
     markets.delay(slow, args.slow)
-    claimed = rounds.Claimed(0, 0, "BTC/USD", [{"name": n} for n in EIGHT], "median", 8, _now())
+    claimed = rounds.Claimed(0, 0, "BTC/USD", [{"name": n} for n in EIGHT], "median", 8, _now(), 0)
     round_ms: list[float] = []
     alone_ms: list[float] = []
     url, params = REGISTRY[slow].request("BTC/USD", markets.base_url(slow))

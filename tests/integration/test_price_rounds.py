@@ -24,7 +24,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from neosl import feeds, jobs, pricesources, secretbox
-from neosl.config import Settings
+from neosl.config import MasterKey, Settings
 from neosl.dispatch import Dispatcher
 from neosl.models import PriceData, PriceFeed, PriceRound, Secret
 from neosl_devstack.markets import MAINTENANCE, RATE_LIMITED, FakeMarkets
@@ -341,3 +341,52 @@ def test_a_generic_source_reads_its_secret_and_goes_through_the_ssrf_guard(
     assert done.price == Decimal("12.31")  # the median of 12.30 and 12.32
     assert _KeyedApi.seen == [_KeyedApi.key]
     assert _KeyedApi.key not in json.dumps(done.source_data)
+
+
+def test_unreadable_secrets_fail_only_the_sources_that_name_them(
+    sessions: sessionmaker[Session],
+    pointed: Settings,
+    markets: FakeMarkets,
+    producer: Celery,
+    keyed_api: str,
+) -> None:
+    markets.set_price("binance", "NEOUSDT", "12.30")
+    keyed = {"url": keyed_api, "json_path": "$.data.price", "name": "keyed"}
+    named = {**keyed, "headers": {"X-Api-Key": "{{secrets.PRICE_KEY}}"}, "name": "named"}
+    fields = feeds.validated(
+        pointed,
+        {
+            "asset_pair": "NEO/USD",
+            "frequency": 60,
+            "sources": ["binance", keyed, named],
+            "aggregation": "median",
+            "deviation": None,
+            "heartbeat": None,
+            "min_sources": 1,
+            "target": None,
+        },
+    )
+    # Sealed under a master key the worker does not have.
+    elsewhere = (MasterKey("gone", secrets.token_bytes(32)),)
+    with sessions() as db:
+        user = make_user(db)
+        sealed = secretbox.seal(elsewhere, user.id, "PRICE_KEY", 1, _KeyedApi.key)
+        db.add(
+            Secret(
+                user_id=user.id,
+                name="PRICE_KEY",
+                value=sealed.value,
+                wrapped_key=sealed.wrapped_key,
+                master_key_id=sealed.master_key_id,
+            )
+        )
+        db.add(PriceFeed(user_id=user.id, next_round_at=dt.datetime.now(dt.UTC), **fields))
+        db.commit()
+    allowed = dataclasses.replace(pointed, fetch_allow=("127.0.0.1",))
+    done = one_round(sessions, allowed, producer)
+    by_source = {r["source"]: r for r in done.source_data}
+    assert by_source["http:named"]["error"] == "http:named: the tenant's secrets cannot be read"
+    # The source naming no secret was asked as usual (the API refuses it without the key).
+    assert by_source["http:keyed"]["error_kind"] == "http_error"
+    assert by_source["binance"]["price"] == "12.30"
+    assert done.price == Decimal("12.30")

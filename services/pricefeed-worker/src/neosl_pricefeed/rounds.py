@@ -63,7 +63,7 @@ class Claimed:
     aggregation: str
     min_sources: int
     scheduled_at: dt.datetime
-    user_id: int = 0
+    user_id: int
 
 
 def claim_due(session: Session, now: dt.datetime, limit: int) -> list[Claimed]:
@@ -175,13 +175,10 @@ def ask_all(
 
 
 def tenant_secrets(
-    session: Session, settings: Settings, user_id: int, sources: list[dict[str, Any]]
+    session: Session, settings: Settings, user_id: int, names: set[str]
 ) -> tuple[dict[str, str], str | None]:
-    """The secrets the feed's generic sources name, and an error when they cannot be read
-    (those sources then fail; the error names no value)."""
-    names = set().union(*(feeds.secret_names(s) for s in sources if feeds.is_generic(s)))
-    if not names:
-        return {}, None
+    """The tenant's secrets among ``names``, and an error when they cannot be read (the
+    sources naming them then fail; the error names no value)."""
     try:
         return granted_secrets(session, settings.secrets_keys, user_id, names), None
     except SecretUnreadable as exc:
@@ -297,18 +294,22 @@ def run_round(
     askers: Askers,
     claimed: Claimed,
 ) -> None:
+    # The generic sources whose headers name secrets, by name: the database is asked only
+    # for feeds that have some.
+    naming = {s["name"]: feeds.secret_names(s) for s in claimed.sources if feeds.is_generic(s)}
+    naming = {name: names for name, names in naming.items() if names}
     secrets: dict[str, str] = {}
     unreadable = None
-    if any(feeds.is_generic(s) for s in claimed.sources):
+    if naming:
         with sessions() as session:
             secrets, unreadable = tenant_secrets(
-                session, settings, claimed.user_id, claimed.sources
+                session, settings, claimed.user_id, set().union(*naming.values())
             )
     answers = ask_all(askers, settings, claimed.pair, claimed.sources, secrets)
     if unreadable is not None:
         answers = [
             Answer(a.source, None, None, f"{a.source}: {unreadable}", BAD_RESPONSE)
-            if a.source.startswith(feeds.GENERIC_PREFIX) and a.price is None
+            if a.source in naming
             else a
             for a in answers
         ]
