@@ -13,7 +13,8 @@ from neosl.celery_app import make_celery
 from neosl.config import Settings
 from neosl.neo.rpc import NeoRpc
 from neosl_devstack.stack import Stack
-from tests.chain import Chain
+from neosl_gas_ledger.hot_wallet import HotWallet, load_hot_wallet
+from tests.chain import GAS, Chain
 
 
 @pytest.fixture
@@ -35,3 +36,12 @@ def producer(settings: Settings, redis_client: object) -> Iterator[Celery]:
     app = make_celery(settings, "test-producer")
     yield app
     app.close()
+
+
+@pytest.fixture
+def hot(chain: Chain, settings: Settings) -> HotWallet:
+    """The relay's hot wallet, holding enough GAS for a test's fees and withdrawals."""
+    wallet = load_hot_wallet(settings)
+    if chain.rpc.gas_balance(wallet.address) < 50 * GAS:
+        chain.fund(wallet.address, 100 * GAS)
+    return wallet

@@ -188,14 +188,6 @@ def test_follower_fails_over_and_resumes_without_skipping(
 # -- withdrawals ------------------------------------------------------------------------
 
 
-@pytest.fixture
-def hot(chain: Chain, settings: Settings) -> HotWallet:
-    wallet = load_hot_wallet(settings)
-    if chain.rpc.gas_balance(wallet.address) < 50 * GAS:
-        chain.fund(wallet.address, 100 * GAS)
-    return wallet
-
-
 def settle(
     producer: Celery, sessions: sessionmaker[Session], transaction_id: int, timeout: float = 40
 ) -> Transaction:

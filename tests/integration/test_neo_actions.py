@@ -27,7 +27,7 @@ from neosl.models import GasAccount, NeoAction, NeoSigner, Transaction
 from neosl.money import from_units
 from neosl.neo.rpc import NeoRpc
 from neosl_gas_ledger import actions as relay_actions
-from neosl_gas_ledger.hot_wallet import HotWallet, load_hot_wallet
+from neosl_gas_ledger.hot_wallet import HotWallet
 from tests import factories
 from tests.chain import GAS, Chain
 from tests.rpcproxy import FORWARD_THEN_HOLD, HOLD, SWALLOW, RpcProxy
@@ -43,14 +43,6 @@ SERVICE_FEE = Decimal("0.001")
 def relay_settings(settings: Settings) -> Settings:
     assert settings.relay_key is not None, "the test stack configures the relay's key"
     return dataclasses.replace(settings, action_service_fee=SERVICE_FEE)
-
-
-@pytest.fixture
-def hot(chain: Chain, settings: Settings) -> HotWallet:
-    wallet = load_hot_wallet(settings)
-    if chain.rpc.gas_balance(wallet.address) < 20 * GAS:
-        chain.fund(wallet.address, 100 * GAS)
-    return wallet
 
 
 @dataclasses.dataclass

@@ -33,10 +33,10 @@ from neosl.neo.stack import decode_stack
 from neosl_api.services import pricefeeds
 from neosl_devstack.markets import FakeMarkets
 from neosl_gas_ledger import actions as relay_actions
-from neosl_gas_ledger.hot_wallet import HotWallet, load_hot_wallet
+from neosl_gas_ledger.hot_wallet import HotWallet
 from neosl_pricefeed import rounds
 from neosl_pricefeed.sources.base import new_client
-from tests.chain import GAS, Chain
+from tests.chain import Chain
 from tests.contracts.test_consumer import dry_run
 from tests.integration.test_neo_actions import new_tenant
 from tests.waiting import wait_until
@@ -54,14 +54,6 @@ def deploy_pricefeed(chain: Chain, publisher: str) -> str:
     return devnet.deploy(
         chain.rpc, chain.wallet, chain.password, nef, renamed, address_to_script_hash(publisher)
     )
-
-
-@pytest.fixture
-def hot(chain: Chain, settings: Settings) -> HotWallet:
-    wallet = load_hot_wallet(settings)
-    if chain.rpc.gas_balance(wallet.address) < 20 * GAS:
-        chain.fund(wallet.address, 100 * GAS)
-    return wallet
 
 
 def quote(markets: FakeMarkets, price: str) -> None:

@@ -16,10 +16,12 @@ One kind of call has no tenant signer: a price round published to the service's 
 PriceFeed contract, whose publisher is the hot wallet. There the hot wallet is the only
 signer, with ``CalledByEntry`` (``signer=None``), so ``CheckWitness(publisher)`` passes in the
 PriceFeed contract the script calls. Only scripts the service builds itself are signed that
-way, never a tenant's call. Building test-invokes the script with both
-signers first: anything but HALT raises ``InvocationWouldFail`` with the VM's exception, and
-nothing is signed. The system fee is what the test invocation consumed; the network fee is
-priced by the node from witnesses of the right shape (sign, price, sign again).
+way, never a tenant's call.
+
+Building test-invokes the script with its signers first: anything but HALT raises
+``InvocationWouldFail`` with the VM's exception, and nothing is signed. The system fee is what
+the test invocation consumed; the network fee is priced by the node from witnesses of the
+right shape (sign, price, sign again).
 """
 
 from __future__ import annotations
