@@ -22,7 +22,6 @@ confirmed, a direct transaction that did not HALT, a ledger mismatch).
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
 import statistics
 import sys
@@ -33,6 +32,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from benchstack import bench_servers
 from executions import BenchError, Process, procfile_commands, wait_until
 from neo3.network.payloads.transaction import Transaction
 from neo3.wallet.account import Account
@@ -51,7 +51,7 @@ from neosl.neo.addresses import address_to_script_hash
 from neosl.neo.invocations import call_script
 from neosl.neo.rpc import NeoRpc
 from neosl.neo.transfers import signed_transaction
-from neosl_devstack.stack import Ports, Stack
+from neosl_devstack.stack import Stack
 
 GAS = 10**8
 GOAL_BLOCKS = 1
@@ -183,23 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"actions={args.actions} block-ms={args.block_ms} rounds={args.rounds}")
     with tempfile.TemporaryDirectory(prefix="neosl-bench-") as tmp, ExitStack() as stack:
         root = Path(tmp)
-        root.chmod(0o755)
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if k not in ("DATABASE_URL", "REDIS_URL", "NEO_RPC_URL", "NEO_RPC_URLS")
-        }
-        servers = Stack(
-            root=root / "stack",
-            ports=Ports.random(),
-            durable=False,
-            database="neosl_bench",
-            neo_block_ms=args.block_ms,
-            env=env,
+        servers, env = stack.enter_context(
+            bench_servers(root, durable=False, chain=True, neo_block_ms=args.block_ms)
         )
-        env.update(servers.start())
-        stack.callback(servers.stop)
-        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         settings = load_settings(env)
         engine = make_engine(settings, pool_size=2)
         stack.callback(engine.dispose)

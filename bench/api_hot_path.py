@@ -49,6 +49,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import psutil
+from benchstack import bench_servers
 from honcho.environ import parse_procfile
 from sqlalchemy import text
 from stats import percentile
@@ -57,7 +58,6 @@ from neosl import migrate
 from neosl.config import load_settings
 from neosl.db import short_lived_engine
 from neosl_devstack.servers import free_port
-from neosl_devstack.stack import Ports, Stack
 
 GOAL = 0.6  # /v1/me should reach at least 60 % of the bare route's requests/s
 BENCH_DIR = Path(__file__).resolve().parent
@@ -65,10 +65,6 @@ PROCFILE = BENCH_DIR.parent / "Procfile"
 API_APP = "'neosl_api.app:create_app()'"
 BARE_APP = "bare_app:create_app()"
 ACCESS_LOG_STDOUT = "--access-logfile -"
-# The API never calls the node; the setting must only be a valid URL.
-UNUSED_RPC_URL = "http://127.0.0.1:9"
-# Servers the bench starts itself: whatever the environment names is ignored.
-_SERVER_VARS = ("DATABASE_URL", "REDIS_URL", "NEO_RPC_URL", "NEO_RPC_URLS")
 PASSWORD = "bench-password-1"
 
 
@@ -267,20 +263,8 @@ def drive(variant: Variant, threads: int, seconds: float) -> Measurement:
 @contextmanager
 def servers(folder: Path) -> Iterator[dict[str, str]]:
     """Start an embedded PostgreSQL and Redis; yield the application's environment."""
-    env = {k: v for k, v in os.environ.items() if k not in _SERVER_VARS}
-    env["NEO_RPC_URL"] = UNUSED_RPC_URL
-    stack = Stack(
-        root=folder / "stack",
-        ports=Ports.random(),
-        durable=False,
-        database="neosl_bench",
-        env=env,
-    )
-    started = stack.start()
-    try:
-        yield {**env, **started}
-    finally:
-        stack.stop()
+    with bench_servers(folder, durable=False) as (_, env):
+        yield env
 
 
 def prepare(env: Mapping[str, str]) -> str:
@@ -344,8 +328,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="neosl-bench-") as tmp:
         folder = Path(tmp)
-        # The embedded PostgreSQL runs as an unprivileged user when we are root.
-        folder.chmod(0o755)
         try:
             return bench(folder, args)
         except BenchError as exc:

@@ -54,6 +54,7 @@ from typing import IO, Any
 
 import httpx
 import psutil
+from benchstack import bench_servers
 from celery import Celery
 from honcho.environ import parse_procfile
 from redis import Redis
@@ -69,7 +70,6 @@ from neosl.models.functions import TERMINAL_STATUSES
 from neosl.tasks import ServiceTask
 from neosl.worker_main import run_worker
 from neosl_devstack.servers import free_port
-from neosl_devstack.stack import Ports, Stack
 
 ROOT = Path(__file__).resolve().parents[1]
 PROCFILE = ROOT / "Procfile"
@@ -251,30 +251,11 @@ def system(args: argparse.Namespace, root: Path, fetch_host: str) -> Iterator[Sy
     """Start PostgreSQL, Redis, the API (gunicorn), the executor and the no-op worker."""
     # The embedded PostgreSQL runs as an unprivileged user when we are root: it must be able
     # to reach its folder.
-    root.chmod(0o755)
     with ExitStack() as stack:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if k not in ("DATABASE_URL", "REDIS_URL", "NEO_RPC_URLS")
-        }
-        # Nothing here talks to a chain; the settings need a URL, never used.
-        env["NEO_RPC_URL"] = "http://127.0.0.1:9"
-        servers = Stack(
-            root=root / "stack",
-            ports=Ports.random(),
-            durable=args.durable,
-            database="neosl_bench",
-            env=env,
-        )
-        env.update(servers.start())
-        stack.callback(servers.stop)
+        # Nothing here talks to a chain.
+        servers, env = stack.enter_context(bench_servers(root, durable=args.durable))
         api_port = free_port()
-        env.update(
-            NSL_API_PORT=str(api_port),
-            NSL_FETCH_ALLOW=fetch_host,
-            PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-        )
+        env.update(NSL_API_PORT=str(api_port), NSL_FETCH_ALLOW=fetch_host)
         settings = load_settings(env)
         engine = make_engine(settings, pool_size=2)
         stack.callback(engine.dispose)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import statistics
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 
+from benchstack import bench_servers
 from executions import BenchError, CpuMeter, Process, procfile_commands, tree
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -45,7 +45,7 @@ from neosl.config import Settings, load_settings
 from neosl.db import make_engine
 from neosl.models import PriceFeed, PriceRound, User
 from neosl_devstack.markets import FakeMarkets
-from neosl_devstack.stack import Ports, Stack
+from neosl_devstack.stack import Stack
 from neosl_pricefeed import rounds
 from neosl_pricefeed.sources import REGISTRY
 from neosl_pricefeed.sources.base import new_client
@@ -229,20 +229,9 @@ def main(argv: list[str] | None = None) -> int:
             ExitStack() as stack,
             FakeMarkets() as markets,
         ):
+            # Nothing here talks to a chain.
             root = Path(tmp)
-            root.chmod(0o755)
-            env = {
-                k: v
-                for k, v in os.environ.items()
-                if k not in ("DATABASE_URL", "REDIS_URL", "NEO_RPC_URLS")
-            }
-            env["NEO_RPC_URL"] = "http://127.0.0.1:9"  # nothing here talks to a chain
-            servers = Stack(
-                root=root / "stack", ports=Ports.random(), database="neosl_bench", env=env
-            )
-            env.update(servers.start())
-            stack.callback(servers.stop)
-            env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+            servers, env = stack.enter_context(bench_servers(root, durable=True))
             env["NSL_PRICEFEED_MIN_FREQUENCY_SECONDS"] = "1"
             for name in pricesources.NAMES:
                 env[f"NSL_PRICE_SOURCE_{name.upper()}_URL"] = markets.base_url(name)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import re
 import statistics
 import sys
@@ -41,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+from benchstack import bench_servers
 from executions import BenchError, CpuMeter, Process, procfile_commands, tree
 from neo3.wallet.account import Account
 from redis import Redis
@@ -66,7 +66,7 @@ from neosl.models import (
 from neosl.neo import devnet
 from neosl.neo.rpc import NeoRpc
 from neosl.neo.transfers import GAS_CONTRACT
-from neosl_devstack.stack import Ports, Stack
+from neosl_devstack.stack import Stack
 from neosl_scheduler import follower
 
 GOAL_LAG_P99 = 1.0
@@ -103,24 +103,10 @@ class Env:
 
 @contextmanager
 def environment(root: Path, block_ms: int) -> Iterator[Env]:
-    root.chmod(0o755)
     with ExitStack() as stack:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if k not in ("DATABASE_URL", "REDIS_URL", "NEO_RPC_URL", "NEO_RPC_URLS")
-        }
-        servers = Stack(
-            root=root / "stack",
-            ports=Ports.random(),
-            durable=True,
-            database="neosl_bench",
-            neo_block_ms=block_ms,
-            env=env,
+        servers, env = stack.enter_context(
+            bench_servers(root, durable=True, chain=True, neo_block_ms=block_ms)
         )
-        env.update(servers.start())
-        stack.callback(servers.stop)
-        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         settings = load_settings(env)
         engine = make_engine(settings, pool_size=4)
         stack.callback(engine.dispose)
