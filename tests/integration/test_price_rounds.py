@@ -275,8 +275,46 @@ class _KeyedApi(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def keyed_api() -> Iterator[str]:
+    _KeyedApi.seen.clear()
     with serving(ThreadingHTTPServer(("127.0.0.1", 0), _KeyedApi)) as server:
         yield f"http://127.0.0.1:{server.server_address[1]}/v1/price?asset=NEO"
+
+
+def keyed_feed(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    sources: list[Any],
+    keys: tuple[MasterKey, ...],
+) -> None:
+    """A NEO/USD feed over ``sources`` (validated as the API does), due now, whose owner
+    holds the keyed API's key as secret PRICE_KEY, sealed under ``keys``."""
+    fields = feeds.validated(
+        settings,
+        {
+            "asset_pair": "NEO/USD",
+            "frequency": 60,
+            "sources": sources,
+            "aggregation": "median",
+            "deviation": None,
+            "heartbeat": None,
+            "min_sources": 1,
+            "target": None,
+        },
+    )
+    with sessions() as db:
+        user = make_user(db)
+        sealed = secretbox.seal(keys, user.id, "PRICE_KEY", 1, _KeyedApi.key)
+        db.add(
+            Secret(
+                user_id=user.id,
+                name="PRICE_KEY",
+                value=sealed.value,
+                wrapped_key=sealed.wrapped_key,
+                master_key_id=sealed.master_key_id,
+            )
+        )
+        db.add(PriceFeed(user_id=user.id, next_round_at=dt.datetime.now(dt.UTC), **fields))
+        db.commit()
 
 
 def test_a_generic_source_reads_its_secret_and_goes_through_the_ssrf_guard(
@@ -293,33 +331,7 @@ def test_a_generic_source_reads_its_secret_and_goes_through_the_ssrf_guard(
         "headers": {"X-Api-Key": "{{secrets.PRICE_KEY}}"},
         "name": "keyed",
     }
-    fields = feeds.validated(
-        pointed,
-        {
-            "asset_pair": "NEO/USD",
-            "frequency": 60,
-            "sources": ["binance", generic],
-            "aggregation": "median",
-            "deviation": None,
-            "heartbeat": None,
-            "min_sources": 1,
-            "target": None,
-        },
-    )
-    with sessions() as db:
-        user = make_user(db)
-        sealed = secretbox.seal(pointed.secrets_keys, user.id, "PRICE_KEY", 1, _KeyedApi.key)
-        db.add(
-            Secret(
-                user_id=user.id,
-                name="PRICE_KEY",
-                value=sealed.value,
-                wrapped_key=sealed.wrapped_key,
-                master_key_id=sealed.master_key_id,
-            )
-        )
-        db.add(PriceFeed(user_id=user.id, next_round_at=dt.datetime.now(dt.UTC), **fields))
-        db.commit()
+    keyed_feed(sessions, pointed, ["binance", generic], pointed.secrets_keys)
 
     # The local API is an internal address: refused unless the operator allows it.
     guarded = dataclasses.replace(pointed, fetch_allow=())
@@ -353,35 +365,10 @@ def test_unreadable_secrets_fail_only_the_sources_that_name_them(
     markets.set_price("binance", "NEOUSDT", "12.30")
     keyed = {"url": keyed_api, "json_path": "$.data.price", "name": "keyed"}
     named = {**keyed, "headers": {"X-Api-Key": "{{secrets.PRICE_KEY}}"}, "name": "named"}
-    fields = feeds.validated(
-        pointed,
-        {
-            "asset_pair": "NEO/USD",
-            "frequency": 60,
-            "sources": ["binance", keyed, named],
-            "aggregation": "median",
-            "deviation": None,
-            "heartbeat": None,
-            "min_sources": 1,
-            "target": None,
-        },
-    )
     # Sealed under a master key the worker does not have.
-    elsewhere = (MasterKey("gone", secrets.token_bytes(32)),)
-    with sessions() as db:
-        user = make_user(db)
-        sealed = secretbox.seal(elsewhere, user.id, "PRICE_KEY", 1, _KeyedApi.key)
-        db.add(
-            Secret(
-                user_id=user.id,
-                name="PRICE_KEY",
-                value=sealed.value,
-                wrapped_key=sealed.wrapped_key,
-                master_key_id=sealed.master_key_id,
-            )
-        )
-        db.add(PriceFeed(user_id=user.id, next_round_at=dt.datetime.now(dt.UTC), **fields))
-        db.commit()
+    keyed_feed(
+        sessions, pointed, ["binance", keyed, named], (MasterKey("gone", secrets.token_bytes(32)),)
+    )
     allowed = dataclasses.replace(pointed, fetch_allow=("127.0.0.1",))
     done = one_round(sessions, allowed, producer)
     by_source = {r["source"]: r for r in done.source_data}
