@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from neosl import pricesources
@@ -398,3 +398,64 @@ def test_a_generic_source_and_the_publishing_of_a_feed(client: FlaskClient, db: 
     assert [(a["price_round_id"], a["charge_type"]) for a in actions] == [
         (published.id, "pricefeed")
     ]
+
+
+def test_metrics_show_feeds_stale_feeds_and_publications_in_flight(
+    client: FlaskClient, db: Session
+) -> None:
+    h = tenant(client)
+    ids = [created(client, h)["id"] for _ in range(4)]  # every 60 s
+    fresh, stale, never, paused = ids
+    client.post(f"/v1/price-feeds/{paused}/pause", headers=h)
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    db.execute(
+        update(PriceFeed)
+        .where(PriceFeed.id.in_([stale, never, paused]))
+        .values(created_at=long_ago)
+    )
+    user_id = db.scalars(select(PriceFeed.user_id).where(PriceFeed.id == fresh)).one()
+    for feed_id, at in ((fresh, dt.datetime.now(dt.UTC)), (stale, long_ago)):
+        db.add(
+            PriceRound(
+                feed_id=feed_id,
+                scheduled_at=at,
+                started_at=at,
+                finished_at=at,
+                status="priced",
+                price=Decimal("12.5"),
+                publication="queued",
+            )
+        )
+    db.flush()
+    # A failed round after the stale feed's old price does not make it fresh.
+    db.add(
+        PriceRound(
+            feed_id=stale,
+            scheduled_at=dt.datetime.now(dt.UTC),
+            started_at=dt.datetime.now(dt.UTC),
+            finished_at=dt.datetime.now(dt.UTC),
+            status="failed",
+            reason="0 of 3 sources usable, 1 needed",
+        )
+    )
+    round_id = db.scalars(select(PriceRound.id).where(PriceRound.feed_id == fresh)).one()
+    db.add(
+        NeoAction(
+            user_id=user_id,
+            contract="0x" + "ef" * 20,
+            method="update",
+            status="pending",
+            price_round_id=round_id,
+            charge_type="pricefeed",
+            as_publisher=True,
+        )
+    )
+    db.flush()
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'neosl_price_feeds{status="active"} 3.0' in text
+    assert 'neosl_price_feeds{status="paused"} 1.0' in text
+    # The stale feed's last price is an hour old, the other never priced in an hour; the
+    # paused one does not count.
+    assert "neosl_price_feeds_stale 2.0" in text
+    assert 'neosl_price_publications_in_flight{status="pending"} 1.0' in text
+    assert 'neosl_price_publications_in_flight{status="queued"} 0.0' in text

@@ -35,7 +35,7 @@ from neosl_api.routes import (
     triggers,
 )
 from neosl_api.schemas.common import ErrorSchema
-from neosl_api.services.health import ExecutionCollector, LedgerCollector
+from neosl_api.services.health import ExecutionCollector, LedgerCollector, PriceFeedCollector
 
 API_VERSION = "1.0.0"
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -92,6 +92,7 @@ def create_app(
     metrics = CollectorRegistry(auto_describe=True)
     metrics.register(LedgerCollector(session_factory))
     metrics.register(ExecutionCollector(session_factory, redis))
+    metrics.register(PriceFeedCollector(session_factory))
     app.extensions["neosl"] = context.ApiState(
         settings, session_factory, redis, dispatcher, metrics, sandbox
     )
