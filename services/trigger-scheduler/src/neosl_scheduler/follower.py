@@ -86,9 +86,14 @@ def follow(
     height = rpc.block_count()
     result.height = height
     with sessions() as session:
+        # With the height it was created at: the cursor is never seen without one.
         session.execute(
             insert(ChainCursor)
-            .values(name=FOLLOWER_CURSOR, position=height if start_block is None else start_block)
+            .values(
+                name=FOLLOWER_CURSOR,
+                position=height if start_block is None else start_block,
+                chain_height=height,
+            )
             .on_conflict_do_nothing()
         )
         session.commit()
