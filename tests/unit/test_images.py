@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.envvars import readme_variables, variables_read
+
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = sorted(p.parent.name for p in ROOT.glob("services/*/pyproject.toml"))
 # What a build stage copies from the repository (see .dockerignore).
@@ -152,15 +154,8 @@ def test_the_image_runs_what_the_procfile_runs(service: str) -> None:
 
 
 def test_every_variable_the_code_reads_is_in_the_readme() -> None:
-    literal = re.compile(r'"((?:NSL_[A-Z0-9_]+)|DATABASE_URL|REDIS_URL|NEO_RPC_URLS?)"')
-    read: set[str] = set()
-    for path in [*ROOT.glob("shared/src/**/*.py"), *ROOT.glob("services/*/src/**/*.py")]:
-        read.update(literal.findall(path.read_text()))
-    read.update(re.findall(r"\$\{(NSL_[A-Z0-9_]+)", (ROOT / "Procfile").read_text()))
-    readme = (ROOT / "README.md").read_text()
-    table = readme.split("\n## Configuration", 1)[1].split("\n## ", 1)[0]
-    first_cells = re.findall(r"^\| ([^|]+) \|", table, re.MULTILINE)
-    documented = {name for cell in first_cells for name in re.findall(r"`([A-Z0-9_<>]+)`", cell)}
+    read = variables_read()
+    documented = readme_variables()
     assert "NSL_PRICE_SOURCE_<NAME>_URL" in documented  # the one name made at run time
     assert len(read) > 50
     assert read - documented == set()
