@@ -215,7 +215,9 @@ def test_bad_credentials_are_401(client: FlaskClient, header: str) -> None:
 
 def test_expired_token_is_401(client: FlaskClient, settings: Settings) -> None:
     user_id = register(client)["user"]["id"]
-    expired = credentials.issue_token(settings.secret_key, user_id, ttl_seconds=60, now=1_000_000)
+    expired = credentials.issue_token(
+        settings.require_secret_key(), user_id, ttl_seconds=60, now=1_000_000
+    )
     assert_error(client.get("/v1/me", headers=auth(expired.value)), 401, "unauthorized")
 
 

@@ -377,3 +377,46 @@ def test_unreadable_secrets_fail_only_the_sources_that_name_them(
     assert by_source["http:keyed"]["error_kind"] == "http_error"
     assert by_source["binance"]["price"] == "12.30"
     assert done.price == Decimal("12.30")
+
+
+def test_the_rounds_process_counts_its_rounds(
+    sessions: sessionmaker[Session],
+    pointed: Settings,
+    markets: FakeMarkets,
+    producer: Celery,
+    redis_client: Redis,
+) -> None:
+    """What the rounds process exports: rounds by status, their duration, and what was
+    decided about publishing each priced round."""
+    for name, price in zip(NEO_USD, ("12.30", "12.31", "12.29", "12.30"), strict=True):
+        markets.set_price(name, NEO_USD[name], price)
+    feed(sessions, list(NEO_USD))
+    feed(sessions, list(NEO_USD), min_sources=5)  # cannot be priced by four sources
+    loop = rounds.Rounds(pointed, sessions, Dispatcher(producer), parallel=2)
+    try:
+        with sessions() as db:
+            claimed = rounds.claim_due(db, dt.datetime.now(dt.UTC), 10)
+        assert len(claimed) == 2
+        for item in claimed:
+            loop.busy.acquire()
+            loop._run(item)
+    finally:
+        loop.rounds.shutdown()
+        loop.askers.pool.shutdown()
+        loop.askers.client.close()
+        loop.askers.fetcher.close()
+    got = loop.metrics.registry.get_sample_value
+    assert got("neosl_price_rounds_total", {"status": "priced"}) == 1
+    assert got("neosl_price_rounds_total", {"status": "failed"}) == 1
+    assert got("neosl_price_round_duration_seconds_count") == 2
+    # The priced round's publication decision is counted, once.
+    decided = {
+        labels["publication"]: value
+        for labels, value in (
+            (s.labels, s.value)
+            for family in loop.metrics.registry.collect()
+            for s in family.samples
+            if s.name == "neosl_price_round_publications_total"
+        )
+    }
+    assert sum(decided.values()) == 1

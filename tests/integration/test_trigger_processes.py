@@ -10,6 +10,7 @@ import itertools
 import json
 import signal
 import time
+import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 from celery import Celery
 from flask.testing import FlaskClient
 from neo3.wallet.account import Account
+from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,6 +32,7 @@ from neosl.models import ChainCursor, Execution, PriceData, PriceFeed, TriggerEv
 from neosl.sandbox import SandboxPool
 from neosl_api.app import create_app
 from neosl_api.services.triggers import sign
+from neosl_devstack.servers import free_port
 from tests.chain import GAS, Chain
 from tests.contracts.test_consumer import send
 from tests.integration.test_functions_api import created
@@ -102,6 +105,18 @@ def history(sessions: sessionmaker[Session], trigger_id: int) -> list[TriggerEve
         )
 
 
+def clock_figures(port: int) -> dict[str, float]:
+    """The unlabelled samples a clock's /metrics shows."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    return {
+        s.name: s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if not s.labels
+    }
+
+
 def fired(sessions: sessionmaker[Session], trigger_id: int) -> list[TriggerEvent]:
     return [e for e in history(sessions, trigger_id) if e.status == "fired"]
 
@@ -134,13 +149,29 @@ def test_two_clock_replicas_fire_each_slot_once_and_the_executor_runs_it(
     h = tenant(api)
     fn = created(api, h, source_code=ECHO)["id"]
     logs = [tmp_path / "clock-a.log", tmp_path / "clock-b.log"]
-    with running(CLOCK, env, logs[0]), running(CLOCK, env, logs[1]):
+    # Each replica exports what it fired and how late (its own figures).
+    ports = [free_port(), free_port()]
+    with (
+        running(CLOCK, {**env, "NSL_METRICS_PORT": str(ports[0])}, logs[0]),
+        running(CLOCK, {**env, "NSL_METRICS_PORT": str(ports[1])}, logs[1]),
+    ):
         wait_until(
             lambda: all("clock started" in log.read_text() for log in logs), "the clocks to start"
         )
         t = trigger(api, h, fn, "cron", {"schedule": "*/2 * * * * *", "timezone": "Europe/Berlin"})
         wait_until(lambda: len(fired(sessions, t["id"])) >= 5, "five slots to fire", timeout=60)
         api.post(f"/v1/triggers/{t['id']}/pause", headers=h)
+        total = len(fired(sessions, t["id"]))
+
+        def exported() -> list[dict[str, float]] | None:
+            figures = [clock_figures(port) for port in ports]
+            fired_total = sum(f["neosl_triggers_fired_total"] for f in figures)
+            return figures if fired_total == total else None
+
+        figures = wait_until(exported, "the clocks to export every fired slot", timeout=30)
+    for f in figures:
+        assert f["neosl_trigger_fire_lag_seconds_count"] == f["neosl_triggers_fired_total"]
+        assert f["neosl_trigger_slots_skipped_total"] == 0
     events = history(sessions, t["id"])
     # Every two seconds while both ran, each slot once; none skipped (nothing was missed).
     assert all(e.status == "fired" for e in events)

@@ -14,9 +14,13 @@ from celery.exceptions import TimeoutError as CeleryTimeout
 
 from neosl import jobs
 from neosl.celery_app import make_celery
-from neosl.config import Settings, load_settings
+from neosl.config import ConfigError, Settings, load_settings
+from neosl.db import make_engine, make_session_factory
+from neosl.dispatch import Dispatcher
+from neosl_api.app import create_app
 from neosl_executor.worker import create_worker_app as executor_app
 from neosl_gas_ledger.worker import create_worker_app as ledger_app
+from neosl_pricefeed.rounds import Rounds
 from neosl_pricefeed.worker import create_worker_app as pricefeed_app
 from neosl_scheduler.worker import create_worker_app as scheduler_app
 from tests.cli import run_cli
@@ -129,3 +133,22 @@ def test_task_events_can_be_switched_off(server_env: dict[str, str]) -> None:
     on = make_celery(load_settings(base), "loud")
     assert (off.conf.worker_send_task_events, off.conf.task_send_sent_event) == (False, False)
     assert (on.conf.worker_send_task_events, on.conf.task_send_sent_event) == (True, True)
+
+
+def test_only_the_processes_that_use_the_keys_need_them(server_env: dict[str, str]) -> None:
+    """The token key is the API's, the secrets' master keys the API's, the executor's and
+    the price rounds'; every other service starts without them (least privilege: a worker
+    holds no key it does not use)."""
+    bare = load_settings(
+        {k: v for k, v in server_env.items() if k not in ("NSL_SECRET_KEY", "NSL_SECRETS_KEY")}
+    )
+    for queue in (jobs.SCHEDULER_QUEUE, jobs.PRICEFEED_QUEUE, jobs.LEDGER_QUEUE):
+        assert FACTORIES[queue](bare).main
+    with pytest.raises(ConfigError, match="NSL_SECRETS_KEY is not set"):
+        executor_app(bare)
+    with pytest.raises(ConfigError, match="NSL_SECRET_KEY is not set"):
+        create_app(bare)
+    no_token_key = load_settings({k: v for k, v in server_env.items() if k != "NSL_SECRET_KEY"})
+    assert executor_app(no_token_key).main
+    with pytest.raises(ConfigError, match="NSL_SECRETS_KEY is not set"):
+        Rounds(bare, make_session_factory(make_engine(bare)), Dispatcher(make_celery(bare, "x")))

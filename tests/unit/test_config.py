@@ -26,7 +26,7 @@ def test_valid_environment_loads_with_defaults() -> None:
     assert s.database_url == "postgresql+psycopg://u@db.example:5432/neosl"
     assert s.neo_rpc_urls == ("http://neo.example:10332",)
     assert s.token_ttl_seconds == 3600
-    assert len(s.secret_key) == 32
+    assert len(s.require_secret_key()) == 32
     assert "secret_key" not in repr(s)
 
 
@@ -38,7 +38,6 @@ def test_valid_environment_loads_with_defaults() -> None:
         ("REDIS_URL", "", "REDIS_URL is not set"),
         ("NEO_RPC_URL", "<unset>", "NEO_RPC_URL is not set"),
         ("NEO_RPC_URL", "ftp://x", "NEO_RPC_URLS must be a URL"),
-        ("NSL_SECRET_KEY", "<unset>", "NSL_SECRET_KEY is not set"),
         ("NSL_SECRET_KEY", "c2hvcnQ", "NSL_SECRET_KEY must decode to at least 32 bytes"),
         ("NSL_SECRETS_KEY", "!!!", "NSL_SECRETS_KEY must be base64"),
         ("NSL_TOKEN_TTL_SECONDS", "ten", "NSL_TOKEN_TTL_SECONDS must be a whole number"),
@@ -163,3 +162,16 @@ def test_the_pricefeed_contract_is_a_hash() -> None:
     assert load_settings(env(NSL_PRICEFEED_CONTRACT=upper)).pricefeed_contract == upper.lower()
     with pytest.raises(ConfigError, match="NSL_PRICEFEED_CONTRACT"):
         load_settings(env(NSL_PRICEFEED_CONTRACT="0x12"))
+
+
+@pytest.mark.parametrize("name", ["NSL_SECRET_KEY", "NSL_SECRETS_KEY"])
+def test_keys_are_required_only_where_they_are_used(name: str) -> None:
+    """A worker that never signs tokens or reads tenant secrets runs without those keys;
+    the processes that do ask for them at start."""
+    s = load_settings(env(**{name: "<unset>"}))
+    require = s.require_secret_key if name == "NSL_SECRET_KEY" else s.require_secrets_keys
+    with pytest.raises(ConfigError, match=f"{name} is not set"):
+        require()
+    blank = load_settings(env(**{name: "  "}))
+    with pytest.raises(ConfigError, match=f"{name} is not set"):
+        (blank.require_secret_key if name == "NSL_SECRET_KEY" else blank.require_secrets_keys)()

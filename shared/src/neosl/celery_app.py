@@ -11,6 +11,7 @@ from celery import Celery
 from neosl import jobs
 from neosl.config import Settings
 from neosl.metrics import TaskMetrics
+from neosl.tasks import ServiceTask
 
 
 def make_celery(settings: Settings, name: str, *, queue: str | None = None) -> Celery:
@@ -56,8 +57,9 @@ def make_celery(settings: Settings, name: str, *, queue: str | None = None) -> C
 def register_ping(app: Celery, queue: str) -> None:
     """Register the health-check task of the worker that consumes ``queue``."""
 
-    # shared=False: without it Celery adds the task to every app in the process.
-    @app.task(name=jobs.PING_JOBS[queue].name, shared=False)
+    # shared=False: without it Celery adds the task to every app in the process. A
+    # ServiceTask, so that pings are counted with the other tasks.
+    @app.task(name=jobs.PING_JOBS[queue].name, base=ServiceTask, shared=False)
     def ping() -> dict[str, Any]:
         return {"queue": queue, "host": socket.gethostname(), "pid": os.getpid()}
 

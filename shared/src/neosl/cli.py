@@ -299,11 +299,10 @@ def _secrets_rotate_master_key(settings: Settings, args: argparse.Namespace) -> 
     if args.batch_size < 1:
         print("error: --batch-size must be at least 1", file=sys.stderr)
         return 2
-    current = settings.secrets_keys[0].id
+    keys = settings.require_secrets_keys()
+    current = keys[0].id
     with short_lived_engine(settings) as engine, Session(engine) as session:
-        result = secretbox.rotate_master_key(
-            session, settings.secrets_keys, batch_size=args.batch_size
-        )
+        result = secretbox.rotate_master_key(session, keys, batch_size=args.batch_size)
     print(
         f"re-wrapped {result.rewrapped} secret(s) under master key {current!r}; "
         f"{result.remaining} remain under other master keys"

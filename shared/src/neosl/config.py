@@ -54,10 +54,12 @@ class Settings:
     redis_url: str
     neo_rpc_urls: tuple[str, ...]
     # Signs login tokens (HMAC-SHA256).
-    secret_key: bytes = field(repr=False)
+    # Signs login tokens: the API's alone (``require_secret_key``); None where not set.
+    secret_key: bytes | None = field(default=None, repr=False)
     # Master keys that wrap tenant secrets' data keys (AES-256-GCM): the first one wraps new
-    # data keys, every one unwraps (so a key can rotate; see neosl.secretbox).
-    secrets_keys: tuple[MasterKey, ...] = field(repr=False)
+    # data keys, every one unwraps (so a key can rotate; see neosl.secretbox). Only the
+    # processes that read tenant secrets hold them (``require_secrets_keys``).
+    secrets_keys: tuple[MasterKey, ...] = field(default=(), repr=False)
     token_ttl_seconds: int = 3600
     login_limit_per_account: int = 10
     login_limit_per_address: int = 30
@@ -73,6 +75,11 @@ class Settings:
     db_pool_size: int = 5
     db_dir: Path | None = None
     log_level: str = "INFO"
+    # "json": one JSON object per line with the ids of the work at hand; "text": for people.
+    log_format: str = "json"
+    # A worker or loop process serves /metrics and /healthz on this port (0: it does not).
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0
     # Celery result backend; the broker URL is redis_url.
     result_backend: str | None = None
     # Workers and producers send task events (sent, received, started, succeeded...), which
@@ -143,6 +150,22 @@ class Settings:
             KeyError: no such source.
         """
         return dict(self.price_source_urls)[name]
+
+    def require_secret_key(self) -> bytes:
+        """The login-token key (the API's). Raises ConfigError when NSL_SECRET_KEY is unset."""
+        if self.secret_key is None:
+            raise ConfigError("NSL_SECRET_KEY is not set; the API signs login tokens with it")
+        return self.secret_key
+
+    def require_secrets_keys(self) -> tuple[MasterKey, ...]:
+        """The secrets' master keys, for a process that reads or writes tenant secrets (the
+        API, the executor, the price rounds). Raises ConfigError when NSL_SECRETS_KEY is
+        unset."""
+        if not self.secrets_keys:
+            raise ConfigError(
+                "NSL_SECRETS_KEY is not set; this process reads tenants' secrets with it"
+            )
+        return self.secrets_keys
 
     def require_deposit_address(self) -> str | None:
         """The deposit address a process serving the gas bank or following the chain uses.
@@ -224,6 +247,10 @@ def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> i
     if not lo <= value <= hi:
         raise ConfigError(f"{name} must be between {lo} and {hi}: got {value}")
     return value
+
+
+def _given(env: Mapping[str, str], name: str) -> bool:
+    return bool(env.get(name, "").strip())
 
 
 def _key(env: Mapping[str, str], name: str, min_bytes: int, exact: bool = False) -> bytes:
@@ -411,6 +438,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(
             f"NSL_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL: got {log_level!r}"
         )
+    log_format = env.get("NSL_LOG_FORMAT", "json").strip().lower() or "json"
+    if log_format not in {"json", "text"}:
+        raise ConfigError(f"NSL_LOG_FORMAT must be json or text: got {log_format!r}")
     db_dir_raw = env.get("NSL_DB_DIR", "").strip()
     result_backend = env.get("NSL_RESULT_BACKEND_URL", "").strip() or None
     if result_backend is not None:
@@ -426,8 +456,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         database_url=database_url,
         redis_url=redis_url,
         neo_rpc_urls=rpc_urls,
-        secret_key=_key(env, "NSL_SECRET_KEY", 32),
-        secrets_keys=_master_keys(env, "NSL_SECRETS_KEY"),
+        secret_key=_key(env, "NSL_SECRET_KEY", 32) if _given(env, "NSL_SECRET_KEY") else None,
+        secrets_keys=(
+            _master_keys(env, "NSL_SECRETS_KEY") if _given(env, "NSL_SECRETS_KEY") else ()
+        ),
         token_ttl_seconds=_int(env, "NSL_TOKEN_TTL_SECONDS", 3600, 60, 30 * 86400),
         login_limit_per_account=_int(env, "NSL_LOGIN_LIMIT_PER_ACCOUNT", 10, 1, 10_000),
         login_limit_per_address=_int(env, "NSL_LOGIN_LIMIT_PER_ADDRESS", 30, 1, 100_000),
@@ -443,6 +475,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         db_pool_size=_int(env, "NSL_DB_POOL_SIZE", 5, 1, 100),
         db_dir=Path(db_dir_raw) if db_dir_raw else None,
         log_level=log_level,
+        log_format=log_format,
+        metrics_host=env.get("NSL_METRICS_HOST", "127.0.0.1").strip() or "127.0.0.1",
+        metrics_port=_int(env, "NSL_METRICS_PORT", 0, 0, 65535),
         result_backend=result_backend,
         hot_wallet_wif=env.get("NSL_HOT_WALLET_WIF", "").strip() or None,
         deposit_address=_address(env, "NSL_DEPOSIT_ADDRESS"),

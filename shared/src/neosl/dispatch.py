@@ -27,7 +27,9 @@ from redis import Redis
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
 
+from neosl import logs
 from neosl.jobs import Job
+from neosl.logs import REQUEST_ID_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +131,15 @@ def _publish(app: Celery, name: str, payload: dict[str, Any], queue: str) -> str
         queue=queue,
         ignore_result=True,
         result_cls=_Sent,  # type: ignore[arg-type]  # Celery only calls it with the id
+        headers=_log_headers(),
     )
     return str(sent.id)
+
+
+def _log_headers() -> dict[str, Any]:
+    """The request id the job is sent under, for the worker's logs (``neosl.logs``)."""
+    request_id = logs.current().get("request_id")
+    return {} if request_id is None else {REQUEST_ID_HEADER: request_id}
 
 
 def _after_commit(session: Session) -> None:
@@ -208,6 +217,7 @@ def task_message(app: Celery, name: str, kwargs: dict[str, Any], queue: str) -> 
                 "replaced_task_nesting": 0,
                 "stamped_headers": None,
                 "stamps": {},
+                **_log_headers(),
             },
             "properties": {
                 "correlation_id": task_id,

@@ -24,13 +24,18 @@ from celery import Task
 from celery.exceptions import Retry
 from sqlalchemy.orm import Session, sessionmaker
 
+from neosl import logs
 from neosl.config import Settings
 from neosl.db import make_engine, make_session_factory
 from neosl.dispatch import Dispatcher
+from neosl.logs import REQUEST_ID_HEADER
 from neosl.metrics import TaskMetrics
 from neosl.neo.rpc import NeoRpc, RpcUnavailable
 
 log = logging.getLogger(__name__)
+
+# A job's arguments that name the work it does, bound for its logs (neosl.logs).
+_ID_ARGUMENTS = ("execution_id", "trigger_id", "action_id", "feed_id", "transaction_id")
 
 
 def task_metrics(app: Any) -> TaskMetrics:
@@ -70,8 +75,15 @@ class ServiceTask(Task[Any, Any]):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
         outcome = "failed"
+        ids = {key: kwargs.get(key) for key in _ID_ARGUMENTS}
+        request = self.request
         try:
-            result = super().__call__(*args, **kwargs)
+            with logs.context(
+                request_id=getattr(request, REQUEST_ID_HEADER, None),
+                task_id=request.id,
+                **ids,
+            ):
+                result = super().__call__(*args, **kwargs)
         except Retry:
             outcome = "retried"
             raise

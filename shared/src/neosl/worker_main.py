@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 import sys
 import threading
@@ -10,12 +9,17 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from celery import Celery
+from prometheus_client import CollectorRegistry
 from sqlalchemy.orm import Session, sessionmaker
 
+from neosl import exporter, logs
 from neosl.celery_app import make_celery
 from neosl.config import ConfigError, Settings, load_settings
 from neosl.db import make_engine, make_session_factory
 from neosl.dispatch import Dispatcher
+from neosl.exporter import CollectorsFactory
+from neosl.metrics import prepare_multiprocess_dir
+from neosl.tasks import task_metrics
 
 
 def start_process() -> Settings | None:
@@ -26,11 +30,19 @@ def start_process() -> Settings | None:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return None
-    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    logs.configure(settings)
+    prepare_multiprocess_dir()
     return settings
 
 
-def run_worker(factory: Callable[..., Celery], queue: str, argv: Sequence[str]) -> int:
+def run_worker(
+    factory: Callable[..., Celery],
+    queue: str,
+    argv: Sequence[str],
+    collectors: CollectorsFactory | None = None,
+) -> int:
+    """Run the Celery worker of ``queue``; with ``NSL_METRICS_PORT`` set, export its task
+    counts and what ``collectors`` read."""
     settings = start_process()
     if settings is None:
         return 2
@@ -39,12 +51,17 @@ def run_worker(factory: Callable[..., Celery], queue: str, argv: Sequence[str]) 
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    # A service's own counts beyond its tasks' are in its app's ``neosl_registries``.
+    own = [task_metrics(app).registry, *app.conf.get("neosl_registries", ())]
+    exporter.start(settings, own, collectors)
     app.worker_main(["worker", "-Q", queue, "-n", f"{queue}@%h", *argv])
     return 0
 
 
 class Loop(Protocol):
     stop: threading.Event
+    # What the loop counts itself, exported with NSL_METRICS_PORT.
+    registries: list[CollectorRegistry]
 
     def run(self) -> None: ...
 
@@ -54,6 +71,7 @@ def run_loop(
     build: Callable[[Settings, sessionmaker[Session], Dispatcher], Loop],
     *,
     pool_size: int,
+    collectors: CollectorsFactory | None = None,
 ) -> int:
     """Run a service's own loop process (not a Celery worker) until SIGTERM or SIGINT."""
     settings = start_process()
@@ -61,7 +79,12 @@ def run_loop(
         return 2
     sessions = make_session_factory(make_engine(settings, pool_size=pool_size))
     app = make_celery(settings, name)
-    loop = build(settings, sessions, Dispatcher(app))
+    try:
+        loop = build(settings, sessions, Dispatcher(app))
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    exporter.start(settings, loop.registries, collectors)
 
     def stop(signum: int, frame: object) -> None:
         loop.stop.set()

@@ -6,23 +6,29 @@ session factory and Redis client.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from flask import Flask, request
 from flask_smorest import Api
-from prometheus_client import CollectorRegistry
 from redis import Redis
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import UnsupportedMediaType
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from neosl import logs
 from neosl.celery_app import make_celery
 from neosl.config import Settings, load_settings
 from neosl.db import make_engine, make_session_factory
 from neosl.dispatch import Dispatcher
+from neosl.metrics import HttpMetrics, exported, prepare_multiprocess_dir
+from neosl.observability import (
+    BankCollector,
+    ExecutionCollector,
+    FollowerCollector,
+    PriceFeedCollector,
+)
 from neosl.sandbox import SandboxPool
-from neosl_api import auth, context, errors
+from neosl_api import auth, context, errors, requests
 from neosl_api.routes import (
     accounts,
     docs_assets,
@@ -35,7 +41,6 @@ from neosl_api.routes import (
     triggers,
 )
 from neosl_api.schemas.common import ErrorSchema
-from neosl_api.services.health import ExecutionCollector, LedgerCollector, PriceFeedCollector
 
 API_VERSION = "1.0.0"
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -60,9 +65,13 @@ def create_app(
     """The API. ``sandbox`` compiles functions' sources (by default a small pool of sandbox
     processes started on first use); tests pass one shared pool."""
     settings = settings or load_settings()
-    # Showing tenants no deposit address, or an invalid one, must stop the start.
+    # Showing tenants no deposit address, or an invalid one, must stop the start; so must
+    # a missing token or secrets key.
     settings.require_deposit_address()
-    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    settings.require_secret_key()
+    settings.require_secrets_keys()
+    logs.configure(settings)
+    prepare_multiprocess_dir()
     app = Flask("neosl_api")
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
@@ -89,10 +98,17 @@ def create_app(
     if redis is None:
         redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
     dispatcher = Dispatcher(make_celery(settings, "neosl_api"))
-    metrics = CollectorRegistry(auto_describe=True)
-    metrics.register(LedgerCollector(session_factory))
-    metrics.register(ExecutionCollector(session_factory, redis))
-    metrics.register(PriceFeedCollector(session_factory))
+    http_metrics = HttpMetrics()
+    metrics = exported(
+        [http_metrics.registry],
+        [
+            FollowerCollector(session_factory),
+            # The ledger's books are the gas-ledger's to export (they read every row).
+            BankCollector(session_factory, books=False),
+            ExecutionCollector(session_factory, redis),
+            PriceFeedCollector(session_factory),
+        ],
+    )
     app.extensions["neosl"] = context.ApiState(
         settings, session_factory, redis, dispatcher, metrics, sandbox
     )
@@ -108,6 +124,7 @@ def create_app(
         },
     )
     errors.register(app)
+    requests.init_app(app, http_metrics)
     app.before_request(_require_json_body)
     auth.init_app(app)
     api.register_blueprint(health.blp)

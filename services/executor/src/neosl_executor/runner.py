@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import DateTime, Select, Update, and_, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from neosl import actions, balances
+from neosl import actions, balances, logs
 from neosl.billing import charge_reference, execution_price
 from neosl.config import Settings
 from neosl.dispatch import Dispatcher
@@ -306,6 +306,22 @@ def run_execution(
             return outcome.status
         secrets = granted_secrets(session, settings.secrets_keys, claimed.user_id, code.secrets)
         session.commit()
+    trigger = claimed.trigger if isinstance(claimed.trigger, dict) else {}
+    with logs.context(execution_id=execution_id, trigger_id=trigger.get("trigger_id")):
+        status = _run_claimed(sessions, settings, run, claimed, code, secrets, dispatcher)
+    return status
+
+
+def _run_claimed(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    run: Runner,
+    claimed: Claimed,
+    code: Code,
+    secrets: dict[str, str],
+    dispatcher: Dispatcher | None,
+) -> str:
+    execution_id = claimed.execution_id
     job = Job(
         source=code.source_code,
         input=claimed.input,
@@ -332,6 +348,7 @@ def run_execution(
     outcome, calls = checked_actions(outcome)
     with sessions() as session:
         finish(session, settings, execution_id, outcome, calls=calls, dispatcher=dispatcher)
+    log.info("execution %s %s in %s ms", execution_id, outcome.status, outcome.duration_ms)
     return outcome.status
 
 

@@ -9,17 +9,23 @@ process never imports QuickJS.
 from __future__ import annotations
 
 from celery import Celery
+from prometheus_client.registry import Collector
 
 from neosl import jobs
 from neosl.celery_app import make_worker_app
 from neosl.config import Settings, load_settings
+from neosl.exporter import Sources
+from neosl.observability import ExecutionCollector, QueueCollector
 from neosl_executor import tasks
 
 QUEUE = jobs.EXECUTOR_QUEUE
 
 
 def create_worker_app(settings: Settings | None = None) -> Celery:
-    app = make_worker_app(settings or load_settings(), "neosl_executor", QUEUE)
+    settings = settings or load_settings()
+    # Functions read their secrets: fail at start, not at the first execution.
+    settings.require_secrets_keys()
+    app = make_worker_app(settings, "neosl_executor", QUEUE)
     # Up to --concurrency threads run executions, each holding a connection only to claim
     # one and to finish it: 16 pooled connections keep 64 threads from reconnecting or
     # queueing for one (bench/executions.py, "executor only" on 2 cores: 151/s with the
@@ -28,3 +34,11 @@ def create_worker_app(settings: Settings | None = None) -> Celery:
     app.conf.neosl_db_pool_size = 16
     tasks.register(app)
     return app
+
+
+def collectors(settings: Settings, sources: Sources) -> list[Collector]:
+    """What the executor exports besides its task counts: executions, sandboxes, its queue."""
+    return [
+        ExecutionCollector(sources.sessions, sources.redis),
+        QueueCollector(sources.redis, (QUEUE,)),
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 from celery import Celery
@@ -10,6 +11,7 @@ from celery.signals import worker_ready
 
 from neosl import balances, jobs
 from neosl.dispatch import Dispatcher
+from neosl.metrics import RelayMetrics
 from neosl.money import format_amount, parse_amount
 from neosl.neo.rpc import NeoRpc
 from neosl.tasks import ChainTask, PeriodicTask, ServiceTask
@@ -17,6 +19,9 @@ from neosl_gas_ledger import actions, deposits, withdrawals
 from neosl_gas_ledger.hot_wallet import load_hot_wallet
 
 _lock = threading.Lock()
+
+# What a settlement pass may decide of a relayed transaction.
+SETTLED = ("confirmed", "failed", "expired")
 
 
 def relay_rpc(app: Celery) -> NeoRpc:
@@ -28,6 +33,16 @@ def relay_rpc(app: Celery) -> NeoRpc:
             rpc = NeoRpc(app.conf.neosl_settings.neo_rpc_urls)
             app.conf.neosl_relay_rpc = rpc
         return rpc
+
+
+def count_settled(app: Celery, kind: str, counts: Mapping[str, int]) -> None:
+    """Count the relayed transactions a settlement pass settled, by outcome."""
+    relayed: RelayMetrics | None = app.conf.get("neosl_relay_metrics")
+    if relayed is None:
+        return
+    for outcome in SETTLED:
+        if counts.get(outcome):
+            relayed.settled.labels(kind, outcome).inc(counts[outcome])
 
 
 def register(app: Celery) -> None:
@@ -57,6 +72,7 @@ def register(app: Celery) -> None:
             counts = withdrawals.reconcile(
                 self.sessions, rpc, self.settings, load_hot_wallet(self.settings)
             )
+        count_settled(self.app, "withdrawal", counts)
         return dict(counts)
 
     @app.task(name=jobs.RELAY_ACTION.name, base=ChainTask, bind=True, shared=False)
@@ -74,6 +90,7 @@ def register(app: Celery) -> None:
         counts = actions.reconcile(
             self.sessions, relay_rpc(self.app), self.settings, load_hot_wallet(self.settings)
         )
+        count_settled(self.app, "action", counts)
         return dict(counts)
 
     @app.task(name=jobs.APPLY_DEPOSITS.name, base=PeriodicTask, bind=True, shared=False)

@@ -6,10 +6,14 @@ Start it with `python -m neosl_gas_ledger` (extra arguments go to `celery worker
 from __future__ import annotations
 
 from celery import Celery
+from prometheus_client.registry import Collector
 
 from neosl import jobs
 from neosl.celery_app import make_worker_app
 from neosl.config import Settings, load_settings
+from neosl.exporter import Sources
+from neosl.metrics import RelayMetrics
+from neosl.observability import BankCollector, HotWalletCollector, QueueCollector
 from neosl_gas_ledger import tasks
 from neosl_gas_ledger.hot_wallet import load_hot_wallet
 
@@ -23,5 +27,20 @@ def create_worker_app(settings: Settings | None = None) -> Celery:
     settings.require_deposit_address()
     load_hot_wallet(settings)
     app = make_worker_app(settings, "neosl_gas_ledger", QUEUE)
+    relayed = RelayMetrics()
+    app.conf.neosl_relay_metrics = relayed
+    app.conf.neosl_registries = [relayed.registry]
     tasks.register(app)
     return app
+
+
+def collectors(settings: Settings, sources: Sources) -> list[Collector]:
+    """What the gas-ledger exports besides its own counts: the books, the hot wallet's
+    balance on chain, its queue."""
+    found: list[Collector] = [
+        BankCollector(sources.sessions),
+        QueueCollector(sources.redis, (QUEUE,)),
+    ]
+    if settings.deposit_address:
+        found.append(HotWalletCollector(settings.neo_rpc_urls, settings.deposit_address))
+    return found

@@ -25,6 +25,7 @@ import datetime as dt
 import logging
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,16 +33,20 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+from prometheus_client.registry import Collector
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from neosl import feeds, jobs
+from neosl import feeds, jobs, logs
 from neosl.config import Settings
 from neosl.dispatch import Dispatcher
+from neosl.exporter import Sources
+from neosl.metrics import RoundMetrics
 from neosl.models import PriceData, PriceFeed, PriceRound
 from neosl.netguard import Fetcher
+from neosl.observability import PriceFeedCollector
 from neosl.secretbox import SecretUnreadable, granted_secrets
 from neosl.worker_main import run_loop
 from neosl_pricefeed import aggregate, generic, publishing
@@ -234,11 +239,13 @@ def finish(
     price: Decimal | None,
     reason: str | None,
     source_data: list[dict[str, Any]],
-) -> None:
-    """Store the round's outcome (its price, whether it is published); commits.
+) -> tuple[str, str | None] | None:
+    """Store the round's outcome (its price, whether it is published); commits. Returns the
+    round's status and publication decision.
 
     A round that is no longer running (failed as abandoned while its worker was slow) stores
-    nothing: the feed has moved on, and its next round may be publishing already.
+    nothing (returns None): the feed has moved on, and its next round may be publishing
+    already.
     """
     status = session.scalar(
         select(PriceRound.status).where(PriceRound.id == claimed.round_id).with_for_update()
@@ -248,7 +255,7 @@ def finish(
             "round %d of feed %d ended after it was given up", claimed.round_id, claimed.feed_id
         )
         session.rollback()
-        return
+        return None
     now = dt.datetime.now(dt.UTC)
     price_data_id = None
     publication: publishing.Decision | None = None
@@ -285,6 +292,9 @@ def finish(
         )
     )
     session.commit()
+    return ("priced" if price is not None else "failed"), (
+        publication.publication if publication else None
+    )
 
 
 def run_round(
@@ -293,7 +303,8 @@ def run_round(
     dispatcher: Dispatcher,
     askers: Askers,
     claimed: Claimed,
-) -> None:
+) -> tuple[str, str | None] | None:
+    """Run one claimed round; its status and publication decision (None: given up)."""
     # The generic sources whose headers name secrets, by name: the database is asked only
     # for feeds that have some.
     naming = {s["name"]: feeds.secret_names(s) for s in claimed.sources if feeds.is_generic(s)}
@@ -318,7 +329,7 @@ def run_round(
     except aggregate.AggregationError as exc:
         price, reason, source_data = None, f"cannot aggregate: {exc}", []
     with sessions() as session:
-        finish(session, settings, dispatcher, claimed, price, reason, source_data)
+        return finish(session, settings, dispatcher, claimed, price, reason, source_data)
 
 
 def earliest(session: Session) -> dt.datetime | None:
@@ -338,6 +349,8 @@ class Rounds:
         *,
         parallel: int = 32,
     ) -> None:
+        # Generic sources may send tenants' secrets: fail at start, not in a round.
+        settings.require_secrets_keys()
         self.settings = settings
         self.sessions = sessions
         self.dispatcher = dispatcher
@@ -350,6 +363,8 @@ class Rounds:
             ThreadPoolExecutor(parallel * 4, thread_name_prefix="source"),
         )
         self.busy = threading.Semaphore(parallel)
+        self.metrics = RoundMetrics()
+        self.registries = [self.metrics.registry]
 
     def tick(self) -> float:
         """Start the due rounds (as many as there are free slots); seconds to sleep."""
@@ -377,13 +392,24 @@ class Rounds:
         return max(wait, 0.0)
 
     def _run(self, claimed: Claimed) -> None:
+        started = time.perf_counter()
         try:
-            run_round(self.sessions, self.settings, self.dispatcher, self.askers, claimed)
+            with logs.context(feed_id=claimed.feed_id):
+                outcome = run_round(
+                    self.sessions, self.settings, self.dispatcher, self.askers, claimed
+                )
         except Exception:
             log.exception("price round %d of feed %d failed", claimed.round_id, claimed.feed_id)
             self._fail(claimed)
+            outcome = ("failed", None)
         finally:
             self.busy.release()
+        if outcome is not None:
+            status, publication = outcome
+            self.metrics.rounds.labels(status).inc()
+            self.metrics.duration.observe(time.perf_counter() - started)
+            if publication is not None:
+                self.metrics.publications.labels(publication).inc()
 
     def _fail(self, claimed: Claimed) -> None:
         # Else the feed would wait for the round to count as abandoned.
@@ -418,8 +444,13 @@ class Rounds:
         log.info("price rounds stopped")
 
 
+def collectors(settings: Settings, sources: Sources) -> list[Collector]:
+    """What the rounds process exports besides its own counts: the feeds' state."""
+    return [PriceFeedCollector(sources.sessions)]
+
+
 def main() -> int:
-    return run_loop("neosl_pricefeed.rounds", Rounds, pool_size=8)
+    return run_loop("neosl_pricefeed.rounds", Rounds, pool_size=8, collectors=collectors)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from neosl import triggers as rules
 from neosl.config import Settings
 from neosl.cron import CronError
 from neosl.dispatch import Dispatcher
+from neosl.metrics import ClockMetrics
 from neosl.models import Trigger
 from neosl.worker_main import run_loop
 from neosl_scheduler import prices
@@ -163,6 +164,8 @@ class Clock:
         self.stop = threading.Event()
         self.next_price_check = 0.0
         self.fired = 0
+        self.metrics = ClockMetrics()
+        self.registries = [self.metrics.registry]
 
     def tick(self) -> float:
         """One round: fire what is due, check prices if it is time. Seconds to sleep."""
@@ -172,6 +175,10 @@ class Clock:
                     session, self.settings, self.dispatcher, dt.datetime.now(dt.UTC)
                 )
             self.fired += done.fired
+            self.metrics.fired.inc(done.fired)
+            self.metrics.skipped.inc(done.skipped)
+            for lag in done.lags:
+                self.metrics.lag.observe(lag)
             if done.lags:
                 log.info(
                     "fired %d cron triggers (%d skipped slots), lag max %.3f s",

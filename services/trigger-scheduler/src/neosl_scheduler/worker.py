@@ -6,11 +6,14 @@ Start it with `python -m neosl_scheduler` (extra arguments go to `celery worker`
 from __future__ import annotations
 
 from celery import Celery
+from prometheus_client.registry import Collector
 
 from neosl import jobs
 from neosl.celery_app import make_worker_app
 from neosl.chain import subscriptions
 from neosl.config import Settings, load_settings
+from neosl.exporter import Sources
+from neosl.observability import FollowerCollector, QueueCollector, TriggerCollector
 from neosl_scheduler import tasks
 
 QUEUE = jobs.SCHEDULER_QUEUE
@@ -23,3 +26,13 @@ def create_worker_app(settings: Settings | None = None) -> Celery:
     app = make_worker_app(settings, "neosl_scheduler", QUEUE)
     tasks.register(app, settings)
     return app
+
+
+def collectors(settings: Settings, sources: Sources) -> list[Collector]:
+    """What the scheduler exports besides its task counts: the chain follower, the
+    triggers, its queue."""
+    return [
+        FollowerCollector(sources.sessions),
+        TriggerCollector(sources.sessions),
+        QueueCollector(sources.redis, (QUEUE,)),
+    ]

@@ -9,6 +9,7 @@ import marshmallow as ma
 from flask import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from neosl.observability import follower_status
 from neosl_api import context
 from neosl_api.auth import public
 from neosl_api.blueprint import Blueprint
@@ -64,7 +65,7 @@ def readyz() -> Response | dict[str, Any]:
     if not all(v == "ok" for v in checks.values()):
         return error_response(503, "not ready", checks, code="not_ready")
     with s.session_factory() as session:
-        follower = health.follower_status(session)
+        follower = follower_status(session)
     # Informational: a lagging follower delays deposits but does not make the API unready.
     return {"status": "ready", "checks": checks, "chain_follower": follower}
 

@@ -120,7 +120,9 @@ def login(
         user.password_hash = passwords.hash_password(password)
         session.commit()
     ratelimit.reset(redis, account_key)
-    token = credentials.issue_token(settings.secret_key, user.id, settings.token_ttl_seconds)
+    token = credentials.issue_token(
+        settings.require_secret_key(), user.id, settings.token_ttl_seconds
+    )
     return LoginResult(user, token)
 
 
@@ -158,7 +160,7 @@ def authenticate(session: Session, settings: Settings, bearer: str) -> Caller:
         row = (
             session.connection().execute(_CALLER_BY_KEY_HASH, {"key_hash": key_hash}).one_or_none()
         )
-    elif (user_id := credentials.verify_token(settings.secret_key, bearer)) is not None:
+    elif (user_id := credentials.verify_token(settings.require_secret_key(), bearer)) is not None:
         row = session.connection().execute(_CALLER_BY_ID, {"user_id": user_id}).one_or_none()
     if row is None or not row.is_active:
         raise Unauthorized("invalid or expired credentials")
