@@ -8,7 +8,7 @@ with the Procfile's ``api`` line as it stands (worker class, workers, threads, t
 * ``bench/bare_app.py`` (``bare_app:create_app()``): one Flask route doing ``SELECT 1`` on an
   engine from ``neosl.db.make_engine``, so connection handling is the same;
 
-each with its access log in a file of its own in the temporary folder. ``--threads`` client
+each with its log in a file of its own in the temporary folder. ``--threads`` client
 threads (one keep-alive ``http.client`` connection each, reopened whenever the server
 closes it) drive one variant at a time for ``--seconds``; the variants alternate their order
 round by round and the table shows the median of the rounds (the ratio is the median of
@@ -64,7 +64,6 @@ BENCH_DIR = Path(__file__).resolve().parent
 PROCFILE = BENCH_DIR.parent / "Procfile"
 API_APP = "'neosl_api.app:create_app()'"
 BARE_APP = "bare_app:create_app()"
-ACCESS_LOG_STDOUT = "--access-logfile -"
 PASSWORD = "bench-password-1"
 
 
@@ -96,19 +95,18 @@ class Measurement:
 
 
 class Gunicorn:
-    """The Procfile's ``api`` command serving ``app`` on a free port, its access log to a file.
+    """The Procfile's ``api`` command serving ``app`` on a free port, its log to a file.
 
     The command comes from the Procfile as it is now (worker class, workers, threads,
-    timeouts), so the bench measures what ``make dev`` runs; only the port, the access log's
-    destination and, for the bare server, the app differ.
+    timeouts), so the bench measures what ``make dev`` runs; only the port and, for the bare
+    server, the app differ.
     """
 
     def __init__(self, name: str, app: str, env: Mapping[str, str], folder: Path) -> None:
         self.name = name
         self.port = free_port()
         self.log = folder / f"{name}-gunicorn.log"
-        self.access_log = folder / f"{name}-access.log"
-        self.command = api_command(app, self.access_log)
+        self.command = api_command(app)
         with self.log.open("wb") as out:
             # exec: the shell expands the Procfile's ${VAR:-default} and becomes the master.
             self.process = subprocess.Popen(
@@ -177,17 +175,17 @@ class Variant:
     measured: bool  # compared with the goal (the /v1/me rows)
 
 
-def api_command(app: str, access_log: Path) -> str:
-    """The Procfile's ``api`` line with ``app`` served and the access log sent to a file.
+def api_command(app: str) -> str:
+    """The Procfile's ``api`` line with ``app`` served (the API's own access lines go to the
+    server's log with the rest).
 
     Raises:
         BenchError: the line no longer has the parts replaced here.
     """
     command: str = dict(parse_procfile(PROCFILE.read_text()).processes)["api"]
-    for part in (API_APP, ACCESS_LOG_STDOUT, "${NSL_API_PORT"):
+    for part in (API_APP, "${NSL_API_PORT"):
         if part not in command:
             raise BenchError(f"the Procfile's api line has no {part!r}: {command!r}")
-    command = command.replace(ACCESS_LOG_STDOUT, f"--access-logfile {shlex.quote(str(access_log))}")
     return command.replace(API_APP, shlex.quote(app))
 
 

@@ -26,15 +26,21 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import psycopg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import make_url
 
 from neosl.neo.rpc import NeoRpc
+from neosl_devstack.postgres import BIN_DIR, EmbeddedPostgres
 from neosl_devstack.servers import free_port, port_is_open
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
 PASSWORD = "correct horse battery"
+# The dev stack's keys (in .dev/secrets.env): never in its logs.
+SECRET_VARIABLES = ("NSL_SECRET_KEY=", "NSL_SECRETS_KEY=", "NSL_HOT_WALLET_WIF=", "NSL_RELAY_KEY=")
 
 # Left unset for the stack to fill in: `neosl-dev up` starts the servers, `neosl-dev env`
 # exports their URLs and the devnet wallet.
@@ -49,7 +55,11 @@ STACK_VARIABLES = {
 
 
 def http(
-    method: str, url: str, body: dict[str, Any] | None = None, token: str | None = None
+    method: str,
+    url: str,
+    body: dict[str, Any] | None = None,
+    token: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method)
@@ -57,12 +67,48 @@ def http(
         req.add_header("Content-Type", "application/json")
     if token:
         req.add_header("Authorization", f"Bearer {token}")
+    for name, value in (headers or {}).items():
+        req.add_header(name, value)
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
             raw = resp.read()
             return resp.status, json.loads(raw) if raw[:1] in (b"{", b"[") else raw
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read() or b"null")
+
+
+# Each worker process's line in the Procfile (the API is line 0).
+METRICS_LINES = {
+    "executor": 1,
+    "scheduler": 2,
+    "clock": 3,
+    "pricefeed": 4,
+    "rounds": 5,
+    "ledger": 6,
+}
+# The functions walk-through's invoke carries this id; the executor's lines must too.
+REQUEST_ID = "e2e-walkthrough-invoke"
+
+
+def free_block(size: int) -> int:
+    """The first of ``size`` consecutive free ports."""
+    for _ in range(50):
+        base = free_port()
+        if base + size < 65535 and not any(
+            port_is_open("127.0.0.1", base + i) for i in range(1, size)
+        ):
+            return base
+    raise AssertionError(f"no {size} consecutive free ports")
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def block_count(rpc: str) -> int:
@@ -78,6 +124,10 @@ class DevStack:
         self.repo = repo
         self.marker = uuid.uuid4().hex
         self.ports = {name: free_port() for name in ("api", "flower", "pg", "redis", "rpc", "p2p")}
+        # The workers' metrics: NSL_DEV_METRICS_PORT + the process's line in the Procfile.
+        self.metrics_base = free_block(len(METRICS_LINES) + 1)
+        for name, line in METRICS_LINES.items():
+            self.ports[f"{name} metrics"] = self.metrics_base + line
         env = {k: v for k, v in os.environ.items() if k not in STACK_VARIABLES}
         env.update(
             NSL_API_PORT=str(self.ports["api"]),
@@ -89,8 +139,10 @@ class DevStack:
             NSL_API_WORKERS="1",
             NSL_WORKER_CONCURRENCY="1",
             NSL_E2E_MARKER=self.marker,
+            NSL_DEV_METRICS_PORT=str(self.metrics_base),
         )
         self.env = env
+        self.traced_execution = 0
         self.api = f"http://127.0.0.1:{self.ports['api']}"
         self.rpc = f"http://127.0.0.1:{self.ports['rpc']}"
 
@@ -184,8 +236,10 @@ def functions_walkthrough(stack: DevStack, key: str) -> int:
         f"{stack.api}/v1/functions/{fn['id']}/invoke?wait=8",
         {"input": {"name": "Neo"}},
         token=key,
+        headers={"X-Request-ID": REQUEST_ID},
     )
     assert status == 200, execution
+    stack.traced_execution = execution["id"]
     assert execution["status"] == "succeeded", execution
     assert execution["result"] == {"greeting": "Hello, Neo!"}
     assert execution["charge_status"] == "charged", execution
@@ -319,7 +373,7 @@ def actions_walkthrough(stack: DevStack, env: dict[str, str], key: str) -> None:
     assert "0 mismatched" in cli(env, "ledger", "verify")
 
 
-def gas_walkthrough(stack: DevStack, env: dict[str, str], key: str, elsewhere: Path) -> None:
+def gas_walkthrough(stack: DevStack, env: dict[str, str], key: str, elsewhere: Path) -> str:
     """The README's gas walk-through: add address, fund, deposit, balance, withdraw.
 
     ``env`` is what `neosl-dev env` exported; the faucet runs in ``elsewhere``, a folder
@@ -371,6 +425,144 @@ def gas_walkthrough(stack: DevStack, env: dict[str, str], key: str, elsewhere: P
     assert final["status"] == "confirmed", final
     assert http("GET", acct_url, token=key)[1]["balance"] == "3"
     assert "0 mismatched" in cli(env, "ledger", "verify")
+    return wif
+
+
+def secrets_walkthrough(stack: DevStack, key: str) -> list[str]:
+    """A secret read by a function and a webhook's signing secret: what the tenant holds
+    that no log may show. Returns them."""
+    value = f"s3cret-{uuid.uuid4().hex}"
+    status, stored = http("PUT", f"{stack.api}/v1/secrets/API_TOKEN", {"value": value}, token=key)
+    assert status == 201, stored
+    source = "function main(input, ctx) { return {length: ctx.secrets.API_TOKEN.length}; }"
+    status, fn = http(
+        "POST",
+        f"{stack.api}/v1/functions",
+        {"name": "secretive", "source_code": source, "secrets": ["API_TOKEN"]},
+        token=key,
+    )
+    assert status == 201, fn
+    status, execution = http(
+        "POST", f"{stack.api}/v1/functions/{fn['id']}/invoke?wait=8", {"input": {}}, token=key
+    )
+    assert (status, execution["result"]) == (200, {"length": len(value)}), execution
+    status, hook = http(
+        "POST",
+        f"{stack.api}/v1/triggers",
+        {"name": "hook", "function_id": fn["id"], "trigger_type": "webhook"},
+        token=key,
+    )
+    assert status == 201, hook
+    return [value, hook["webhook_secret"]]
+
+
+def metrics_walkthrough(stack: DevStack) -> None:
+    """Every worker process exports its figures on its own port, counted across its pool's
+    processes, after the walk-throughs gave them work."""
+    port = {name: stack.metrics_base + line for name, line in METRICS_LINES.items()}
+
+    def at_least(name: str, metric: str, labels: dict[str, str], least: float) -> None:
+        key = (metric, tuple(sorted(labels.items())))
+        wait_until(
+            lambda: scrape(port[name]).get(key, -1) >= least or None,
+            f"{name}: {metric}{labels} >= {least}",
+            timeout=60,
+        )
+
+    ran = {"outcome": "succeeded"}
+    at_least(
+        "executor", "neosl_task_runs_total", {**ran, "task": "neosl.executor.run_execution"}, 3
+    )
+    at_least(
+        "scheduler", "neosl_task_runs_total", {**ran, "task": "neosl.scheduler.follow_chain"}, 1
+    )
+    at_least("scheduler", "neosl_chain_follower_next_block", {}, 1)
+    at_least("clock", "neosl_triggers_fired_total", {}, 1)
+    at_least("pricefeed", "neosl_queue_length", {"queue": "pricefeed"}, 0)
+    at_least("rounds", "neosl_price_rounds_total", {"status": "priced"}, 1)
+    at_least(
+        "ledger", "neosl_relay_settled_total", {"kind": "withdrawal", "outcome": "confirmed"}, 1
+    )
+    at_least("ledger", "neosl_relay_settled_total", {"kind": "action", "outcome": "confirmed"}, 1)
+    ledger = scrape(port["ledger"])
+    assert ledger[("neosl_hot_wallet_balance_gas", ())] > 0
+    assert ledger[("neosl_ledger_mismatched_accounts", ())] == 0
+    api = scrape(stack.ports["api"])
+    assert (
+        api[
+            (
+                "neosl_http_requests_total",
+                (("method", "GET"), ("route", "/readyz"), ("status", "200")),
+            )
+        ]
+        >= 1
+    )
+    for name in port:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port[name]}/healthz", timeout=10) as resp:
+            assert resp.status == 200, name
+
+
+def backup_and_restore(stack: DevStack, env: dict[str, str], folder: Path) -> None:
+    """docs/operations.md's backup: `pg_dump` of the running stack's database, restored with
+    `pg_restore` into a freshly started PostgreSQL, passes `neosl db status` and
+    `neosl ledger verify` with the same books."""
+    bin_dir = BIN_DIR
+    source = make_url(env["DATABASE_URL"]).set(drivername="postgresql")
+    dump = folder / "neosl.dump"
+    subprocess.run(
+        [
+            str(bin_dir / "pg_dump"),
+            "--format=custom",
+            f"--file={dump}",
+            source.render_as_string(hide_password=False),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    with EmbeddedPostgres(folder / "restored", free_port(), durable=False) as fresh:
+        assert isinstance(fresh, EmbeddedPostgres)
+        restored = fresh.ensure_database("neosl_restored")
+        target = make_url(restored).set(drivername="postgresql")
+        subprocess.run(
+            [
+                str(bin_dir / "pg_restore"),
+                "--no-owner",
+                f"--dbname={target.render_as_string(hide_password=False)}",
+                str(dump),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        there = {**env, "DATABASE_URL": restored}
+        assert run_cli(there, "db", "status").returncode == 0
+        verified = cli(there, "ledger", "verify")
+        assert "0 mismatched" in verified
+        books = (
+            "SELECT count(*), sum(amount), (SELECT sum(balance) FROM gas_accounts)"
+            " FROM transactions"
+        )
+        with (
+            psycopg.connect(source.render_as_string(hide_password=False)) as a,
+            psycopg.connect(target.render_as_string(hide_password=False)) as b,
+        ):
+            original = a.execute(books).fetchone()
+            copied = b.execute(books).fetchone()
+        assert copied == original
+        assert original is not None
+        assert original[0] > 0
+
+
+def log_lines(stack: DevStack) -> list[tuple[str, dict[str, Any]]]:
+    """The dev stack's log: (process, record) for each JSON line a process wrote."""
+    found = []
+    for line in (stack.root / "dev.log").read_text(errors="replace").splitlines():
+        prefix, sep, rest = line.partition(" | ")
+        if sep and rest.startswith("{"):
+            try:
+                found.append((prefix.split()[-1], json.loads(rest)))
+            except json.JSONDecodeError:
+                continue
+    return found
 
 
 def test_dev_stack_end_to_end(
@@ -429,11 +621,16 @@ def test_dev_stack_end_to_end(
         assert ping.returncode == 0, ping.stdout + ping.stderr + stack.log()
         assert ping.stdout.count(": ok") == 4
 
-        gas_walkthrough(stack, cli_env, rotated["api_key"], tmp_path_factory.mktemp("elsewhere"))
+        wif = gas_walkthrough(
+            stack, cli_env, rotated["api_key"], tmp_path_factory.mktemp("elsewhere")
+        )
         hello = functions_walkthrough(stack, rotated["api_key"])
         triggers_walkthrough(stack, rotated["api_key"], hello)
         prices_walkthrough(stack, rotated["api_key"])
         actions_walkthrough(stack, cli_env, rotated["api_key"])
+        tenant_secrets = secrets_walkthrough(stack, rotated["api_key"])
+        metrics_walkthrough(stack)
+        backup_and_restore(stack, cli_env, tmp_path_factory.mktemp("backup"))
 
         stack.ctrl_c(proc)
         assert proc.returncode == 0 or proc.returncode == 130, stack.log()
@@ -441,6 +638,23 @@ def test_dev_stack_end_to_end(
     assert stack.leftovers() == []
     for name, port in stack.ports.items():
         assert not port_is_open("127.0.0.1", port), f"{name} port {port} still open"
+
+    # The logs: JSON lines; the invoke's request id followed into the executor with the
+    # execution's id.
+    records = log_lines(stack)
+    assert {process for process, _ in records} >= {
+        "api",
+        "executor",
+        "scheduler",
+        "clock",
+        "rounds",
+        "ledger",
+    }
+    traced = [(process, r) for process, r in records if r.get("request_id") == REQUEST_ID]
+    assert any(p == "api" and r["logger"] == "neosl_api.access" for p, r in traced), traced
+    assert any(
+        p == "executor" and r.get("execution_id") == stack.traced_execution for p, r in traced
+    ), traced
 
     # Same data folder again: the account and the chain are still there.
     with stack.running() as proc:
@@ -452,5 +666,21 @@ def test_dev_stack_end_to_end(
         assert block_count(stack.rpc) >= first
         stack.sigterm(proc)
     assert stack.leftovers() == []
+    # No secret the run created or used is in any process's output, both runs over.
+    stored = (tmp_path / ".dev" / "secrets.env").read_text().splitlines()
+    keys = [line.split("=", 1)[1] for line in stored if line.startswith(SECRET_VARIABLES)]
+    assert len(keys) == len(SECRET_VARIABLES)
+    whole = (stack.root / "dev.log").read_text(errors="replace")
+    for secret in [
+        PASSWORD,
+        reg["api_key"],
+        rotated["api_key"],
+        token["access_token"],
+        wif,
+        *tenant_secrets,
+        *keys,
+    ]:
+        assert len(secret) >= 8
+        assert secret not in whole, f"a secret is in the logs: {secret[:4]}…"
     for name, port in stack.ports.items():
         assert not port_is_open("127.0.0.1", port), f"{name} port {port} still open"

@@ -3,6 +3,7 @@
 ``neosl-dev up`` starts embedded PostgreSQL, Redis and a Neo N3 node (each only when its
 URL is not set), applies the schema, then runs every process of the Procfile in the
 foreground with prefixed logs until Ctrl-C or SIGTERM, and stops everything it started.
+``neosl-dev chain`` runs only the Neo N3 dev chain, the same way (the dev chain container).
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ import argparse
 import datetime as dt
 import os
 import shlex
+import shutil
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -32,9 +36,12 @@ from neosl.neo.addresses import address_to_script_hash
 from neosl.neo.rpc import NeoRpc
 from neosl.neo.transfers import gas_transfers
 from neosl_devstack.markets import DemoMarkets
-from neosl_devstack.neo import EmbeddedNeo
+from neosl_devstack.neo import EmbeddedNeo, listen_address
 from neosl_devstack.servers import ServerError
 from neosl_devstack.stack import Ports, Stack
+
+# The workers' metrics ports: this + their line in the Procfile (9101 the executor, …).
+DEV_METRICS_PORT = 9100
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -80,8 +87,11 @@ def _up(args: argparse.Namespace) -> int:
         if created:
             print(f"neosl-dev: public demo price feeds {', '.join(created)} created")
         manager = Manager(Printer(sys.stdout))
-        for name, command in parse_procfile(procfile.read_text()).processes.items():
-            manager.add_process(name, command, env=env)
+        metrics = metrics_dir(root)
+        for line, (name, command) in enumerate(
+            parse_procfile(procfile.read_text()).processes.items()
+        ):
+            manager.add_process(name, command, env={**env, **process_env(env, metrics, line, name)})
         _print_urls(env, settings.neo_rpc_url)
         try:
             manager.loop()
@@ -202,6 +212,28 @@ def fund_operator(neo: EmbeddedNeo, engine: Engine, settings: Settings) -> str |
     return str(credited)
 
 
+# Processes that serve their own /metrics (the API serves it on its port, Flower its own).
+_NO_METRICS_PORT = ("api", "flower")
+
+
+def metrics_dir(root: Path) -> Path:
+    """Where the processes add up their children's counts; emptied at each start."""
+    folder = root / "metrics"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def process_env(env: dict[str, str], metrics: Path, line: int, name: str) -> dict[str, str]:
+    """A Procfile process's own settings: a folder for its processes' counts, and for a
+    worker the port of its /metrics and /healthz (``NSL_DEV_METRICS_PORT`` + its line)."""
+    own = {"PROMETHEUS_MULTIPROC_DIR": str(metrics / name)}
+    if name not in _NO_METRICS_PORT:
+        base = int(env.get("NSL_DEV_METRICS_PORT") or DEV_METRICS_PORT)
+        own["NSL_METRICS_PORT"] = str(base + line)
+    return own
+
+
 def _print_urls(env: dict[str, str], neo_rpc: str) -> None:
     api = f"http://127.0.0.1:{env['NSL_API_PORT']}"
     print(
@@ -212,12 +244,74 @@ def _print_urls(env: dict[str, str], neo_rpc: str) -> None:
                 f"  API docs     {api}/docs",
                 f"  Flower       http://127.0.0.1:{env['NSL_FLOWER_PORT']}",
                 f"  Neo N3 RPC   {neo_rpc}",
+                "  Metrics      API /metrics; workers from port"
+                f" {int(env.get('NSL_DEV_METRICS_PORT') or DEV_METRICS_PORT) + 1}"
+                " (NSL_DEV_METRICS_PORT + the Procfile line), /metrics and /healthz",
                 "  Prices       local demo markets; public feeds NEO/USD, GAS/USD every 10 s",
                 "  Ctrl-C stops everything.",
             ]
         ),
         flush=True,
     )
+
+
+def _chain(args: argparse.Namespace) -> int:
+    """Run the dev chain's node alone in the foreground until SIGTERM or SIGINT."""
+    ports = Ports.dev(os.environ)
+    # By default the dev stack's own node (same folder, same ports), so that `neosl devnet`
+    # finds its committee wallet where `neosl-dev up` keeps it.
+    datadir = Path(args.chain_dir) if args.chain_dir else Path(args.dir) / "neo"
+    node = EmbeddedNeo(
+        datadir,
+        args.rpc_port if args.rpc_port is not None else ports.neo_rpc,
+        args.p2p_port if args.p2p_port is not None else ports.neo_p2p,
+        block_ms=args.block_ms,
+        host=args.host,
+    )
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda _signum, _frame: stop.set())
+        for sig in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        print(f"neosl-dev: starting the Neo N3 node (data in {node.datadir})", flush=True)
+        try:
+            node.start()
+        except ServerError as exc:
+            print(f"neosl-dev: {exc}", file=sys.stderr)
+            return 1
+        try:
+            print(
+                "\n".join(
+                    [
+                        f"neosl-dev: Neo N3 RPC {node.url} (listening on "
+                        f"{listen_address(node.host, node.rpc_port)}, P2P port {node.p2p_port})",
+                        f"  network magic    {node.network_magic}",
+                        f"  committee wallet {node.committee_wallet_path} (the faucet of "
+                        "`neosl devnet fund`)",
+                        f"  node log         {node.log_path}",
+                        "  SIGTERM or Ctrl-C stops it.",
+                    ]
+                ),
+                flush=True,
+            )
+            # Wakes once a second to notice a node that died on its own.
+            while not stop.wait(1.0):
+                assert node.process is not None
+                if node.process.poll() is not None:
+                    print(
+                        f"neosl-dev: the node exited with code {node.process.returncode}; "
+                        f"last log lines:\n{node.tail_log()}",
+                        file=sys.stderr,
+                    )
+                    return 1
+            return 0
+        finally:
+            node.stop()
+            print("neosl-dev: stopped", flush=True)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _env(args: argparse.Namespace) -> int:
@@ -253,8 +347,26 @@ def _env(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="neosl-dev", description=__doc__)
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="neosl-dev",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--dir", default=".dev", help="data folder (default: .dev)")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="run the whole system in the foreground")
@@ -263,7 +375,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("env", help="print shell exports for the dev stack's servers").set_defaults(
         func=_env
     )
-    args = parser.parse_args(argv)
+    chain_help = "run only the Neo N3 dev chain in the foreground (until SIGTERM or Ctrl-C)"
+    chain = sub.add_parser("chain", help=chain_help, description=chain_help)
+    chain.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address the RPC and P2P ports listen on (default: 127.0.0.1; 0.0.0.0 in a container)",
+    )
+    chain.add_argument(
+        "--rpc-port",
+        type=_port,
+        help="RPC port (default: NSL_DEV_NEO_RPC_PORT, else 50332)",
+    )
+    chain.add_argument(
+        "--p2p-port",
+        type=_port,
+        help="P2P port (default: NSL_DEV_NEO_P2P_PORT, else 50333)",
+    )
+    chain.add_argument(
+        "--dir",
+        dest="chain_dir",
+        metavar="DIR",
+        help="the node's data folder: chain, committee wallet, config and log (default: "
+        "the dev stack's, neo/ in the top-level --dir)",
+    )
+    chain.add_argument(
+        "--block-ms",
+        type=_positive,
+        default=1000,
+        help="block time in ms; only counts when the chain is created (default: 1000)",
+    )
+    chain.set_defaults(func=_chain)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     return int(args.func(args))
 
 

