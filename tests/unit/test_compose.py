@@ -16,7 +16,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -31,7 +30,7 @@ from neosl.config import Settings, load_settings, new_key
 from neosl_devstack.cli import build_parser
 from neosl_devstack.neo import committee_wallet_file
 from tests.envvars import variables_read
-from tests.unit.test_images import BUILD_CONTEXT, module
+from tests.unit.test_images import module, run_build_stage_sync
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -488,28 +487,7 @@ def test_the_dev_chain_build_stage_installs_the_devstack_from_the_lock(tmp_path:
     assert sync.startswith("uv sync ")
     for flag in ("--frozen", "--no-dev", "--no-editable", "--package neosl-devstack"):
         assert flag in sync
-    for name in BUILD_CONTEXT:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(
-                source, tmp_path / name, ignore=shutil.ignore_patterns(".venv", "__pycache__")
-            )
-        else:
-            shutil.copy2(source, tmp_path / name)
-    uv = os.environ.get("UV") or shutil.which("uv")
-    assert uv, "uv runs the tests (make test), so it is on hand"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "UV_PROJECT"))}
-    env["UV_PYTHON"] = sys.executable
-    done = subprocess.run(
-        [uv, *sync.split()[1:], "--quiet"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
+    run_build_stage_sync(sync, tmp_path)
     # The steps after it, on this copy (the image's /app is tmp_path here).
     for step in after:
         argv = [arg.replace("/app/", f"{tmp_path}/") for arg in shlex.split(step)]

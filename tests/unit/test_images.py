@@ -48,6 +48,33 @@ def module(args: list[str]) -> str:
     return args[-1].split(":")[0]
 
 
+def run_build_stage_sync(sync: str, folder: Path) -> None:
+    """Run a build stage's ``uv sync …`` step in ``folder``, a copy of the build context (as
+    the image's /app), with the uv that runs the tests."""
+    for name in BUILD_CONTEXT:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(
+                source, folder / name, ignore=shutil.ignore_patterns(".venv", "__pycache__")
+            )
+        else:
+            shutil.copy2(source, folder / name)
+    uv = os.environ.get("UV") or shutil.which("uv")
+    assert uv, "uv runs the tests (make test), so it is on hand"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "UV_PROJECT"))}
+    env["UV_PYTHON"] = sys.executable
+    done = subprocess.run(
+        [uv, *sync.split()[1:], "--quiet"],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+
+
 def procfile_modules() -> set[str]:
     found = set()
     for line in (ROOT / "Procfile").read_text().splitlines():
@@ -96,28 +123,7 @@ def test_the_build_stage_installs_the_service_from_the_lock(service: str, tmp_pa
     assert f"--package {package_name(service)}" in sync
     assert "--frozen" in sync
     assert "--no-dev" in sync
-    for name in BUILD_CONTEXT:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(
-                source, tmp_path / name, ignore=shutil.ignore_patterns(".venv", "__pycache__")
-            )
-        else:
-            shutil.copy2(source, tmp_path / name)
-    uv = os.environ.get("UV") or shutil.which("uv")
-    assert uv, "uv runs the tests (make test), so it is on hand"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "UV_PROJECT"))}
-    env["UV_PYTHON"] = sys.executable
-    done = subprocess.run(
-        [uv, *sync.split()[1:], "--quiet"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=240,
-    )
-    assert done.returncode == 0, done.stderr
+    run_build_stage_sync(sync, tmp_path)
     python = tmp_path / ".venv" / "bin" / "python"
     runs = module(command(service))
     imported = subprocess.run(

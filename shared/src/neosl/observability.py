@@ -63,14 +63,19 @@ def follower_status(session: Session, now: dt.datetime | None = None) -> dict[st
     }
 
 
-class FollowerCollector(Collector):
+class ScrapeTimeCollector(Collector):
+    """A collector whose figures are read at each scrape: nothing to describe beforehand
+    (the registry would otherwise query the sources when it is built)."""
+
+    def describe(self) -> list[Any]:
+        return []
+
+
+class FollowerCollector(ScrapeTimeCollector):
     """Where the chain follower is, read from its cursor at scrape time."""
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self.session_factory = session_factory
-
-    def describe(self) -> list[Any]:
-        return []
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
@@ -107,7 +112,7 @@ class _Books:
     mismatched: int
 
 
-class BankCollector(Collector):
+class BankCollector(ScrapeTimeCollector):
     """The gas bank: balances, withdrawals pending and actions in flight at every scrape;
     the transactions' sums by type and status and the accounts the ledger check finds wrong
     (``neosl ledger verify``) every ``LEDGER_CHECK_SECONDS`` unless ``books`` is off."""
@@ -118,9 +123,6 @@ class BankCollector(Collector):
         self._books: _Books | None = None
         self._books_at = -LEDGER_CHECK_SECONDS
         self._lock = threading.Lock()
-
-    def describe(self) -> list[Any]:
-        return []
 
     def _read_books(self, session: Session) -> _Books | None:
         with self._lock:
@@ -196,7 +198,11 @@ class BankCollector(Collector):
         )
 
 
-class HotWalletCollector(Collector):
+# The node is asked for the hot wallet's balance at most this often per process.
+HOT_WALLET_EVERY_SECONDS = 15.0
+
+
+class HotWalletCollector(ScrapeTimeCollector):
     """The GAS the hot wallet holds on chain, asked of the node at most every 15 s."""
 
     def __init__(self, rpc_urls: tuple[str, ...], address: str) -> None:
@@ -205,9 +211,6 @@ class HotWalletCollector(Collector):
         self._read_at = -HOT_WALLET_EVERY_SECONDS
         self._balance: float | None = None
         self._lock = threading.Lock()
-
-    def describe(self) -> list[Any]:
-        return []
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         with self._lock:
@@ -227,18 +230,12 @@ class HotWalletCollector(Collector):
             )
 
 
-HOT_WALLET_EVERY_SECONDS = 15.0
-
-
-class QueueCollector(Collector):
+class QueueCollector(ScrapeTimeCollector):
     """How many jobs wait in each of ``queues`` (the Redis lists Celery reads)."""
 
     def __init__(self, redis: Redis, queues: tuple[str, ...]) -> None:
         self.redis = redis
         self.queues = queues
-
-    def describe(self) -> list[Any]:
-        return []
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
@@ -257,14 +254,11 @@ class QueueCollector(Collector):
         yield family
 
 
-class TriggerCollector(Collector):
+class TriggerCollector(ScrapeTimeCollector):
     """Triggers by type and status."""
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self.session_factory = session_factory
-
-    def describe(self) -> list[Any]:
-        return []
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
@@ -291,7 +285,7 @@ class TriggerCollector(Collector):
 DURATION_BUCKETS_MS = (10, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000, 300_000)
 
 
-class ExecutionCollector(Collector):
+class ExecutionCollector(ScrapeTimeCollector):
     """Executions by status, their durations, and the executors' sandbox pools.
 
     Read at scrape time: counts and the histogram from the executions kept (see the
@@ -301,10 +295,6 @@ class ExecutionCollector(Collector):
     def __init__(self, session_factory: sessionmaker[Session], redis: Redis) -> None:
         self.session_factory = session_factory
         self.redis = redis
-
-    def describe(self) -> list[Any]:
-        # Nothing to query when the registry is built; names are known at scrape time.
-        return []
 
     def collect(self) -> Iterator[Any]:
         try:
@@ -366,7 +356,7 @@ class ExecutionCollector(Collector):
 STALE_PERIODS = 3
 
 
-class PriceFeedCollector(Collector):
+class PriceFeedCollector(ScrapeTimeCollector):
     """Price feeds by status, the active ones gone stale, and publications in flight.
 
     Read at scrape time from indexed queries: a feed's newest priced round (rounds by feed
@@ -375,9 +365,6 @@ class PriceFeedCollector(Collector):
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self.session_factory = session_factory
-
-    def describe(self) -> list[Any]:
-        return []
 
     def collect(self) -> Iterator[Any]:
         newest_priced = (
