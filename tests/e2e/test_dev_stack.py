@@ -28,12 +28,12 @@ from typing import Any
 import psutil
 import psycopg
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import make_url
 
 from neosl.neo.rpc import NeoRpc
 from neosl_devstack.postgres import BIN_DIR, EmbeddedPostgres
 from neosl_devstack.servers import free_port, port_is_open
+from tests.scraping import scrape
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -99,16 +99,6 @@ def free_block(size: int) -> int:
         ):
             return base
     raise AssertionError(f"no {size} consecutive free ports")
-
-
-def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
-        text = resp.read().decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
 
 
 def block_count(rpc: str) -> int:

@@ -16,7 +16,6 @@ from celery import Celery
 from celery.contrib.testing.worker import start_worker
 from flask.testing import FlaskClient
 from prometheus_client import CollectorRegistry, Counter
-from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -38,6 +37,7 @@ from tests.factories import credit, make_account, make_function, make_user
 from tests.integration.test_functions_api import created
 from tests.integration.test_gas_api import tenant
 from tests.processes import running
+from tests.scraping import samples
 from tests.waiting import wait_until
 
 
@@ -47,15 +47,6 @@ def get(url: str) -> tuple[int, str]:
             return resp.status, resp.read().decode()
     except urllib.error.HTTPError as err:
         return err.code, err.read().decode()
-
-
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample of a scrape: (name, sorted labels) → value."""
-    found = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            found[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return found
 
 
 def registry_of(*collectors: Any) -> CollectorRegistry:

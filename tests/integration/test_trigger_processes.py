@@ -10,7 +10,6 @@ import itertools
 import json
 import signal
 import time
-import urllib.request
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -20,7 +19,6 @@ import pytest
 from celery import Celery
 from flask.testing import FlaskClient
 from neo3.wallet.account import Account
-from prometheus_client.parser import text_string_to_metric_families
 from redis import Redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -38,6 +36,7 @@ from tests.contracts.test_consumer import send
 from tests.integration.test_functions_api import created
 from tests.integration.test_gas_api import tenant
 from tests.processes import kill, running, spawn
+from tests.scraping import Samples, scrape
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.celery
@@ -105,18 +104,6 @@ def history(sessions: sessionmaker[Session], trigger_id: int) -> list[TriggerEve
         )
 
 
-def clock_figures(port: int) -> dict[str, float]:
-    """The unlabelled samples a clock's /metrics shows."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        text = resp.read().decode()
-    return {
-        s.name: s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-        if not s.labels
-    }
-
-
 def fired(sessions: sessionmaker[Session], trigger_id: int) -> list[TriggerEvent]:
     return [e for e in history(sessions, trigger_id) if e.status == "fired"]
 
@@ -163,15 +150,16 @@ def test_two_clock_replicas_fire_each_slot_once_and_the_executor_runs_it(
         api.post(f"/v1/triggers/{t['id']}/pause", headers=h)
         total = len(fired(sessions, t["id"]))
 
-        def exported() -> list[dict[str, float]] | None:
-            figures = [clock_figures(port) for port in ports]
-            fired_total = sum(f["neosl_triggers_fired_total"] for f in figures)
+        def exported() -> list[Samples] | None:
+            figures = [scrape(port) for port in ports]
+            fired_total = sum(f[("neosl_triggers_fired_total", ())] for f in figures)
             return figures if fired_total == total else None
 
         figures = wait_until(exported, "the clocks to export every fired slot", timeout=30)
     for f in figures:
-        assert f["neosl_trigger_fire_lag_seconds_count"] == f["neosl_triggers_fired_total"]
-        assert f["neosl_trigger_slots_skipped_total"] == 0
+        fired_here = f[("neosl_triggers_fired_total", ())]
+        assert f[("neosl_trigger_fire_lag_seconds_count", ())] == fired_here
+        assert f[("neosl_trigger_slots_skipped_total", ())] == 0
     events = history(sessions, t["id"])
     # Every two seconds while both ran, each slot once; none skipped (nothing was missed).
     assert all(e.status == "fired" for e in events)
