@@ -224,13 +224,17 @@ def metrics_dir(root: Path) -> Path:
     return folder
 
 
+def metrics_base(env: dict[str, str]) -> int:
+    """``NSL_DEV_METRICS_PORT``: the workers' metrics ports are this + their Procfile line."""
+    return int(env.get("NSL_DEV_METRICS_PORT") or DEV_METRICS_PORT)
+
+
 def process_env(env: dict[str, str], metrics: Path, line: int, name: str) -> dict[str, str]:
     """A Procfile process's own settings: a folder for its processes' counts, and for a
     worker the port of its /metrics and /healthz (``NSL_DEV_METRICS_PORT`` + its line)."""
     own = {"PROMETHEUS_MULTIPROC_DIR": str(metrics / name)}
     if name not in _NO_METRICS_PORT:
-        base = int(env.get("NSL_DEV_METRICS_PORT") or DEV_METRICS_PORT)
-        own["NSL_METRICS_PORT"] = str(base + line)
+        own["NSL_METRICS_PORT"] = str(metrics_base(env) + line)
     return own
 
 
@@ -245,7 +249,7 @@ def _print_urls(env: dict[str, str], neo_rpc: str) -> None:
                 f"  Flower       http://127.0.0.1:{env['NSL_FLOWER_PORT']}",
                 f"  Neo N3 RPC   {neo_rpc}",
                 "  Metrics      API /metrics; workers from port"
-                f" {int(env.get('NSL_DEV_METRICS_PORT') or DEV_METRICS_PORT) + 1}"
+                f" {metrics_base(env) + 1}"
                 " (NSL_DEV_METRICS_PORT + the Procfile line), /metrics and /healthz",
                 "  Prices       local demo markets; public feeds NEO/USD, GAS/USD every 10 s",
                 "  Ctrl-C stops everything.",

@@ -29,16 +29,10 @@ from neosl.config import Settings
 # The Celery message header that carries the request id to the worker.
 REQUEST_ID_HEADER = "nsl_request_id"
 
+# The ids that name the work a job does (its arguments of these names are bound).
+WORK_IDS = ("execution_id", "trigger_id", "action_id", "feed_id", "transaction_id")
 # The ids a record may carry, in the order they are written.
-ID_FIELDS = (
-    "request_id",
-    "task_id",
-    "execution_id",
-    "trigger_id",
-    "action_id",
-    "feed_id",
-    "transaction_id",
-)
+ID_FIELDS = ("request_id", "task_id", *WORK_IDS)
 
 _ids: contextvars.ContextVar[dict[str, str | int] | None] = contextvars.ContextVar(
     "neosl_log_ids", default=None
@@ -53,25 +47,25 @@ def current() -> dict[str, str | int]:
     return dict(_ids.get() or {})
 
 
-@contextlib.contextmanager
-def context(**ids: str | int | None) -> Iterator[None]:
-    """Bind ``ids`` (None values are left out) on top of those bound already."""
-    merged = {**(_ids.get() or {}), **{k: v for k, v in ids.items() if v is not None}}
-    token = _ids.set(merged)
-    try:
-        yield
-    finally:
-        _ids.reset(token)
-
-
 def bind(**ids: str | int | None) -> contextvars.Token[dict[str, str | int] | None]:
-    """Bind ``ids`` until ``unbind(token)`` (for hooks that cannot wrap the work)."""
+    """Bind ``ids`` (None values are left out) on top of those bound already, until
+    ``unbind(token)`` (for hooks that cannot wrap the work; else use ``context``)."""
     merged = {**(_ids.get() or {}), **{k: v for k, v in ids.items() if v is not None}}
     return _ids.set(merged)
 
 
 def unbind(token: contextvars.Token[dict[str, str | int] | None]) -> None:
     _ids.reset(token)
+
+
+@contextlib.contextmanager
+def context(**ids: str | int | None) -> Iterator[None]:
+    """Bind ``ids`` (None values are left out) for the code it wraps."""
+    token = bind(**ids)
+    try:
+        yield
+    finally:
+        unbind(token)
 
 
 def request_id(offered: str | None) -> str:
@@ -91,6 +85,11 @@ def _record_with_ids(*args: Any, **kwargs: Any) -> logging.LogRecord:
     return record
 
 
+def _record_ids(record: logging.LogRecord) -> dict[str, Any]:
+    """The ids a record carries, in ``ID_FIELDS`` order."""
+    return {key: value for key in ID_FIELDS if (value := getattr(record, key, None)) is not None}
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record: time, level, logger, message, the ids, the exception."""
 
@@ -103,10 +102,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for key in ID_FIELDS:
-            value = getattr(record, key, None)
-            if value is not None:
-                entry[key] = value
+        entry.update(_record_ids(record))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False, default=str)
@@ -118,11 +114,7 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
-        ids = " ".join(
-            f"{key}={getattr(record, key)}"
-            for key in ID_FIELDS
-            if getattr(record, key, None) is not None
-        )
+        ids = " ".join(f"{key}={value}" for key, value in _record_ids(record).items())
         return f"{text} [{ids}]" if ids else text
 
 

@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -61,6 +61,26 @@ def follower_status(session: Session, now: dt.datetime | None = None) -> dict[st
         "lag_blocks": None if height is None else max(height - cursor.position, 0),
         "updated_seconds_ago": round((now - cursor.updated_at).total_seconds(), 1),
     }
+
+
+class _AtMostEvery[T]:
+    """The last value ``read`` gave, read again only once ``seconds`` have passed (for
+    figures too costly to read at every scrape); scrapes in between wait for a read under
+    way instead of starting their own."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._value: T | None = None
+        self._read_at = -seconds
+        self._lock = threading.Lock()
+
+    def get(self, read: Callable[[], T | None]) -> T | None:
+        with self._lock:
+            now = time.monotonic()
+            if now - self._read_at >= self.seconds:
+                self._value = read()
+                self._read_at = now
+            return self._value
 
 
 class ScrapeTimeCollector(Collector):
@@ -120,24 +140,18 @@ class BankCollector(ScrapeTimeCollector):
     def __init__(self, session_factory: sessionmaker[Session], *, books: bool = True) -> None:
         self.session_factory = session_factory
         self.books = books
-        self._books: _Books | None = None
-        self._books_at = -LEDGER_CHECK_SECONDS
-        self._lock = threading.Lock()
+        self._books: _AtMostEvery[_Books] = _AtMostEvery(LEDGER_CHECK_SECONDS)
 
-    def _read_books(self, session: Session) -> _Books | None:
-        with self._lock:
-            now = time.monotonic()
-            if now - self._books_at >= LEDGER_CHECK_SECONDS:
-                t = Transaction
-                rows = session.execute(
-                    select(t.type, t.status, func.count(), func.coalesce(func.sum(t.amount), 0))
-                    .group_by(t.type, t.status)
-                    .order_by(t.type, t.status)
-                ).all()
-                mismatched = len(balances.verify(session))
-                self._books = _Books([(a, b, c, Decimal(d)) for a, b, c, d in rows], mismatched)
-                self._books_at = now
-            return self._books
+    @staticmethod
+    def _read_books(session: Session) -> _Books:
+        t = Transaction
+        rows = session.execute(
+            select(t.type, t.status, func.count(), func.coalesce(func.sum(t.amount), 0))
+            .group_by(t.type, t.status)
+            .order_by(t.type, t.status)
+        ).all()
+        mismatched = len(balances.verify(session))
+        return _Books([(a, b, c, Decimal(d)) for a, b, c, d in rows], mismatched)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         t = Transaction
@@ -154,7 +168,7 @@ class BankCollector(ScrapeTimeCollector):
                         .group_by(NeoAction.status)
                     ).all()
                 )
-                books = self._read_books(session) if self.books else None
+                books = self._books.get(lambda: self._read_books(session)) if self.books else None
         except SQLAlchemyError as exc:
             log.warning("metrics: database unreachable: %s", exc)
             return
@@ -208,22 +222,18 @@ class HotWalletCollector(ScrapeTimeCollector):
     def __init__(self, rpc_urls: tuple[str, ...], address: str) -> None:
         self.rpc_urls = rpc_urls
         self.address = address
-        self._read_at = -HOT_WALLET_EVERY_SECONDS
-        self._balance: float | None = None
-        self._lock = threading.Lock()
+        self._balance: _AtMostEvery[float] = _AtMostEvery(HOT_WALLET_EVERY_SECONDS)
+
+    def _read_balance(self) -> float | None:
+        try:
+            with NeoRpc(self.rpc_urls, timeout=5) as rpc:
+                return float(from_units(rpc.gas_balance(self.address)))
+        except (RpcError, RpcUnavailable) as exc:
+            log.warning("metrics: hot wallet balance unknown: %s", exc)
+            return None
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        with self._lock:
-            now = time.monotonic()
-            if now - self._read_at >= HOT_WALLET_EVERY_SECONDS:
-                self._read_at = now
-                try:
-                    with NeoRpc(self.rpc_urls, timeout=5) as rpc:
-                        self._balance = float(from_units(rpc.gas_balance(self.address)))
-                except (RpcError, RpcUnavailable) as exc:
-                    log.warning("metrics: hot wallet balance unknown: %s", exc)
-                    self._balance = None
-            balance = self._balance
+        balance = self._balance.get(self._read_balance)
         if balance is not None:
             yield GaugeMetricFamily(
                 "neosl_hot_wallet_balance_gas", "GAS the hot wallet holds on chain", value=balance

@@ -34,9 +34,6 @@ from neosl.neo.rpc import NeoRpc, RpcUnavailable
 
 log = logging.getLogger(__name__)
 
-# A job's arguments that name the work it does, bound for its logs (neosl.logs).
-_ID_ARGUMENTS = ("execution_id", "trigger_id", "action_id", "feed_id", "transaction_id")
-
 
 def task_metrics(app: Any) -> TaskMetrics:
     """The metrics of ``app``'s tasks (one registry per app, made on first use)."""
@@ -75,7 +72,8 @@ class ServiceTask(Task[Any, Any]):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         start = time.perf_counter()
         outcome = "failed"
-        ids = {key: kwargs.get(key) for key in _ID_ARGUMENTS}
+        # The job's arguments that name its work, bound for its logs.
+        ids = {key: kwargs.get(key) for key in logs.WORK_IDS}
         request = self.request
         try:
             with logs.context(

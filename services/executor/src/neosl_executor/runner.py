@@ -306,22 +306,6 @@ def run_execution(
             return outcome.status
         secrets = granted_secrets(session, settings.secrets_keys, claimed.user_id, code.secrets)
         session.commit()
-    trigger = claimed.trigger if isinstance(claimed.trigger, dict) else {}
-    with logs.context(execution_id=execution_id, trigger_id=trigger.get("trigger_id")):
-        status = _run_claimed(sessions, settings, run, claimed, code, secrets, dispatcher)
-    return status
-
-
-def _run_claimed(
-    sessions: sessionmaker[Session],
-    settings: Settings,
-    run: Runner,
-    claimed: Claimed,
-    code: Code,
-    secrets: dict[str, str],
-    dispatcher: Dispatcher | None,
-) -> str:
-    execution_id = claimed.execution_id
     job = Job(
         source=code.source_code,
         input=claimed.input,
@@ -339,16 +323,18 @@ def _run_claimed(
             neo_actions=settings.neo_actions_per_execution if dispatcher is not None else 0,
         ),
     )
-    try:
-        outcome = run(job)
-    except Exception as exc:
-        # The sandbox pool itself failed (not the function): record it, never retry the code.
-        log.exception("execution %s: the sandbox failed", execution_id)
-        outcome = Outcome("failed", error=f"the sandbox failed: {type(exc).__name__}")
-    outcome, calls = checked_actions(outcome)
-    with sessions() as session:
-        finish(session, settings, execution_id, outcome, calls=calls, dispatcher=dispatcher)
-    log.info("execution %s %s in %s ms", execution_id, outcome.status, outcome.duration_ms)
+    trigger = claimed.trigger if isinstance(claimed.trigger, dict) else {}
+    with logs.context(execution_id=execution_id, trigger_id=trigger.get("trigger_id")):
+        try:
+            outcome = run(job)
+        except Exception as exc:
+            # The sandbox pool itself failed (not the function): record it, never retry the code.
+            log.exception("execution %s: the sandbox failed", execution_id)
+            outcome = Outcome("failed", error=f"the sandbox failed: {type(exc).__name__}")
+        outcome, calls = checked_actions(outcome)
+        with sessions() as session:
+            finish(session, settings, execution_id, outcome, calls=calls, dispatcher=dispatcher)
+        log.info("execution %s %s in %s ms", execution_id, outcome.status, outcome.duration_ms)
     return outcome.status
 
 
