@@ -30,7 +30,7 @@ format:
 	$(UV) run --no-sync ruff check --fix .
 	$(UV) run --no-sync ruff format .
 
-# Recompile contracts/*.py into shared/src/neosl/contracts (commit the result).
+# Recompile contracts/*.py into devstack/src/neosl_devstack/contracts (commit the result).
 contracts:
 	$(UV) run --no-sync python contracts/build.py
 

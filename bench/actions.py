@@ -40,18 +40,20 @@ from redis import Redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
-from neosl import actions, balances, contracts, jobs, migrate, signers
+from neosl import jobs, migrate
 from neosl.celery_app import make_celery
 from neosl.config import load_settings
 from neosl.db import make_engine
 from neosl.dispatch import Dispatcher
+from neosl.gas import ledger
 from neosl.models import GasAccount, NeoAction, User
-from neosl.neo import devnet
 from neosl.neo.addresses import address_to_script_hash
-from neosl.neo.invocations import call_script
 from neosl.neo.rpc import NeoRpc
 from neosl.neo.transfers import signed_transaction
+from neosl.onchain import actions, signers
+from neosl_devstack import contracts, devnet
 from neosl_devstack.stack import Stack
+from neosl_gasbank.invocations import call_script
 
 GAS = 10**8
 GOAL_BLOCKS = 1
@@ -201,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         commands = procfile_commands()
         logs = root / "logs"
         logs.mkdir()
-        for name, queue in (("ledger", jobs.LEDGER_QUEUE), ("scheduler", jobs.SCHEDULER_QUEUE)):
+        for name, queue in (("ledger", jobs.GASBANK_QUEUE), ("scheduler", jobs.SCHEDULER_QUEUE)):
             proc = Process(name, commands[name], env, logs)
             stack.callback(proc.stop)
             ping = jobs.PING_JOBS[queue]
@@ -234,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             db.add(account)
             db.flush()
-            balances.credit_deposit(
+            ledger.credit_deposit(
                 db,
                 tx_hash="0x" + secrets.token_hex(32),
                 notification_index=0,
@@ -280,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
         with sessions() as db:
-            mismatches = balances.verify(db)
+            mismatches = ledger.verify(db)
         if mismatches:
             raise BenchError(f"ledger verify: {mismatches}")
 

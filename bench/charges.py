@@ -1,4 +1,4 @@
-"""Throughput of ``balances.charge`` against the raw SQL it replaces, on the same PostgreSQL.
+"""Throughput of ``ledger.charge`` against the raw SQL it replaces, on the same PostgreSQL.
 
 Four runs per round, with ledger and raw SQL alternating which goes first so that drift
 (table growth, a noisy neighbour) hits both alike; the table shows the median of the rounds:
@@ -36,7 +36,8 @@ from sqlalchemy import Engine, create_engine, func, insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from neosl import balances, migrate
+from neosl import migrate
+from neosl.gas import ledger
 from neosl.models import GasAccount, Transaction, User
 from neosl_devstack.postgres import EmbeddedPostgres
 from neosl_devstack.servers import free_port
@@ -97,10 +98,10 @@ class LedgerWorker(ChargeWorker):
         self.session = factory()
 
     def charge(self, tenant: Tenant, reference: str) -> bool:
-        result = balances.charge(self.session, tenant.user_id, CHARGE_TYPE, AMOUNT, reference)
+        result = ledger.charge(self.session, tenant.user_id, CHARGE_TYPE, AMOUNT, reference)
         # The caller commits (the rules never do); a refusal wrote nothing.
         self.session.commit()
-        return result.status is balances.ChargeStatus.CHARGED
+        return result.status is ledger.ChargeStatus.CHARGED
 
     def close(self) -> None:
         self.session.close()
@@ -225,7 +226,7 @@ def database() -> Iterator[tuple[str, str]]:
 def prepare(engine: Engine, accounts: int) -> tuple[Tenant, list[Tenant]]:
     """Empty the database, migrate it, create the hot tenant and ``accounts`` others.
 
-    Each account is funded by a confirmed deposit row, so ``balances.verify`` holds.
+    Each account is funded by a confirmed deposit row, so ``ledger.verify`` holds.
     """
     with engine.begin() as conn:
         conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
@@ -295,10 +296,10 @@ def check(engine: Engine, expected_rows: int, refused: int) -> list[str]:
         found = session.scalar(
             select(func.count()).select_from(Transaction).where(Transaction.type == CHARGE_TYPE)
         )
-        mismatches = balances.verify(session)
+        mismatches = ledger.verify(session)
     print(f"charges not charged: {refused}")
     print(f"charge rows: {found} (expected {expected_rows})")
-    print(f"balances.verify mismatches: {len(mismatches)}")
+    print(f"ledger.verify mismatches: {len(mismatches)}")
     if found != expected_rows:
         failures.append(f"{found} charge rows where {expected_rows} were expected")
     if mismatches:

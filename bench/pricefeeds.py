@@ -40,10 +40,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from stats import percentile
 from triggers import postgres_tree
 
-from neosl import migrate, pricesources
+from neosl import migrate
 from neosl.config import Settings, load_settings
 from neosl.db import make_engine
 from neosl.models import PriceFeed, PriceRound, User
+from neosl.pricefeeds import catalog
 from neosl_devstack.markets import FakeMarkets
 from neosl_devstack.stack import Stack
 from neosl_pricefeed import rounds
@@ -77,7 +78,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def list_prices(markets: FakeMarkets) -> None:
-    for name in pricesources.NAMES:
+    for name in catalog.NAMES:
         source = REGISTRY[name]
         for pair in ("BTC/USD", "NEO/USD"):
             if source.serves(pair):
@@ -233,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
             root = Path(tmp)
             servers, env = stack.enter_context(bench_servers(root, durable=True))
             env["NSL_PRICEFEED_MIN_FREQUENCY_SECONDS"] = "1"
-            for name in pricesources.NAMES:
+            for name in catalog.NAMES:
                 env[f"NSL_PRICE_SOURCE_{name.upper()}_URL"] = markets.base_url(name)
             list_prices(markets)
             settings = load_settings(env)

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 from stats import percentile
 
-from neosl.sandbox import Job, Limits, SandboxPool
+from neosl.functions.sandbox import Job, Limits, SandboxPool
 
 SOURCE = "function main(input, ctx) { return input + 1 }"
 INPUT = 41

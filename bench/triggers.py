@@ -50,7 +50,6 @@ from stats import percentile
 
 from neosl import jobs, migrate
 from neosl.celery_app import make_celery
-from neosl.chain import FOLLOWER_CURSOR, read_block, subscriptions
 from neosl.config import Settings, load_settings
 from neosl.db import make_engine
 from neosl.dispatch import Dispatcher
@@ -63,9 +62,10 @@ from neosl.models import (
     TriggerEvent,
     User,
 )
-from neosl.neo import devnet
 from neosl.neo.rpc import NeoRpc
 from neosl.neo.transfers import GAS_CONTRACT
+from neosl.onchain.blocks import FOLLOWER_CURSOR, read_block, subscriptions
+from neosl_devstack import devnet
 from neosl_devstack.stack import Stack
 from neosl_scheduler import follower
 

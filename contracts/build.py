@@ -1,4 +1,4 @@
-"""Compile every contract in this folder into the ``neosl.contracts`` package (``make contracts``).
+"""Compile every contract here into ``neosl_devstack.contracts`` (``make contracts``).
 
 Usage: ``python contracts/build.py [--out DIR]``. Each ``NAME.py`` here (except this script)
 becomes ``NAME.nef`` and ``NAME.manifest.json`` in ``DIR``, by default the folder the
@@ -32,7 +32,7 @@ from boa3.boa3 import Boa3  # noqa: E402  (after the patch above, on purpose)
 from boa3.internal.exception.NotLoadedException import NotLoadedException  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_OUT = HERE.parent / "shared" / "src" / "neosl" / "contracts"
+DEFAULT_OUT = HERE.parent / "devstack" / "src" / "neosl_devstack" / "contracts"
 
 
 def sources(folder: Path = HERE) -> list[Path]:

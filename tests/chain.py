@@ -6,11 +6,10 @@ import dataclasses
 import secrets
 from pathlib import Path
 
-from neosl import contracts
-from neosl.neo import devnet
 from neosl.neo.addresses import address_to_script_hash
 from neosl.neo.rpc import NeoRpc
 from neosl.neo.transfers import build_gas_transfer
+from neosl_devstack import contracts, devnet
 from tests.waiting import wait_until
 
 GAS = 10**8

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from celery import Celery
 from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
@@ -21,13 +22,17 @@ from sqlalchemy import Connection, Engine, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from neosl import migrate
+from neosl.celery_app import make_celery
 from neosl.config import Settings, load_settings
 from neosl.db import make_engine
+from neosl.functions.sandbox import SandboxPool
 from neosl.models import Base
-from neosl.sandbox import SandboxPool
+from neosl.neo.rpc import NeoRpc
 from neosl_api.app import create_app
 from neosl_devstack.stack import Ports, Stack
+from neosl_gasbank.hot_wallet import HotWallet, load_hot_wallet
 from tests import containers
+from tests.chain import GAS, Chain
 
 
 @pytest.fixture(scope="session")
@@ -155,3 +160,34 @@ def client(app: Flask) -> FlaskClient:
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
+
+
+# Integration fixtures: commits, the chain, jobs.
+@pytest.fixture
+def chain(stack: Stack, settings: Settings) -> Iterator[Chain]:
+    if stack.neo is None:
+        pytest.skip("NEO_RPC_URL names an outside node: its committee wallet is not ours to spend")
+    with NeoRpc(settings.neo_rpc_urls) as rpc:
+        yield Chain(rpc, stack.neo.committee_wallet_path, stack.neo.committee_wallet_password)
+
+
+@pytest.fixture
+def sessions(committed_db: Engine) -> sessionmaker[Session]:
+    """Sessions on the engine itself: commits are real, other processes see them."""
+    return sessionmaker(bind=committed_db, expire_on_commit=False)
+
+
+@pytest.fixture
+def producer(settings: Settings, redis_client: object) -> Iterator[Celery]:
+    app = make_celery(settings, "test-producer")
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def hot(chain: Chain, settings: Settings) -> HotWallet:
+    """The relay's hot wallet, holding enough GAS for a test's fees and withdrawals."""
+    wallet = load_hot_wallet(settings)
+    if chain.rpc.gas_balance(wallet.address) < 50 * GAS:
+        chain.fund(wallet.address, 100 * GAS)
+    return wallet

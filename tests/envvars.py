@@ -13,7 +13,11 @@ _LITERAL = re.compile(r'"((?:NSL_[A-Z0-9_]+)|DATABASE_URL|REDIS_URL|NEO_RPC_URLS
 def variables_read() -> set[str]:
     """Every variable named as a literal in the services' code or used by the Procfile."""
     read: set[str] = set()
-    for path in [*ROOT.glob("shared/src/**/*.py"), *ROOT.glob("services/*/src/**/*.py")]:
+    for path in [
+        *ROOT.glob("shared/src/**/*.py"),
+        *ROOT.glob("services/*/src/**/*.py"),
+        *ROOT.glob("cli/src/**/*.py"),
+    ]:
         read.update(_LITERAL.findall(path.read_text()))
     read.update(re.findall(r"\$\{(NSL_[A-Z0-9_]+)", (ROOT / "Procfile").read_text()))
     return read

@@ -10,7 +10,7 @@ from decimal import Decimal
 from neo3.wallet.account import Account
 from sqlalchemy.orm import Session
 
-from neosl import balances
+from neosl.gas import ledger
 from neosl.models import Function, GasAccount, User
 
 _seq = itertools.count(1)
@@ -63,9 +63,9 @@ def new_account_key() -> tuple[str, str]:
     return str(Account.private_key_to_wif(key)), str(Account.from_private_key(key).address)
 
 
-def credit(db: Session, account: GasAccount, amount: str) -> balances.DepositOutcome:
+def credit(db: Session, account: GasAccount, amount: str) -> ledger.DepositOutcome:
     """Credit a deposit of ``amount`` GAS as if the chain follower had seen one (caller commits)."""
-    return balances.credit_deposit(
+    return ledger.credit_deposit(
         db,
         tx_hash="0x" + secrets.token_hex(32),
         notification_index=0,

@@ -7,7 +7,7 @@ from typing import Any
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from neosl.neo.messages import sign_message
+from neosl_api.messages import sign_message
 from tests.factories import new_account_key
 
 

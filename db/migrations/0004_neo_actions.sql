@@ -2,7 +2,7 @@
 -- for tenants (from functions' neo.invoke or POST /v1/neo/actions).
 
 -- One signer account per tenant. The private key is sealed to the relay's key (X25519 sealed
--- box, AES-256-GCM; see neosl.relaybox): whoever creates a signer cannot open it afterwards,
+-- box, AES-256-GCM; see neosl.onchain.relaybox): whoever creates a signer cannot open it afterwards,
 -- only the relaying service can. relay_key_id names the relay key it is sealed to.
 CREATE TABLE neo_signers (
     user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,

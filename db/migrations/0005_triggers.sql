@@ -13,7 +13,7 @@ CREATE INDEX idx_triggers_cron_due ON triggers(next_fire_at)
 ALTER TABLE triggers ADD COLUMN feed_id INTEGER REFERENCES price_feeds(id) ON DELETE SET NULL;
 CREATE INDEX idx_triggers_feed_id ON triggers(feed_id);
 ALTER TABLE triggers ADD COLUMN state JSONB NOT NULL DEFAULT '{}';
--- Webhook: the signing secret, sealed like a tenant secret (neosl.secretbox) under the name
+-- Webhook: the signing secret, sealed like a tenant secret (neosl.functions.secretbox) under the name
 -- webhook_<id> and version hook_version (bumped by each rotation).
 ALTER TABLE triggers ADD COLUMN hook_secret TEXT;
 ALTER TABLE triggers ADD COLUMN hook_wrapped_key TEXT;

@@ -1,4 +1,4 @@
-"""The compiled contracts shipped in ``neosl.contracts`` are those of today's sources."""
+"""The compiled contracts shipped in ``neosl_devstack.contracts`` are those of today's sources."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from neosl import contracts
+from neosl_devstack import contracts
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = sorted(
@@ -36,7 +36,9 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_every_source_is_shipped() -> None:
     assert SOURCES, "no contract sources found"
-    assert contracts.names() == SOURCES, "contracts/ and neosl.contracts differ: run make contracts"
+    assert contracts.names() == SOURCES, (
+        "contracts/ and neosl_devstack.contracts differ: run make contracts"
+    )
 
 
 @pytest.mark.parametrize("name", SOURCES)

@@ -20,13 +20,12 @@ from neo3.network.payloads.transaction import Transaction
 from neo3.vm import ScriptBuilder
 from neo3.wallet.account import Account
 
-from neosl import contracts
-from neosl.cli import main
-from neosl.neo import devnet
 from neosl.neo.addresses import address_to_script_hash, script_hash_to_address
 from neosl.neo.rpc import NeoRpc
 from neosl.neo.transfers import signed_transaction
-from tests.cli import run_cli
+from neosl_cli.main import main
+from neosl_devstack import contracts, devnet
+from tests.clirun import run_cli
 
 pytestmark = pytest.mark.neo
 

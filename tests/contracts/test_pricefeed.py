@@ -9,11 +9,10 @@ from typing import Any
 import pytest
 from neo3.wallet.account import Account
 
-from neosl import contracts
-from neosl.neo import devnet
 from neosl.neo.addresses import address_to_script_hash
 from neosl.neo.rpc import NeoRpc
 from neosl.neo.stack import decode, decode_stack
+from neosl_devstack import contracts, devnet
 from tests.contracts.test_consumer import (
     WAIT,
     Committee,

@@ -195,7 +195,7 @@ def run_cli(
     env: dict[str, str], *args: str, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "neosl.cli", *args],
+        [sys.executable, "-m", "neosl_cli.main", *args],
         env=env,
         cwd=cwd,
         capture_output=True,
@@ -601,7 +601,7 @@ def test_dev_stack_end_to_end(
         wallet = tmp_path / ".dev" / "neo" / "committee-wallet.json"
         assert cli_env["NSL_DEVNET_WALLET"] == str(wallet.resolve())
         ping = subprocess.run(
-            [sys.executable, "-m", "neosl.cli", "workers", "ping", "--timeout", "30"],
+            [sys.executable, "-m", "neosl_cli.main", "workers", "ping", "--timeout", "30"],
             env=cli_env,
             capture_output=True,
             text=True,

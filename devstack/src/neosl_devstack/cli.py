@@ -26,15 +26,17 @@ from honcho.printer import Printer
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from neosl import balances, contracts, feeds, migrate, pricesources
+from neosl import migrate
 from neosl.config import ConfigError, Settings, load_settings
 from neosl.db import short_lived_engine
+from neosl.gas import ledger
+from neosl.gas.money import from_units
 from neosl.models import GasAccount, PriceFeed, User
-from neosl.money import from_units
-from neosl.neo import devnet
 from neosl.neo.addresses import address_to_script_hash
 from neosl.neo.rpc import NeoRpc
 from neosl.neo.transfers import gas_transfers
+from neosl.pricefeeds import catalog, definitions
+from neosl_devstack import contracts, devnet
 from neosl_devstack.markets import DemoMarkets
 from neosl_devstack.neo import EmbeddedNeo, listen_address
 from neosl_devstack.servers import ServerError
@@ -64,7 +66,7 @@ def _up(args: argparse.Namespace) -> int:
         env.setdefault("NSL_FUNCTION_FEE_PER_100MS", "0.00001")
         # Price sources answer from local demo markets, unless pointed elsewhere.
         markets = DemoMarkets().__enter__()
-        for name in pricesources.NAMES:
+        for name in catalog.NAMES:
             env.setdefault(f"NSL_PRICE_SOURCE_{name.upper()}_URL", markets.base_url(name))
         try:
             settings = load_settings(env)
@@ -148,11 +150,11 @@ def demo_feeds(engine: Engine, settings: Settings) -> list[str]:
                 select(PriceFeed.id).where(PriceFeed.asset_pair == pair, PriceFeed.public)
             ):
                 continue
-            serving = [n for n in pricesources.NAMES if pricesources.serves(n, pair)]
-            spec = feeds.FeedSpec(
+            serving = [n for n in catalog.NAMES if catalog.serves(n, pair)]
+            spec = definitions.FeedSpec(
                 asset_pair=pair, frequency=10, sources=serving, min_sources=3, public=True
             )
-            feeds.create_feed(session, settings, owner, spec)
+            definitions.create_feed(session, settings, owner, spec)
             created.append(pair)
     return created
 
@@ -199,7 +201,7 @@ def fund_operator(neo: EmbeddedNeo, engine: Engine, settings: Settings) -> str |
         credited = Decimal(0)
         for transfer in gas_transfers(log):
             if transfer.to_address == hot:
-                balances.credit_deposit(
+                ledger.credit_deposit(
                     session,
                     tx_hash=transfer.tx_hash,
                     notification_index=transfer.notification_index,

@@ -17,7 +17,7 @@ from pathlib import Path
 from neo3.wallet.account import Account
 
 from neosl.config import new_key
-from neosl.relaybox import new_relay_key
+from neosl.onchain.relaybox import new_relay_key
 from neosl_devstack.neo import EmbeddedNeo, committee_wallet_file
 from neosl_devstack.postgres import EmbeddedPostgres
 from neosl_devstack.redis import EmbeddedRedis

@@ -18,9 +18,6 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from neosl.neo.addresses import InvalidAddress, validate_address
-from neosl.relaybox import RelayKey, RelayPublicKey
-
 # The public market-data APIs the price feeds can read, and where each one answers.
 PRICE_SOURCE_URLS = {
     "binance": "https://api.binance.com",
@@ -49,6 +46,15 @@ class MasterKey:
 
 
 @dataclass(frozen=True)
+class NamedKey:
+    """Key material read from the environment (``ID:KEY``), never printed; what it is for
+    is the business of the module that uses it (``neosl.onchain.relaybox`` for the relay's)."""
+
+    id: str
+    key: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str
     redis_url: str
@@ -57,7 +63,7 @@ class Settings:
     # Signs login tokens: the API's alone (``require_secret_key``); None where not set.
     secret_key: bytes | None = field(default=None, repr=False)
     # Master keys that wrap tenant secrets' data keys (AES-256-GCM): the first one wraps new
-    # data keys, every one unwraps (so a key can rotate; see neosl.secretbox). Only the
+    # data keys, every one unwraps (so a key can rotate; see neosl.functions.secretbox). Only the
     # processes that read tenant secrets hold them (``require_secrets_keys``).
     secrets_keys: tuple[MasterKey, ...] = field(default=(), repr=False)
     token_ttl_seconds: int = 3600
@@ -113,8 +119,8 @@ class Settings:
     execution_reap_grace_seconds: int = 30
     # On-chain actions: the relay's key (gas-ledger only) and its public half (whoever
     # creates tenants' signers), limits per execution, fees, a transaction's lifetime.
-    relay_key: RelayKey | None = field(default=None, repr=False)
-    relay_public_key: RelayPublicKey | None = None
+    relay_key: NamedKey | None = field(default=None, repr=False)
+    relay_public_key: NamedKey | None = None
     neo_calls_per_execution: int = 10
     neo_actions_per_execution: int = 10
     action_service_fee: Decimal = Decimal(0)
@@ -166,24 +172,6 @@ class Settings:
                 "NSL_SECRETS_KEY is not set; this process reads tenants' secrets with it"
             )
         return self.secrets_keys
-
-    def require_deposit_address(self) -> str | None:
-        """The deposit address a process serving the gas bank or following the chain uses.
-
-        None when the gas bank is off. Called at the start of such processes: a follower
-        without the address would pass blocks and never record their deposits.
-
-        Raises:
-            ConfigError: the gas bank is on and NSL_DEPOSIT_ADDRESS is not set.
-        """
-        if not self.gas_bank_enabled:
-            return None
-        if self.deposit_address is None:
-            raise ConfigError(
-                "NSL_DEPOSIT_ADDRESS is not set; the gas bank needs it "
-                "(or set NSL_GAS_BANK=off to run without the gas bank)"
-            )
-        return self.deposit_address
 
     def describe(self) -> dict[str, str]:
         """Every setting as text, with keys and URL passwords hidden (safe to log)."""
@@ -316,16 +304,9 @@ def _one_key(env: Mapping[str, str], name: str) -> tuple[str, bytes] | None:
     return key_id, _key({name: encoded}, name, 32, exact=True)
 
 
-def _relay_keys(env: Mapping[str, str]) -> tuple[RelayKey | None, RelayPublicKey | None]:
-    private = _one_key(env, "NSL_RELAY_KEY")
-    public = _one_key(env, "NSL_RELAY_PUBLIC_KEY")
-    relay_key = RelayKey(*private) if private else None
-    if relay_key is None:
-        return None, RelayPublicKey(*public) if public else None
-    derived = relay_key.public
-    if public is not None and (public[0], public[1]) != (derived.id, derived.key):
-        raise ConfigError("NSL_RELAY_PUBLIC_KEY is not the public half of NSL_RELAY_KEY")
-    return relay_key, derived
+def _named_key(env: Mapping[str, str], name: str) -> NamedKey | None:
+    raw = _one_key(env, name)
+    return NamedKey(*raw) if raw else None
 
 
 def _fetch_allow(env: Mapping[str, str], name: str) -> tuple[str, ...]:
@@ -355,14 +336,8 @@ def _fee(env: Mapping[str, str], name: str) -> Decimal:
     return value
 
 
-def _address(env: Mapping[str, str], name: str) -> str | None:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        return validate_address(raw)
-    except InvalidAddress as exc:
-        raise ConfigError(f"{name} is not a Neo N3 address: {exc}") from None
+def _text(env: Mapping[str, str], name: str) -> str | None:
+    return env.get(name, "").strip() or None
 
 
 def _switch(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -451,7 +426,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if not withdraw_min <= withdraw_max <= withdraw_daily:
         raise ConfigError("NSL_WITHDRAW_MIN <= NSL_WITHDRAW_MAX <= NSL_WITHDRAW_DAILY must hold")
     sandbox_processes = _int(env, "NSL_SANDBOX_PROCESSES", 64, 1, 1024)
-    relay_key, relay_public_key = _relay_keys(env)
     return Settings(
         database_url=database_url,
         redis_url=redis_url,
@@ -480,7 +454,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         metrics_port=_int(env, "NSL_METRICS_PORT", 0, 0, 65535),
         result_backend=result_backend,
         hot_wallet_wif=env.get("NSL_HOT_WALLET_WIF", "").strip() or None,
-        deposit_address=_address(env, "NSL_DEPOSIT_ADDRESS"),
+        deposit_address=_text(env, "NSL_DEPOSIT_ADDRESS"),
         gas_bank_enabled=_switch(env, "NSL_GAS_BANK", True),
         celery_events=_switch(env, "NSL_CELERY_EVENTS", True),
         withdraw_min=withdraw_min,
@@ -501,8 +475,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         execution_retention_days=_int(env, "NSL_EXECUTION_RETENTION_DAYS", 30, 1, 3650),
         execution_requeue_seconds=_int(env, "NSL_EXECUTION_REQUEUE_SECONDS", 60, 5, 3600),
         execution_reap_grace_seconds=_int(env, "NSL_EXECUTION_REAP_GRACE_SECONDS", 30, 1, 3600),
-        relay_key=relay_key,
-        relay_public_key=relay_public_key,
+        relay_key=_named_key(env, "NSL_RELAY_KEY"),
+        relay_public_key=_named_key(env, "NSL_RELAY_PUBLIC_KEY"),
         neo_calls_per_execution=_int(env, "NSL_NEO_CALLS_PER_EXECUTION", 10, 0, 100),
         neo_actions_per_execution=_int(env, "NSL_NEO_ACTIONS_PER_EXECUTION", 10, 0, 100),
         action_service_fee=_fee(env, "NSL_ACTION_SERVICE_FEE"),

@@ -15,9 +15,9 @@ from typing import Any
 EXECUTOR_QUEUE = "executor"
 SCHEDULER_QUEUE = "scheduler"
 PRICEFEED_QUEUE = "pricefeed"
-LEDGER_QUEUE = "ledger"
+GASBANK_QUEUE = "gasbank"
 
-ALL_QUEUES = (EXECUTOR_QUEUE, SCHEDULER_QUEUE, PRICEFEED_QUEUE, LEDGER_QUEUE)
+ALL_QUEUES = (EXECUTOR_QUEUE, SCHEDULER_QUEUE, PRICEFEED_QUEUE, GASBANK_QUEUE)
 
 
 @dataclass(frozen=True)
@@ -47,24 +47,20 @@ def ping_job(queue: str) -> Job:
 
 PING_JOBS = {queue: ping_job(queue) for queue in ALL_QUEUES}
 
-# -- gas ledger -----------------------------------------------------------------------------
-# Debit a tenant's default account once per reference. Amount is a decimal string; the task
-# answers {"status": "charged" | "duplicate" | "insufficient_funds" | "no_account",
-# "transaction_id": int | None, "balance": str | None}. Retrying with the same reference is safe.
-CHARGE = Job("neosl.balances.charge", LEDGER_QUEUE, ("user_id", "type", "amount", "reference"))
+# -- gasbank: the gas bank's chain side -------------------------------------------------------
 # Sign and broadcast a pending withdrawal (its transactions row id). Safety net: the
 # reconcile pass (re-)sends every pending withdrawal not known to be sent.
-SEND_WITHDRAWAL = Job("neosl.ledger.send_withdrawal", LEDGER_QUEUE, ("transaction_id",))
+SEND_WITHDRAWAL = Job("neosl.gasbank.send_withdrawal", GASBANK_QUEUE, ("transaction_id",))
 # Settle every pending withdrawal: confirm, refund, or re-send the same signed transaction.
-RECONCILE_WITHDRAWALS = Job("neosl.ledger.reconcile_withdrawals", LEDGER_QUEUE)
+RECONCILE_WITHDRAWALS = Job("neosl.gasbank.reconcile_withdrawals", GASBANK_QUEUE)
 # Relay one queued on-chain action (its neo_actions row id): test-invoke, hold its fees,
 # sign once, store, send. Safety net: the reconcile pass relays queued actions again.
-RELAY_ACTION = Job("neosl.ledger.relay_action", LEDGER_QUEUE, ("action_id",))
+RELAY_ACTION = Job("neosl.gasbank.relay_action", GASBANK_QUEUE, ("action_id",))
 # Settle every pending action from the chain (charge its real fees, or release them), and
 # relay again queued ones whose message was lost.
-RECONCILE_ACTIONS = Job("neosl.ledger.reconcile_actions", LEDGER_QUEUE)
+RECONCILE_ACTIONS = Job("neosl.gasbank.reconcile_actions", GASBANK_QUEUE)
 # Credit deposits the chain follower recorded; sent by the follower after it stores events.
-APPLY_DEPOSITS = Job("neosl.ledger.apply_deposits", LEDGER_QUEUE)
+APPLY_DEPOSITS = Job("neosl.gasbank.apply_deposits", GASBANK_QUEUE)
 
 # -- executor ------------------------------------------------------------------------------
 # Run one queued execution (its executions row id). At most once: the executor claims the row
@@ -89,7 +85,6 @@ EVALUATE_PRICE_TRIGGERS = Job(
 
 ALL_JOBS = (
     *PING_JOBS.values(),
-    CHARGE,
     SEND_WITHDRAWAL,
     RECONCILE_WITHDRAWALS,
     RELAY_ACTION,

@@ -10,11 +10,20 @@ a directory of its own.
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
+from redis import Redis, RedisError
+
+log = logging.getLogger(__name__)
 
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -77,82 +86,53 @@ class TaskMetrics:
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
-class HttpMetrics:
-    """The API's requests by route template (never the raw path: no ids, no tokens)."""
+class AtMostEvery[T]:
+    """The last value ``read`` gave, read again only once ``seconds`` have passed (for
+    figures too costly to read at every scrape); scrapes in between wait for a read under
+    way instead of starting their own."""
 
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter(
-            "neosl_http_requests",
-            "API requests, by method, route and status",
-            ["method", "route", "status"],
-            registry=self.registry,
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._value: T | None = None
+        self._read_at = -seconds
+        self._lock = threading.Lock()
+
+    def get(self, read: Callable[[], T | None]) -> T | None:
+        with self._lock:
+            now = time.monotonic()
+            if now - self._read_at >= self.seconds:
+                self._value = read()
+                self._read_at = now
+            return self._value
+
+
+class ScrapeTimeCollector(Collector):
+    """A collector whose figures are read at each scrape: nothing to describe beforehand
+    (the registry would otherwise query the sources when it is built)."""
+
+    def describe(self) -> list[Any]:
+        return []
+
+
+class QueueCollector(ScrapeTimeCollector):
+    """How many jobs wait in each of ``queues`` (the Redis lists Celery reads)."""
+
+    def __init__(self, redis: Redis, queues: tuple[str, ...]) -> None:
+        self.redis = redis
+        self.queues = queues
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            for queue in self.queues:
+                pipe.llen(queue)
+            lengths = pipe.execute()
+        except RedisError as exc:
+            log.warning("metrics: redis unreachable: %s", exc)
+            return
+        family = GaugeMetricFamily(
+            "neosl_queue_length", "Jobs waiting in a queue", labels=["queue"]
         )
-        self.duration = Histogram(
-            "neosl_http_request_duration_seconds",
-            "Time the API took to answer, by method and route",
-            ["method", "route"],
-            registry=self.registry,
-            buckets=LATENCY_BUCKETS,
-        )
-
-    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.duration.labels(method, route).observe(seconds)
-
-
-class ClockMetrics:
-    """The clock: cron slots fired and skipped, and how late each fired."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        self.fired = Counter("neosl_triggers_fired", "Cron slots fired", registry=self.registry)
-        self.skipped = Counter(
-            "neosl_trigger_slots_skipped",
-            "Cron slots skipped (missed while no clock ran)",
-            registry=self.registry,
-        )
-        self.lag = Histogram(
-            "neosl_trigger_fire_lag_seconds",
-            "From a cron slot to the commit that fired it",
-            registry=self.registry,
-            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
-        )
-
-
-class RoundMetrics:
-    """Price rounds by outcome, their duration and what was decided about publishing."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        self.rounds = Counter(
-            "neosl_price_rounds",
-            "Price rounds finished, by status (priced, failed)",
-            ["status"],
-            registry=self.registry,
-        )
-        self.duration = Histogram(
-            "neosl_price_round_duration_seconds",
-            "Time one price round took",
-            registry=self.registry,
-            buckets=LATENCY_BUCKETS,
-        )
-        self.publications = Counter(
-            "neosl_price_round_publications",
-            "Priced rounds by publication decision (queued, skipped, unpaid, not_due)",
-            ["publication"],
-            registry=self.registry,
-        )
-
-
-class RelayMetrics:
-    """Relayed transactions (actions and withdrawals) settled, by kind and outcome."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        self.settled = Counter(
-            "neosl_relay_settled",
-            "Relayed transactions settled from the chain, by kind and outcome",
-            ["kind", "outcome"],
-            registry=self.registry,
-        )
+        for queue, length in zip(self.queues, lengths, strict=True):
+            family.add_metric([queue], length)
+        yield family

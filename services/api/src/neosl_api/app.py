@@ -20,15 +20,16 @@ from neosl.celery_app import make_celery
 from neosl.config import Settings, load_settings
 from neosl.db import make_engine, make_session_factory
 from neosl.dispatch import Dispatcher
-from neosl.metrics import HttpMetrics, exported, prepare_multiprocess_dir
-from neosl.observability import (
-    BankCollector,
-    ExecutionCollector,
-    FollowerCollector,
-    PriceFeedCollector,
-)
-from neosl.sandbox import SandboxPool
+from neosl.functions.metrics import ExecutionCollector
+from neosl.functions.sandbox import SandboxPool
+from neosl.gas import bank
+from neosl.gas.metrics import BankCollector
+from neosl.metrics import exported, prepare_multiprocess_dir
+from neosl.onchain import relaybox
+from neosl.onchain.metrics import FollowerCollector
+from neosl.pricefeeds.metrics import PriceFeedCollector
 from neosl_api import auth, context, errors, requests
+from neosl_api.metrics import HttpMetrics
 from neosl_api.routes import (
     accounts,
     docs_assets,
@@ -66,8 +67,9 @@ def create_app(
     processes started on first use); tests pass one shared pool."""
     settings = settings or load_settings()
     # Showing tenants no deposit address, or an invalid one, must stop the start; so must
-    # a missing token or secrets key.
-    settings.require_deposit_address()
+    # a missing token or secrets key, or relay keys that do not pair up.
+    bank.deposit_address(settings)
+    relaybox.relay_public_key(settings)
     settings.require_secret_key()
     settings.require_secrets_keys()
     logs.configure(settings)

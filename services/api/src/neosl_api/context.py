@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from neosl.config import Settings
 from neosl.dispatch import Dispatcher
-from neosl.sandbox import SandboxPool
-from neosl.sandbox.types import CompileError
+from neosl.functions.sandbox import SandboxPool
+from neosl.functions.sandbox.types import CompileError
 from neosl_api.services.accounts import Caller
 
 # Sandbox processes per API process for compiling sources.

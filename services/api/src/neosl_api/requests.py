@@ -14,7 +14,7 @@ import time
 from flask import Flask, Response, g, request
 
 from neosl import logs
-from neosl.metrics import HttpMetrics
+from neosl_api.metrics import HttpMetrics
 
 log = logging.getLogger("neosl_api.access")
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 
-from neosl.actions import check_target
 from neosl.errors import InvalidInput
+from neosl.functions.sandbox.pool import NeoCallError
 from neosl.neo import params, stack
 from neosl.neo.rpc import NeoRpc, RpcError, RpcUnavailable
-from neosl.sandbox.pool import NeoCallError
+from neosl.onchain.actions import check_target
 
 
 class NeoReader:

@@ -22,14 +22,16 @@ from typing import Any
 from sqlalchemy import DateTime, Select, Update, and_, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from neosl import actions, balances, logs
-from neosl.billing import charge_reference, execution_price
+from neosl import logs
 from neosl.config import Settings
 from neosl.dispatch import Dispatcher
 from neosl.errors import InvalidInput
+from neosl.functions.sandbox.types import Job, Limits, LogLine, Outcome
+from neosl.functions.secretbox import granted_secrets
+from neosl.gas import ledger
+from neosl.gas.prices import charge_reference, execution_price
 from neosl.models import Execution, ExecutionLog, Function, FunctionVersion
-from neosl.sandbox.types import Job, Limits, LogLine, Outcome
-from neosl.secretbox import granted_secrets
+from neosl.onchain import actions
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +234,7 @@ def finish(
             )
     charge_status = "free"
     if amount > 0:
-        charged = balances.charge(
+        charged = ledger.charge(
             session, user_id, "function", amount, charge_reference(execution_id)
         )
         charge_status = charged.status.value

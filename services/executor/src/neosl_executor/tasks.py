@@ -10,10 +10,10 @@ from celery.signals import worker_init, worker_shutdown
 from redis import Redis
 
 from neosl import jobs
-from neosl.executions import announce_done
+from neosl.functions.executions import announce_done
+from neosl.functions.netguard import Fetcher
+from neosl.functions.sandbox import SandboxPool
 from neosl.neo.rpc import NeoRpc
-from neosl.netguard import Fetcher
-from neosl.sandbox import SandboxPool
 from neosl.tasks import PeriodicTask, ServiceTask
 from neosl_executor import reaper, runner
 from neosl_executor.neo_calls import NeoReader

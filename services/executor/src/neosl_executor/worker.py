@@ -2,7 +2,7 @@
 
 Start it with `python -m neosl_executor --pool threads --concurrency 64` (extra arguments go
 to `celery worker`). A thread pool: an execution waiting on `fetch` holds a thread, not a
-core, and JavaScript itself runs in separate sandbox processes (``neosl.sandbox``); this
+core, and JavaScript itself runs in separate sandbox processes (``neosl.functions.sandbox``); this
 process never imports QuickJS.
 """
 
@@ -15,7 +15,8 @@ from neosl import jobs
 from neosl.celery_app import make_worker_app
 from neosl.config import Settings, load_settings
 from neosl.exporter import Sources
-from neosl.observability import ExecutionCollector, QueueCollector
+from neosl.functions.metrics import ExecutionCollector
+from neosl.metrics import QueueCollector
 from neosl_executor import tasks
 
 QUEUE = jobs.EXECUTOR_QUEUE

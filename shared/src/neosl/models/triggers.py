@@ -47,7 +47,7 @@ class Trigger(Base):
         ForeignKey("price_feeds.id", ondelete="SET NULL"), index=True
     )
     state: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
-    # Webhook: the signing secret, sealed (neosl.secretbox).
+    # Webhook: the signing secret, sealed (neosl.functions.secretbox).
     hook_secret: Mapped[str | None] = mapped_column(Text)
     hook_wrapped_key: Mapped[str | None] = mapped_column(Text)
     hook_master_key_id: Mapped[str | None] = mapped_column(String(50))

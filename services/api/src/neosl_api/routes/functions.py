@@ -9,9 +9,9 @@ from flask import Response
 
 from neosl.errors import InvalidInput
 from neosl.models import Execution, ExecutionLog, Function, FunctionVersion
-from neosl.pagination import Page
 from neosl_api import context
 from neosl_api.blueprint import Blueprint
+from neosl_api.pagination import Page
 from neosl_api.schemas.common import PageArgsSchema, page_of
 from neosl_api.schemas.functions import (
     MAX_INPUT_BYTES,

@@ -7,9 +7,9 @@ from typing import Any
 from flask import Response
 
 from neosl.models import GasAccount, Transaction
-from neosl.pagination import Page
 from neosl_api import context, idempotency
 from neosl_api.blueprint import Blueprint
+from neosl_api.pagination import Page
 from neosl_api.schemas.common import PageArgsSchema, page_of
 from neosl_api.schemas.gas import (
     ChallengeArgsSchema,

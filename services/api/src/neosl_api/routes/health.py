@@ -9,7 +9,7 @@ import marshmallow as ma
 from flask import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from neosl.observability import follower_status
+from neosl.onchain.metrics import follower_status
 from neosl_api import context
 from neosl_api.auth import public
 from neosl_api.blueprint import Blueprint

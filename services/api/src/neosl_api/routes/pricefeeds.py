@@ -6,11 +6,11 @@ from typing import Any
 
 from flask import Response
 
-from neosl import feeds, pricesources
 from neosl.models import PriceFeed, PriceRound
-from neosl.pagination import Page
+from neosl.pricefeeds import catalog, definitions
 from neosl_api import context
 from neosl_api.blueprint import Blueprint
+from neosl_api.pagination import Page
 from neosl_api.schemas.common import PageArgsSchema, page_of
 from neosl_api.schemas.pricefeeds import (
     FeedCreateSchema,
@@ -34,7 +34,7 @@ blp = Blueprint("pricefeeds", __name__, url_prefix="/v1", description="Price fee
 @blp.response(200, SourceSchema(many=True))
 def list_sources() -> list[dict[str, object]]:
     """The market-data sources and the pairs each serves."""
-    return pricesources.describe()
+    return catalog.describe()
 
 
 @blp.route("/price-feeds", methods=["POST"])
@@ -43,8 +43,8 @@ def list_sources() -> list[dict[str, object]]:
 @blp.alt_response(422, description="Invalid fields; errors name the field")
 def create_feed(body: dict[str, Any]) -> PriceFeed:
     """Create a feed; its first round is due at once."""
-    return feeds.create_feed(
-        context.db(), context.settings(), context.current_user().id, feeds.FeedSpec(**body)
+    return definitions.create_feed(
+        context.db(), context.settings(), context.current_user().id, definitions.FeedSpec(**body)
     )
 
 

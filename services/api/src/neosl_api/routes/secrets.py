@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from neosl.models import Secret
-from neosl.pagination import Page
 from neosl_api import context
 from neosl_api.blueprint import Blueprint
+from neosl_api.pagination import Page
 from neosl_api.schemas.common import PageArgsSchema, page_of
 from neosl_api.schemas.secrets import SecretSchema, SecretValueSchema
 from neosl_api.services import secrets

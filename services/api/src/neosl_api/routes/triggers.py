@@ -9,10 +9,10 @@ from flask import Response, request
 
 from neosl.errors import InvalidInput
 from neosl.models import Trigger, TriggerEvent
-from neosl.pagination import Page
 from neosl_api import context
 from neosl_api.auth import public
 from neosl_api.blueprint import Blueprint
+from neosl_api.pagination import Page
 from neosl_api.schemas.common import page_of
 from neosl_api.schemas.functions import MAX_INPUT_BYTES, InvokeSchema
 from neosl_api.schemas.triggers import (

@@ -6,7 +6,7 @@ from typing import Any
 
 import marshmallow as ma
 
-from neosl.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from neosl_api.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
 
 class StrictSchema(ma.Schema):

@@ -5,8 +5,8 @@ from typing import Any
 
 import marshmallow as ma
 
+from neosl.gas.money import InvalidAmount, format_amount, parse_amount
 from neosl.models.gas import TRANSACTION_STATUSES, TRANSACTION_TYPES
-from neosl.money import InvalidAmount, format_amount, parse_amount
 from neosl_api.schemas.common import PageArgsSchema, StrictSchema
 
 

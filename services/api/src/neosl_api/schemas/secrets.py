@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from neosl.secretbox import MAX_NAME_LENGTH, MAX_VALUE_BYTES, NAME_PATTERN, utf8
+from neosl.functions.secretbox import MAX_NAME_LENGTH, MAX_VALUE_BYTES, NAME_PATTERN, utf8
 from neosl_api.schemas.common import StrictSchema
 
 NAME_RULE = f"1-{MAX_NAME_LENGTH} characters of letters, digits and '_'."

@@ -20,18 +20,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningInsert
 
-from neosl import balances, jobs
-from neosl.billing import cheapest_execution
+from neosl import jobs
 from neosl.config import Settings
 from neosl.dispatch import Dispatcher
 from neosl.errors import Conflict, InvalidInput, NotFound, PaymentRequired
-from neosl.executions import wait_done
+from neosl.functions.executions import wait_done
+from neosl.functions.sandbox.types import CompileError
+from neosl.gas import ledger
+from neosl.gas.money import format_amount
+from neosl.gas.prices import cheapest_execution
 from neosl.models import Execution, ExecutionLog, Function, FunctionSecret, FunctionVersion
 from neosl.models.functions import TERMINAL_STATUSES
-from neosl.money import format_amount
-from neosl.pagination import Page, paginate
-from neosl.sandbox.types import CompileError
-from neosl.tenancy import get_owned, id_limit, owned_by
+from neosl_api.pagination import Page, paginate
+from neosl_api.tenancy import get_owned, id_limit, owned_by
 
 Compiler = Callable[[str], CompileError | None]
 VERSIONED = ("source_code", "timeout", "memory", "secrets")
@@ -256,7 +257,7 @@ def invoke(
         get_owned(session, Function, function_id, user_id)  # raises NotFound
         raise Conflict(f"function {function_id} is paused; resume it to invoke it")
     cheapest = cheapest_execution(settings)
-    if cheapest > 0 and not balances.can_pay(session, user_id, cheapest):
+    if cheapest > 0 and not ledger.can_pay(session, user_id, cheapest):
         session.rollback()
         raise PaymentRequired(
             "your default gas account cannot pay for an execution "

@@ -17,18 +17,19 @@ from sqlalchemy import Select, delete, exists, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from neosl import balances, jobs
-from neosl.chain import DEPOSITS
+from neosl import jobs
 from neosl.config import Settings
-from neosl.deployment import followed
 from neosl.dispatch import Dispatcher
 from neosl.errors import Conflict, InvalidInput, NotFound, ServiceError
+from neosl.gas import ledger
+from neosl.gas.money import format_amount
 from neosl.models import GasAccount, GasAddressChallenge, Transaction, User
-from neosl.money import format_amount
 from neosl.neo.addresses import InvalidAddress, validate_address
-from neosl.neo.messages import InvalidProof, verify_ownership
-from neosl.pagination import Page, paginate
-from neosl.tenancy import get_owned, owned_by
+from neosl.onchain.blocks import DEPOSITS
+from neosl.onchain.deployment import followed
+from neosl_api.messages import InvalidProof, verify_ownership
+from neosl_api.pagination import Page, paginate
+from neosl_api.tenancy import get_owned, owned_by
 
 # pg_advisory_xact_lock(class, key): this class is "a tenant's gas bank"; the key its id.
 _TENANT_GAS_LOCK = 0x6A5B
@@ -352,7 +353,7 @@ def request_withdrawal(
     _lock_tenant(session, user_id)
     account = _get_account(session, user_id, account_id, lock=True)
     _check_limits(session, settings, user_id, amount)
-    tx = balances.debit_withdrawal(session, account, amount)
+    tx = ledger.debit_withdrawal(session, account, amount)
     dispatcher.send_after_commit(session, jobs.SEND_WITHDRAWAL, transaction_id=tx.id)
     return tx
 
@@ -365,7 +366,7 @@ def _check_limits(session: Session, settings: Settings, user_id: int, amount: De
         raise fail(f"the minimum withdrawal is {format_amount(settings.withdraw_min)} GAS")
     if amount > settings.withdraw_max:
         raise fail(f"the maximum withdrawal is {format_amount(settings.withdraw_max)} GAS")
-    today = balances.withdrawn_today(session, user_id)
+    today = ledger.withdrawn_today(session, user_id)
     if today + amount > settings.withdraw_daily:
         left = max(settings.withdraw_daily - today, Decimal(0))
         raise fail(

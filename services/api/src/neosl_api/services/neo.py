@@ -9,12 +9,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from neosl import actions, signers
 from neosl.config import Settings
 from neosl.dispatch import Dispatcher
 from neosl.models import NeoAction, NeoSigner
-from neosl.pagination import Page, paginate
-from neosl.tenancy import get_owned, owned_by
+from neosl.onchain import actions, relaybox, signers
+from neosl_api.pagination import Page, paginate
+from neosl_api.tenancy import get_owned, owned_by
 
 
 def get_signer(session: Session, settings: Settings, user_id: int) -> NeoSigner:
@@ -23,7 +23,7 @@ def get_signer(session: Session, settings: Settings, user_id: int) -> NeoSigner:
     Raises:
         signers.SignersUnavailable: none yet, and no relay public key is configured.
     """
-    signer = signers.get_or_create(session, user_id, settings.relay_public_key)
+    signer = signers.get_or_create(session, user_id, relaybox.relay_public_key(settings))
     session.commit()
     return signer
 

@@ -1,5 +1,6 @@
-"""Price feeds: change (validated by ``neosl.feeds``, which also creates them), pause and
-resume, and read their history: prices, OHLC buckets, rounds, the latest price.
+"""Price feeds: change (validated by ``neosl.pricefeeds.definitions``, which also creates
+them), pause and resume, and read their history: prices, OHLC buckets, rounds, the latest
+price.
 
 Public feeds (created by an operator with ``neosl feeds create --public``) can be read by
 every tenant and named by their price triggers; only their owner changes them.
@@ -13,12 +14,12 @@ from typing import Any
 from sqlalchemy import Select, inspect, or_, select, text
 from sqlalchemy.orm import Session, selectinload
 
-from neosl import feeds
 from neosl.config import Settings
 from neosl.errors import Forbidden, InvalidInput, NotFound
 from neosl.models import NeoAction, PriceData, PriceFeed, PriceRound
-from neosl.pagination import Page, paginate
-from neosl.tenancy import id_limit
+from neosl.pricefeeds import definitions
+from neosl_api.pagination import Page, paginate
+from neosl_api.tenancy import id_limit
 
 # OHLC bucket widths.
 INTERVALS = {"1m": 60, "5m": 300, "1h": 3600, "1d": 86_400}
@@ -40,7 +41,7 @@ def list_feeds(
     """The tenant's feeds and the public ones, newest first."""
     stmt: Select[PriceFeed] = select(PriceFeed).where(_readable(user_id))
     if pair is not None:
-        stmt = stmt.where(PriceFeed.asset_pair == feeds.normal_pair(pair))
+        stmt = stmt.where(PriceFeed.asset_pair == definitions.normal_pair(pair))
     return paginate(session, stmt, PriceFeed.id, limit=limit, cursor=cursor)
 
 
@@ -92,7 +93,7 @@ def update_feed(
     if "aggregation" in changes and "sources" not in changes:
         # Weights come and go with the aggregation: the sources stay.
         current["sources"] = [{k: v for k, v in s.items() if k != "weight"} for s in stored]
-    fields = feeds.validated(settings, {**current, **changes})
+    fields = definitions.validated(settings, {**current, **changes})
     for name, value in fields.items():
         setattr(feed, name, value)
     session.commit()

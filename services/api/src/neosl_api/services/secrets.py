@@ -1,6 +1,6 @@
 """Tenant secrets: store a value encrypted (a new version per write), list, read, delete.
 
-Values are sealed by ``neosl.secretbox`` before they reach the database and are never read
+Values are sealed by ``neosl.functions.secretbox`` before they reach the database and are never read
 back here: only the executor decrypts them (``secretbox.granted_secrets``).
 """
 
@@ -13,12 +13,12 @@ from sqlalchemy import Select, delete
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from neosl import secretbox
 from neosl.config import MasterKey
 from neosl.errors import Conflict, InvalidInput, NotFound
+from neosl.functions import secretbox
 from neosl.models import Secret
-from neosl.pagination import Page, paginate
-from neosl.tenancy import owned_by
+from neosl_api.pagination import Page, paginate
+from neosl_api.tenancy import owned_by
 
 _NAME_RULE = "1-100 characters of letters, digits and '_'."
 _ROUNDS = 3

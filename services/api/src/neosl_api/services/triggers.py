@@ -1,7 +1,7 @@
 """Triggers: create, change, pause and resume, fire by hand, webhook deliveries, history.
 
-Validation of configurations lives in ``neosl.triggers`` (the scheduler reads them too); the
-firing itself in ``neosl.firing`` (one path for every type). Here: what each type needs set
+Validation of configurations lives in ``neosl.triggers.rules`` (the scheduler reads them too); the
+firing itself in ``neosl.triggers.firing`` (one path for every type). Here: what each type needs set
 up when it is created, changed or resumed (a cron trigger's next slot, a price trigger's
 feed and state, a webhook's secret), and the webhook's signature check.
 """
@@ -23,8 +23,6 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from neosl import firing, secretbox
-from neosl import triggers as rules
 from neosl.config import Settings
 from neosl.dispatch import Dispatcher
 from neosl.errors import (
@@ -36,10 +34,12 @@ from neosl.errors import (
     ServiceError,
     Unauthorized,
 )
+from neosl.functions import secretbox
 from neosl.models import Function, PriceData, PriceFeed, Trigger, TriggerEvent
-from neosl.pagination import Page, paginate
-from neosl.tenancy import get_owned, id_limit, owned_by
+from neosl.triggers import firing, rules
+from neosl_api.pagination import Page, paginate
 from neosl_api.services import ratelimit
+from neosl_api.tenancy import get_owned, id_limit, owned_by
 
 # A delivery's signature is valid this long around its timestamp.
 SIGNATURE_TOLERANCE_SECONDS = 300

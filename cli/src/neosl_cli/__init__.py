@@ -1,0 +1,1 @@
+"""The operator's command line (``neosl``) and the local function runner."""

@@ -1,0 +1,281 @@
+"""fetch() in the sandbox, against a real local HTTP server, through a real fetcher.
+
+The fetcher here is a few lines of httpx written for these tests (the service's own, with
+its SSRF guard, lives in neosl.functions.netguard and is tested there).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+
+from neosl.functions.fetching import MAX_REQUESTS_PER_EXECUTION, FetchRequest, FetchResponse
+from neosl.functions.sandbox import Job, Limits, Outcome, SandboxPool
+from tests.serving import serving
+
+TIMEOUT = 1.0
+SLACK = 0.25
+SLOW_SECONDS = 0.5
+
+
+class HttpxFetcher:
+    """Performs a request as it is, answering errors instead of raising them."""
+
+    def __init__(self) -> None:
+        self.client = httpx.Client(timeout=10.0)
+        self.calls = 0
+
+    def __call__(self, request: FetchRequest) -> FetchResponse:
+        self.calls += 1
+        try:
+            response = self.client.request(
+                request.method, request.url, headers=request.headers, content=request.body
+            )
+        except httpx.HTTPError as exc:
+            return FetchResponse(error=f"fetch failed: {type(exc).__name__}")
+        return FetchResponse(
+            status=response.status_code,
+            headers=dict(response.headers),
+            body=response.text,
+            url=str(response.url),
+        )
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    release = threading.Event()  # lets /hang answer, at the end of the tests
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _answer(self, status: int, body: str, content_type: str = "application/json") -> None:
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("X-Served-By", "test")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        if self.path == "/slow":
+            time.sleep(SLOW_SECONDS)
+            self._answer(200, json.dumps({"slow": True}))
+        elif self.path == "/hang":
+            self.server.release.wait(30)
+            self._answer(200, "{}")
+        elif self.path == "/missing":
+            self._answer(404, "not here", "text/plain")
+        else:
+            self._answer(200, json.dumps({"path": self.path}))
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()
+        echo = {"method": "POST", "body": body, "token": self.headers.get("X-Token")}
+        self._answer(201, json.dumps(echo))
+
+
+@pytest.fixture(scope="module")
+def base_url() -> Iterator[str]:
+    with serving(Server(("127.0.0.1", 0), Handler)) as server:
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.release.set()
+
+
+@pytest.fixture(scope="module")
+def fetcher() -> Iterator[HttpxFetcher]:
+    fetcher = HttpxFetcher()
+    yield fetcher
+    fetcher.client.close()
+
+
+@pytest.fixture(scope="module")
+def pool(fetcher: HttpxFetcher) -> Iterator[SandboxPool]:
+    with SandboxPool(max_processes=2, fetcher=fetcher) as pool:
+        pool.warm(1)
+        yield pool
+
+
+def run(pool: SandboxPool, source: str, base_url: str) -> Outcome:
+    return pool.run(Job(source, input={"base": base_url}, limits=Limits(timeout_seconds=TIMEOUT)))
+
+
+def test_get_json_text_and_headers(pool: SandboxPool, base_url: str) -> None:
+    source = """
+    async function main({base}) {
+      const r = await fetch(base + '/hello');
+      const data = await r.json();
+      return {
+        ok: r.ok, status: r.status, statusText: r.statusText, url: r.url, data,
+        byGet: r.headers.get('Content-Type'), byKey: r.headers['x-served-by'],
+        absent: r.headers.get('x-nothing'), text: await r.text(),
+      };
+    }
+    """
+    outcome = run(pool, source, base_url)
+    assert outcome.status == "succeeded", outcome
+    assert outcome.result == {
+        "ok": True,
+        "status": 200,
+        "statusText": "OK",
+        "url": base_url + "/hello",
+        "data": {"path": "/hello"},
+        "byGet": "application/json",
+        "byKey": "test",
+        "absent": None,
+        "text": '{"path": "/hello"}',
+    }
+    assert outcome.fetches == 1
+
+
+def test_post_with_body_and_headers(pool: SandboxPool, base_url: str) -> None:
+    source = """
+    async function main({base}) {
+      const r = await fetch(base + '/echo', {
+        method: 'post', headers: {'X-Token': 't0k'}, body: JSON.stringify({n: 1}),
+      });
+      return [r.status, await r.json()];
+    }
+    """
+    outcome = run(pool, source, base_url)
+    assert outcome.result == [201, {"method": "POST", "body": '{"n":1}', "token": "t0k"}]
+
+
+def test_http_error_status_is_not_a_rejection(pool: SandboxPool, base_url: str) -> None:
+    source = """
+    async function main({base}) {
+      const r = await fetch(base + '/missing');
+      return [r.ok, r.status, r.statusText, await r.text()];
+    }
+    """
+    assert run(pool, source, base_url).result == [False, 404, "Not Found", "not here"]
+
+
+def test_fetcher_error_rejects_with_a_type_error(pool: SandboxPool) -> None:
+    source = """
+    async function main() {
+      try { await fetch('http://127.0.0.1:1/'); return 'fetched'; }
+      catch (e) { return [e instanceof TypeError, e.message]; }
+    }
+    """
+    outcome = run(pool, source, "")
+    assert outcome.result == [True, "fetch failed: ConnectError"]
+    assert outcome.fetches == 1
+
+
+def test_request_body_and_headers_must_be_strings(pool: SandboxPool, base_url: str) -> None:
+    source = """
+    async function main({base}) {
+      const refused = [];
+      for (const init of [{body: 5}, {body: {a: 1}}, {headers: {'X-N': 1}}, {method: 7}, 'x']) {
+        try { await fetch(base + '/echo', init); refused.push('sent'); }
+        catch (e) { refused.push(e instanceof TypeError ? e.message : 'other'); }
+      }
+      try { await fetch(42); } catch (e) { refused.push(e.message); }
+      return refused;
+    }
+    """
+    outcome = run(pool, source, base_url)
+    assert outcome.status == "succeeded", outcome
+    assert outcome.result == [
+        "fetch: body must be a string",
+        "fetch: body must be a string",
+        "fetch: header X-N must be a string",
+        "fetch: method must be a string",
+        "fetch: init must be an object",
+        "fetch: the URL must be a string",
+    ]
+    assert outcome.fetches == 0
+
+
+def test_fetches_in_flight_together_run_concurrently(pool: SandboxPool, base_url: str) -> None:
+    source = """
+    async function main({base}) {
+      const responses = await Promise.all([1, 2, 3, 4, 5].map(() => fetch(base + '/slow')));
+      return Promise.all(responses.map((r) => r.json()));
+    }
+    """
+    started = time.monotonic()
+    outcome = pool.run(Job(source, input={"base": base_url}, limits=Limits(timeout_seconds=5.0)))
+    took = time.monotonic() - started
+    assert outcome.status == "succeeded", outcome
+    assert outcome.result == [{"slow": True}] * 5
+    assert outcome.fetches == 5
+    # One after the other would take 2.5 s.
+    assert SLOW_SECONDS <= took < 2 * SLOW_SECONDS
+
+
+def test_the_eleventh_fetch_is_refused(
+    pool: SandboxPool, base_url: str, fetcher: HttpxFetcher
+) -> None:
+    source = """
+    async function main({base}) {
+      const outcomes = [];
+      for (let i = 0; i < 12; i++) {
+        try { await fetch(base + '/n' + i); outcomes.push('ok'); }
+        catch (e) { outcomes.push(e.message); }
+      }
+      return outcomes;
+    }
+    """
+    calls = fetcher.calls
+    outcome = run(pool, source, base_url)
+    limit = MAX_REQUESTS_PER_EXECUTION
+    refusal = f"fetch: at most {limit} requests per execution"
+    assert outcome.result == ["ok"] * limit + [refusal] * 2
+    assert outcome.fetches == limit
+    assert fetcher.calls - calls == limit
+
+
+def test_hanging_fetch_times_out_without_losing_the_process(
+    pool: SandboxPool, base_url: str
+) -> None:
+    source = """
+    async function main({base}) {
+      console.log('asking');
+      await fetch(base + '/hang');
+      return 'answered';
+    }
+    """
+    restarts = pool.restarts
+    started = time.monotonic()
+    outcome = run(pool, source, base_url)
+    took = time.monotonic() - started
+    assert outcome.status == "timeout", outcome
+    assert "waiting for fetch" in (outcome.error or "")
+    assert TIMEOUT <= took < TIMEOUT + SLACK
+    # The process was told to stop, not killed, and kept the logs.
+    assert pool.restarts == restarts
+    assert [line.message for line in outcome.logs] == ["asking"]
+    after = run(pool, "async function main() { return 'next' }", base_url)
+    assert after.result == "next"
+
+
+def test_fetch_work_continues_while_requests_are_in_flight(
+    pool: SandboxPool, base_url: str
+) -> None:
+    # The function computes while its request is in flight and picks the answer up later.
+    source = """
+    async function main({base}) {
+      const pending = fetch(base + '/slow');
+      let n = 0;
+      for (let i = 0; i < 1e5; i++) n += i;
+      const r = await pending;
+      return [n, (await r.json()).slow];
+    }
+    """
+    outcome = run(pool, source, base_url)
+    assert outcome.result == [4999950000, True]
