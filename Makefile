@@ -5,7 +5,7 @@ PYTHON ?= python3
 UV := $(PYTHON) -m uv
 export UV_LINK_MODE ?= copy
 
-.PHONY: install dev test lint typecheck pytest format contracts bench clean
+.PHONY: install dev test test-fast lint typecheck pytest format contracts bench clean
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
@@ -25,6 +25,13 @@ typecheck:
 
 pytest:
 	$(UV) run --no-sync pytest
+
+# Unit and API tests: no chain, no worker processes, no deployment builds (a couple of
+# minutes); `make test` stays the full suite that CI runs.
+FAST_TESTS := -m "not neo and not celery and not e2e" --ignore=tests/deploy --ignore=tests/devstack
+
+test-fast: install lint
+	$(UV) run --no-sync pytest $(FAST_TESTS)
 
 format:
 	$(UV) run --no-sync ruff check --fix .

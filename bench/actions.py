@@ -3,7 +3,7 @@
 Usage: python bench/actions.py [--actions 100] [--block-ms 1000] [--rounds 2]
 
 Starts embedded PostgreSQL, Redis and a one-validator Neo N3 node (blocks every
-``--block-ms``), the gas-ledger worker and the scheduler (whose beat runs the relay's
+``--block-ms``), the gasbank worker and the scheduler (whose beat runs the relay's
 settlement pass every NSL_FOLLOWER_INTERVAL_MS) with the Procfile's lines, and deploys two
 Consumer contracts: one written by the tenant's relay signer, one by a plain account. Each
 round, alternating which goes first:

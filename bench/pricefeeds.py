@@ -9,10 +9,11 @@ answers like each market-data API (``neosl_devstack.markets``):
    source's latency + 50 ms (the timeout caps it).
 2. ``--feeds`` feeds at ``--frequency`` seconds (10, the default minimum), each over 4 of
    the sources, their slots spread over the period (``--aligned``: all due at the same
-   instant), run by the Procfile's ``rounds`` line for ``--seconds``: the start lag of
-   every round (started minus scheduled) p50/p99, and the CPU seconds the rounds process and
-   PostgreSQL spent per second, next to the same process idle (no feed due) as the
-   baseline. Goal: start lag p99 ≤ 1 s.
+   instant), queued by the Procfile's ``pricefeed-clock`` line and run by its ``pricefeed``
+   line (the worker) for ``--seconds``: the start lag of every round (the worker starting
+   it minus its slot) p50/p99, and the CPU seconds the clock, the worker and PostgreSQL
+   spent per second, next to the same processes idle (no feed due) as the baseline. Goal:
+   start lag p99 ≤ 1 s.
 
 Embedded PostgreSQL and Redis in a temporary folder (no Neo node is needed). Exits 1 only
 when a check fails (a round not priced, a slot run twice), never because of a timing.
@@ -34,20 +35,23 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from benchstack import bench_servers
+from celery.exceptions import TimeoutError as CeleryTimeout
 from executions import BenchError, CpuMeter, Process, procfile_commands, tree
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from stats import percentile
 from triggers import postgres_tree
 
-from neosl import migrate
+from neosl import jobs, migrate
+from neosl.celery_app import make_celery
 from neosl.config import Settings, load_settings
 from neosl.db import make_engine
 from neosl.models import PriceFeed, PriceRound, User
 from neosl.pricefeeds import catalog
 from neosl_devstack.markets import FakeMarkets
 from neosl_devstack.stack import Stack
-from neosl_pricefeed import rounds
+from neosl_pricefeed import pricing
+from neosl_pricefeed.clock import IN_PROGRESS
 from neosl_pricefeed.sources import REGISTRY
 from neosl_pricefeed.sources.base import new_client
 
@@ -88,22 +92,22 @@ def list_prices(markets: FakeMarkets) -> None:
 def figure_round(settings: Settings, markets: FakeMarkets, args: argparse.Namespace) -> None:
     slow = EIGHT[-1]
     markets.delay(slow, args.slow)
-    claimed = rounds.Claimed(0, 0, "BTC/USD", [{"name": n} for n in EIGHT], "median", 8, _now(), 0)
+    claimed = pricing.Claimed(0, 0, "BTC/USD", [{"name": n} for n in EIGHT], "median", 8, _now(), 0)
     round_ms: list[float] = []
     alone_ms: list[float] = []
     url, params = REGISTRY[slow].request("BTC/USD", markets.base_url(slow))
     with (
         new_client() as client,
-        rounds.generic_fetcher(settings) as fetcher,
+        pricing.generic_fetcher(settings) as fetcher,
         ThreadPoolExecutor(16) as pool,
     ):
-        askers = rounds.Askers(client, fetcher, pool)
+        askers = pricing.Askers(client, fetcher, pool)
         for i in range(args.rounds + 1):
             for variant in ("round", "alone") if i % 2 else ("alone", "round"):
                 began = time.perf_counter()
                 if variant == "round":
-                    answers = rounds.ask_all(askers, settings, "BTC/USD", claimed.sources)
-                    price, reason, _ = rounds.price_round(claimed, answers)
+                    answers = pricing.ask_all(askers, settings, "BTC/USD", claimed.sources)
+                    price, reason, _ = pricing.price_round(claimed, answers)
                     if price is None:
                         raise BenchError(f"a round was not priced: {reason}")
                 else:
@@ -138,17 +142,32 @@ def figure_feeds(
     logs: Path,
     args: argparse.Namespace,
 ) -> None:
-    command = procfile_commands()["rounds"]
-    proc = Process("rounds", command, env, logs)
+    commands = procfile_commands()
+    clock = Process("pricefeed-clock", commands["pricefeed-clock"], env, logs)
+    worker = Process("pricefeed", commands["pricefeed"], env, logs)
+    producer = make_celery(settings, "bench")
     try:
         deadline = time.monotonic() + 60
-        while "price rounds started" not in proc.log_path.read_text(errors="replace"):
-            proc.check_alive()
+        while "pricefeed clock started" not in clock.log_path.read_text(errors="replace"):
+            clock.check_alive()
             if time.monotonic() > deadline:
-                raise BenchError(f"the rounds process did not start:\n{proc.tail()}")
+                raise BenchError(f"the clock did not start:\n{clock.tail()}")
             time.sleep(0.1)
+        ping = jobs.PING_JOBS[jobs.PRICEFEED_QUEUE]
+        while True:
+            worker.check_alive()
+            try:
+                producer.send_task(ping.name, queue=ping.queue).get(timeout=5)
+                break
+            except CeleryTimeout as exc:
+                if time.monotonic() > deadline:
+                    raise BenchError(f"the worker did not start:\n{worker.tail()}") from exc
         meter = CpuMeter(
-            {"rounds": lambda: tree(proc.pid), "postgres": lambda: postgres_tree(servers)}
+            {
+                "clock": lambda: tree(clock.pid),
+                "worker": lambda: tree(worker.pid),
+                "postgres": lambda: postgres_tree(servers),
+            }
         )
         before = meter.snapshot()
         time.sleep(5)
@@ -182,12 +201,17 @@ def figure_feeds(
             db.query(PriceFeed).update({"status": "paused"})
             db.commit()
         time.sleep(2)
-        proc.check_alive()
+        clock.check_alive()
+        worker.check_alive()
     finally:
-        proc.stop()
+        clock.stop()
+        worker.stop()
+        producer.close()
     with sessions() as db:
         done = db.execute(
-            select(PriceRound.scheduled_at, PriceRound.started_at, PriceRound.status)
+            select(PriceRound.scheduled_at, PriceRound.started_at, PriceRound.status).where(
+                PriceRound.status.not_in(IN_PROGRESS)
+            )
         ).all()
         per_slot = db.execute(
             select(PriceRound.feed_id, PriceRound.scheduled_at, func.count())
@@ -212,7 +236,7 @@ def figure_feeds(
         f"p99 {percentile(lags, 0.99):.3f} s, max {max(lags):.3f} s"
     )
     print(f"{'CPU s per s':<16} {'idle':>6} {'busy':>6}")
-    for part in ("rounds", "postgres"):
+    for part in ("clock", "worker", "postgres"):
         print(f"{part:<16} {idle[part] / 5:>6.3f} {busy[part] / args.seconds:>6.3f}")
     p99 = percentile(lags, 0.99)
     print(f"goal start lag p99 ≤ {GOAL_LAG_P99:g} s: {'met' if p99 <= GOAL_LAG_P99 else 'NOT met'}")

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 from stats import percentile
 
-from neosl.functions.sandbox import Job, Limits, SandboxPool
+from neosl.functions.sandbox import Limits, RunRequest, SandboxPool
 
 SOURCE = "function main(input, ctx) { return input + 1 }"
 INPUT = 41
@@ -109,7 +109,7 @@ def through_pool(pool: SandboxPool, seconds: float, threads: int, pause: float) 
     """Raises:
     BenchError: a run did not succeed with the expected result.
     """
-    job = Job(SOURCE, input=INPUT, limits=LIMITS)
+    job = RunRequest(SOURCE, input=INPUT, limits=LIMITS)
     per_thread: list[list[float]] = [[] for _ in range(threads)]
     failures: list[str] = []
     deadline = time.perf_counter() + seconds

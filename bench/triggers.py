@@ -3,7 +3,7 @@
 Two figures, each next to a baseline measured in the same run:
 
 1. Cron: ``--cron`` active cron triggers, all due every minute, fired by the Procfile's
-   ``clock`` line (``--clocks`` replicas) for ``--minutes`` minutes. The fire lag of a
+   ``scheduler-clock`` line (``--clocks`` replicas) for ``--minutes`` minutes. The fire lag of a
    trigger is the time from its slot to the commit of the pass that fired it (its
    execution queued and its job sent). The clock logs each pass; the lag of every trigger of
    a pass is taken as that pass's largest (an upper bound). The table shows p50/p99/max per
@@ -158,7 +158,7 @@ def figure_cron(e: Env, args: argparse.Namespace) -> None:
             ),
             {"u": user_id, "f": fn_id, "first": first, "count": args.cron},
         )
-    command = procfile_commands()["clock"]
+    command = procfile_commands()["scheduler-clock"]
     clocks = [Process(f"clock-{i}", command, e.env, e.logs) for i in range(args.clocks)]
     redis = Redis.from_url(e.settings.redis_url)
     try:

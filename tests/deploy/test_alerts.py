@@ -836,6 +836,34 @@ def used_metrics(exprs: list[str]) -> set[str]:
     return {selector.metric for expr in exprs for selector in parse(expr)}
 
 
+def label_values(exprs: list[str], label: str) -> set[str]:
+    """The values the expressions match ``label`` against, each alternative of a regex
+    (``a|b``) on its own: e.g. the queues of ``neosl_queue_length{queue="executor"}``."""
+    return {
+        alternative
+        for expr in exprs
+        for selector in parse(expr)
+        for name, _, value in selector.matchers
+        if name == label
+        for alternative in value.split("|")
+    }
+
+
+def every_expr() -> list[str]:
+    """The expressions of the rule file and of the dashboard."""
+    return [rule["expr"] for rule in rules(rule_file())] + dashboard_exprs(dashboard())
+
+
+def test_label_values_are_read_from_every_matcher() -> None:
+    exprs = [
+        'max by (queue) (neosl_queue_length{queue="executor"})',
+        'sum(rate(neosl_task_runs_total{queue=~"scheduler|gasbank", task!="x"}[5m]))',
+    ]
+    assert label_values(exprs, "queue") == {"executor", "scheduler", "gasbank"}
+    assert label_values(exprs, "task") == {"x"}
+    assert label_values(exprs, "container") == set()
+
+
 @pytest.mark.parametrize("where", ["alerts", "dashboard"])
 def test_every_metric_used_is_exported(where: str) -> None:
     exprs = (

@@ -39,7 +39,7 @@ DEVSTACK_DOCKERFILE = ROOT / "devstack" / "Dockerfile"
 TOOLS = Path(sys.executable).parent
 
 # What only one service may hold, and what must never have a value in the repository.
-LEDGER_ONLY = {"NSL_HOT_WALLET_WIF", "NSL_RELAY_KEY"}
+GASBANK_ONLY = {"NSL_HOT_WALLET_WIF", "NSL_RELAY_KEY"}
 SECRETS = {
     "POSTGRES_PASSWORD",
     "NSL_SECRET_KEY",
@@ -62,7 +62,7 @@ FIXED = {
 # The API image's own copy of db/ rather than the code's default (the repository's).
 IMAGE_DEFAULTS = {"NSL_DB_DIR"}
 # The worker and loop processes: each serves /metrics and /healthz on NSL_METRICS_PORT.
-WORKERS = ("executor", "scheduler", "clock", "pricefeed", "rounds", "ledger")
+WORKERS = ("executor", "scheduler", "scheduler-clock", "pricefeed", "pricefeed-clock", "gasbank")
 # What a container's servers listen on.
 EVERY_INTERFACE = "0.0.0.0"  # noqa: S104
 PASSTHROUGH = re.compile(r"^\$\{(?P<name>[A-Z0-9_]+):-(?P<default>[^}]*)\}$")
@@ -112,12 +112,33 @@ def validate(path: Path) -> subprocess.CompletedProcess[str]:
 
 
 def procfile() -> dict[str, list[str]]:
+    """The Procfile's processes, in its order: name → command (split as a shell would)."""
     processes = {}
     for line in (ROOT / "Procfile").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             name, command = line.split(":", 1)
             processes[name.strip()] = shlex.split(command)
     return processes
+
+
+def in_container(command: list[str]) -> list[str]:
+    """A Procfile command as a container runs it: from the program on (no shell words before
+    it), gunicorn bound to every interface on the image's port 8000."""
+    start = command.index("python") if "python" in command else command.index("gunicorn")
+    found = command[start:]
+    if found[0] == "gunicorn":
+        bind = found.index("--bind") + 1
+        found[bind] = f"{EVERY_INTERFACE}:8000"
+    return found
+
+
+def with_defaults(command: list[str]) -> list[str]:
+    """``command`` with each ``${NAME:-default}`` replaced by its default."""
+    return [PASSTHROUGH.sub(lambda m: m.group("default"), str(arg)) for arg in command]
+
+
+def compose_command(service: str) -> list[str]:
+    return [str(arg) for arg in services()[service]["command"]]
 
 
 def env_example() -> dict[str, str]:
@@ -268,7 +289,7 @@ def test_each_service_is_built_from_a_dockerfile_that_exists() -> None:
         assert build["context"] == ".", name
         dockerfile = build["dockerfile"]
         assert (ROOT / dockerfile).is_file(), f"{name}: no {dockerfile}"
-        # Named after its folder: neosl/api, neosl/gas-ledger, neosl/devstack…
+        # Named after its folder: neosl/api, neosl/gasbank, neosl/devstack…
         assert image == f"neosl/{Path(dockerfile).parent.name}", name
         used.add(dockerfile)
     assert used == dockerfiles
@@ -279,30 +300,20 @@ def test_the_commands_are_the_procfiles() -> None:
         assert name in services(), f"the Procfile's {name} has no service"
         if name == "flower":
             continue
-        compose_command = [str(arg) for arg in services()[name]["command"]]
-        start = command.index("python") if "python" in command else command.index("gunicorn")
-        expected = command[start:]
-        if expected[0] == "gunicorn":
-            # Inside the container: every interface, the image's port.
-            bind = expected.index("--bind") + 1
-            expected[bind] = "0.0.0.0:8000"
-        assert compose_command == expected, name
+        assert compose_command(name) == in_container(command), name
         # A module of the service whose image it runs.
         service_dir = Path(services()[name]["build"]["dockerfile"]).parent
-        assert (ROOT / service_dir / "src" / module(compose_command).split(".")[0]).is_dir()
+        package = module(compose_command(name)).split(".")[0]
+        assert (ROOT / service_dir / "src" / package).is_dir(), name
 
 
 def test_the_image_commands_are_the_compose_commands_by_default() -> None:
     """Where a service runs its image's own process, the image's CMD is that command with
     the Procfile's defaults filled in."""
-    for name in ("api", "executor", "scheduler", "pricefeed", "ledger"):
+    for name in ("api", "executor", "scheduler", "pricefeed", "gasbank"):
         dockerfile = ROOT / services()[name]["build"]["dockerfile"]
         (cmd,) = [args for word, args in dockerfile_instructions(dockerfile) if word == "CMD"]
-        resolved = [
-            PASSTHROUGH.sub(lambda m: m.group("default"), str(arg))
-            for arg in services()[name]["command"]
-        ]
-        assert json.loads(cmd) == resolved, name
+        assert json.loads(cmd) == with_defaults(compose_command(name)), name
 
 
 def test_flower_watches_the_broker_behind_basic_auth() -> None:
@@ -360,14 +371,14 @@ def test_secrets_go_only_to_the_services_that_need_them() -> None:
     for name in services():
         for key in environment(name):
             holders.setdefault(key, set()).add(name)
-    for key in LEDGER_ONLY:
-        assert holders[key] == {"ledger"}, key
+    for key in GASBANK_ONLY:
+        assert holders[key] == {"gasbank"}, key
     assert holders["FLOWER_BASIC_AUTH"] == {"flower"}
     assert holders["POSTGRES_PASSWORD"] == {"postgres"}
     # Only the processes that use them: the token key the API, the secrets' master keys
     # the processes that read tenants' secrets.
     assert holders["NSL_SECRET_KEY"] == {"api"}
-    assert holders["NSL_SECRETS_KEY"] == {"api", "executor", "rounds"}
+    assert holders["NSL_SECRETS_KEY"] == {"api", "executor", "pricefeed"}
     # No secret has a default value in the compose file.
     for name in services():
         for key, value in environment(name).items():

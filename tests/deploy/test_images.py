@@ -21,7 +21,7 @@ from tests.envvars import readme_variables, variables_read
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = sorted(p.parent.name for p in ROOT.glob("services/*/pyproject.toml"))
 # What a build stage copies from the repository (see .dockerignore).
-BUILD_CONTEXT = ("pyproject.toml", "uv.lock", "shared", "services", "devstack")
+BUILD_CONTEXT = ("pyproject.toml", "uv.lock", "shared", "services", "cli", "devstack")
 
 
 def dockerfile(service: str) -> str:
@@ -86,7 +86,7 @@ def procfile_modules() -> set[str]:
 
 
 def test_every_service_has_a_dockerfile() -> None:
-    assert SERVICES == ["api", "executor", "gas-ledger", "pricefeed-worker", "trigger-scheduler"]
+    assert SERVICES == ["api", "executor", "gasbank", "pricefeed", "scheduler"]
     for service in SERVICES:
         assert (ROOT / "services" / service / "Dockerfile").is_file(), service
 
@@ -121,6 +121,8 @@ def test_the_build_stage_installs_the_service_from_the_lock(service: str, tmp_pa
     text = dockerfile(service)
     (sync,) = re.findall(r"^RUN (uv sync .*)$", text, re.MULTILINE)
     assert f"--package {package_name(service)}" in sync
+    # The operator's command comes along (the API's image runs the migrations with it).
+    assert "--package neosl-cli" in sync
     assert "--frozen" in sync
     assert "--no-dev" in sync
     run_build_stage_sync(sync, tmp_path)
@@ -138,6 +140,7 @@ def test_the_build_stage_installs_the_service_from_the_lock(service: str, tmp_pa
         check=False,
     )
     assert imported.returncode == 0, imported.stderr
+    assert (tmp_path / ".venv" / "bin" / "neosl").is_file()
     # Development tools stay out of the image.
     for tool in ("pytest", "mypy", "ruff", "boa3"):
         found = subprocess.run(

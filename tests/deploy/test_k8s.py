@@ -39,11 +39,21 @@ CRD_SCHEMAS = {
     ("keda.sh/v1alpha1", "TriggerAuthentication"): "keda.sh_triggerauthentications.v1alpha1.json",
 }
 
-WORKERS = ("executor", "scheduler", "clock", "pricefeed", "rounds", "ledger")
+WORKERS = ("executor", "scheduler", "scheduler-clock", "pricefeed", "pricefeed-clock", "gasbank")
 DEPLOYMENTS = ("api", *WORKERS, "flower")
-KEDA_SCALED = ("executor", "scheduler", "pricefeed", "ledger")
-# Processes that fetch URLs tenants choose.
-TENANT_EGRESS = ("executor", "rounds")
+KEDA_SCALED = ("executor", "scheduler", "pricefeed", "gasbank")
+# Processes that fetch URLs tenants choose (the pricefeed worker: tenants' own price sources).
+TENANT_EGRESS = ("executor", "pricefeed")
+# Processes that reach only the servers: (peer's pod label app.kubernetes.io/name or k8s-app,
+# protocol, port).
+SERVERS_ONLY_EGRESS = {
+    "pricefeed-clock": {
+        ("kube-dns", "UDP", 53),
+        ("kube-dns", "TCP", 53),
+        ("postgresql", "TCP", 5432),
+        ("redis", "TCP", 6379),
+    },
+}
 # Ranges tenant code must never reach: private, carrier-grade NAT, loopback, link-local
 # (the cloud metadata service).
 PRIVATE_RANGES = tuple(
@@ -68,11 +78,12 @@ SECRETS_PER_WORKLOAD: dict[str, set[str]] = {
     # Runs `neosl db upgrade` from the API's image: the database is all it needs.
     "migrate": _COMMON,
     "executor": _COMMON | {"NSL_SECRETS_KEY"},
-    "rounds": _COMMON | {"NSL_SECRETS_KEY"},
     "scheduler": _COMMON,
-    "clock": _COMMON,
-    "pricefeed": _COMMON,
-    "ledger": _COMMON | {"NSL_HOT_WALLET_WIF", "NSL_RELAY_KEY"},
+    "scheduler-clock": _COMMON,
+    # Tenants' own price sources may send their secrets.
+    "pricefeed": _COMMON | {"NSL_SECRETS_KEY"},
+    "pricefeed-clock": _COMMON,
+    "gasbank": _COMMON | {"NSL_HOT_WALLET_WIF", "NSL_RELAY_KEY"},
     "flower": {"REDIS_URL", "FLOWER_BASIC_AUTH"},
 }
 LOCKED_DOWN = {
@@ -267,7 +278,7 @@ def _misspelled_security_field(docs: list[Manifest]) -> Manifest:
 
 
 def _replicas_as_text(docs: list[Manifest]) -> Manifest:
-    deployment = copy.deepcopy(objects(docs, "Deployment")["clock"])
+    deployment = copy.deepcopy(objects(docs, "Deployment")["scheduler-clock"])
     deployment["spec"]["replicas"] = "two"
     return deployment
 
@@ -286,7 +297,7 @@ def _scaled_object_hpa_field(docs: list[Manifest]) -> Manifest:
 
 
 def _scaled_object_without_target(docs: list[Manifest]) -> Manifest:
-    scaled = copy.deepcopy(objects(docs, "ScaledObject")["ledger"])
+    scaled = copy.deepcopy(objects(docs, "ScaledObject")["gasbank"])
     del scaled["spec"]["scaleTargetRef"]
     return scaled
 
@@ -517,7 +528,7 @@ def test_each_workload_gets_only_the_secrets_it_needs(
         for _, ref in secret_refs(c)
         if ref["name"] == "neosl-hot-wallet"
     }
-    assert hot_wallet == {"ledger"}
+    assert hot_wallet == {"gasbank"}
 
 
 @pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
@@ -672,6 +683,31 @@ def test_tenant_code_cannot_reach_private_addresses(
                         ), f"{block['cidr']} lets {component} reach {private}"
     assert internet, f"{component} cannot reach the internet"
     assert dns, f"{component} cannot resolve names"
+
+
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
+@pytest.mark.parametrize("component", sorted(SERVERS_ONLY_EGRESS))
+def test_the_loops_reach_only_the_servers(
+    rendered: dict[str, list[Manifest]], kustomization: str, component: str
+) -> None:
+    """The pricefeed-clock only queues rounds: DNS, PostgreSQL and Redis are all it may reach
+    (the pricefeed worker asks the sources)."""
+    docs = rendered[kustomization]
+    labels = pod_labels(objects(docs, "Deployment")[component])
+    policies = policies_for(docs, labels, "Egress")
+    assert policies, f"{component} has no egress policy"
+    allowed = set()
+    for policy in policies:
+        for rule in policy["spec"].get("egress", []):
+            assert rule.get("to"), f"{policy['metadata']['name']}: egress to anywhere"
+            assert rule.get("ports"), f"{policy['metadata']['name']}: egress on any port"
+            for peer in rule["to"]:
+                assert "ipBlock" not in peer, f"{component} may reach {peer['ipBlock']}"
+                pods = peer["podSelector"]["matchLabels"]
+                name = pods.get("app.kubernetes.io/name") or pods.get("k8s-app")
+                for port in rule["ports"]:
+                    allowed.add((name, port.get("protocol", "TCP"), port["port"]))
+    assert allowed == SERVERS_ONLY_EGRESS[component]
 
 
 # --- overlays -------------------------------------------------------------------------------

@@ -81,10 +81,10 @@ def http(
 METRICS_LINES = {
     "executor": 1,
     "scheduler": 2,
-    "clock": 3,
+    "scheduler-clock": 3,
     "pricefeed": 4,
-    "rounds": 5,
-    "ledger": 6,
+    "pricefeed-clock": 5,
+    "gasbank": 6,
 }
 # The functions walk-through's invoke carries this id; the executor's lines must too.
 REQUEST_ID = "e2e-walkthrough-invoke"
@@ -467,14 +467,14 @@ def metrics_walkthrough(stack: DevStack) -> None:
         "scheduler", "neosl_task_runs_total", {**ran, "task": "neosl.scheduler.follow_chain"}, 1
     )
     at_least("scheduler", "neosl_chain_follower_next_block", {}, 1)
-    at_least("clock", "neosl_triggers_fired_total", {}, 1)
+    at_least("scheduler-clock", "neosl_triggers_fired_total", {}, 1)
     at_least("pricefeed", "neosl_queue_length", {"queue": "pricefeed"}, 0)
-    at_least("rounds", "neosl_price_rounds_total", {"status": "priced"}, 1)
+    at_least("pricefeed", "neosl_price_rounds_total", {"status": "priced"}, 1)
     at_least(
-        "ledger", "neosl_relay_settled_total", {"kind": "withdrawal", "outcome": "confirmed"}, 1
+        "gasbank", "neosl_relay_settled_total", {"kind": "withdrawal", "outcome": "confirmed"}, 1
     )
-    at_least("ledger", "neosl_relay_settled_total", {"kind": "action", "outcome": "confirmed"}, 1)
-    ledger = scrape(port["ledger"])
+    at_least("gasbank", "neosl_relay_settled_total", {"kind": "action", "outcome": "confirmed"}, 1)
+    ledger = scrape(port["gasbank"])
     assert ledger[("neosl_hot_wallet_balance_gas", ())] > 0
     assert ledger[("neosl_ledger_mismatched_accounts", ())] == 0
     api = scrape(stack.ports["api"])
@@ -636,9 +636,9 @@ def test_dev_stack_end_to_end(
         "api",
         "executor",
         "scheduler",
-        "clock",
-        "rounds",
-        "ledger",
+        "scheduler-clock",
+        "pricefeed-clock",
+        "gasbank",
     }
     traced = [(process, r) for process, r in records if r.get("request_id") == REQUEST_ID]
     assert any(p == "api" and r["logger"] == "neosl_api.access" for p, r in traced), traced

@@ -26,7 +26,7 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from neosl import jobs
-from neosl.celery_app import make_celery
+from neosl.celery_app import ServiceApp, make_celery
 from neosl.config import Settings
 from neosl.dispatch import Dispatcher
 from neosl.functions.sandbox import SandboxPool
@@ -34,6 +34,7 @@ from neosl.gas import ledger
 from neosl.models import Execution, ExecutionLog, Function, GasAccount, Transaction
 from neosl_api.app import create_app
 from neosl_executor import reaper
+from neosl_executor.tasks import ExecutorResources
 from neosl_executor.worker import create_worker_app
 from tests.factories import credit
 from tests.gas.test_api import tenant
@@ -67,7 +68,7 @@ def api(
 
 
 @pytest.fixture
-def executor(priced: Settings, redis_client: Redis) -> Iterator[Celery]:
+def executor(priced: Settings, redis_client: Redis) -> Iterator[ServiceApp]:
     app = create_worker_app(priced)
     with start_worker(
         app,
@@ -134,10 +135,15 @@ def price(duration_ms: int) -> Decimal:
     return BASE + PER_100MS * -(-duration_ms // 100)
 
 
-def test_the_executor_prestarts_its_sandbox_processes(priced: Settings, executor: Celery) -> None:
+def test_the_executor_prestarts_its_sandbox_processes(
+    priced: Settings, executor: ServiceApp
+) -> None:
     # No execution has run: the processes come from the worker's start.
     assert priced.sandbox_warm == 2
-    pool = wait_until(lambda: executor.conf.get("neosl_sandbox_pool"), "the sandbox pool")
+    resources = executor.resources
+    assert isinstance(resources, ExecutorResources)
+    wait_until(lambda: resources.has_pool, "the sandbox pool")
+    pool = resources.pool
     wait_until(lambda: pool.size == priced.sandbox_warm, "two sandbox processes")
     assert pool.restarts == 0
 

@@ -22,9 +22,9 @@ from neosl.functions.sandbox import (
     MAX_LOG_BYTES,
     MAX_LOG_LINES,
     MAX_RESULT_BYTES,
-    Job,
     Limits,
     Outcome,
+    RunRequest,
     SandboxError,
     SandboxPool,
 )
@@ -44,7 +44,7 @@ def pool() -> Iterator[SandboxPool]:
 
 def run(pool: SandboxPool, source: str, input: Any = None, **job: Any) -> Outcome:
     job.setdefault("limits", SHORT)
-    return pool.run(Job(source, input=input, **job))
+    return pool.run(RunRequest(source, input=input, **job))
 
 
 def assert_healthy(pool: SandboxPool) -> None:
@@ -466,7 +466,7 @@ def test_killed_process_is_a_crash_and_is_replaced() -> None:
         one.warm(1)
         (pid,) = one.pids
         outcomes: list[Outcome] = []
-        job = Job("function main() { for (;;) {} }", limits=Limits(timeout_seconds=10))
+        job = RunRequest("function main() { for (;;) {} }", limits=Limits(timeout_seconds=10))
         runner = threading.Thread(target=lambda: outcomes.append(one.run(job)))
         runner.start()
         time.sleep(0.3)
@@ -563,7 +563,7 @@ def test_pool_runs_jobs_from_many_threads() -> None:
         lock = threading.Lock()
 
         def work(i: int) -> None:
-            outcome = two.run(Job("function main(input) { return input * 2 }", input=i))
+            outcome = two.run(RunRequest("function main(input) { return input * 2 }", input=i))
             with lock:
                 results.append(outcome)
 
@@ -584,7 +584,7 @@ def test_closed_pool_refuses_work() -> None:
     one.close()
     assert one.size == 0
     with pytest.raises(SandboxError):
-        one.run(Job("function main() {}"))
+        one.run(RunRequest("function main() {}"))
     # The process is gone (reaped, so not even a zombie).
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
@@ -593,7 +593,7 @@ def test_closed_pool_refuses_work() -> None:
 def test_closing_ends_runs_in_progress() -> None:
     one = SandboxPool(max_processes=1)
     outcomes: list[Outcome] = []
-    job = Job("function main() { for (;;) {} }", limits=Limits(timeout_seconds=10))
+    job = RunRequest("function main() { for (;;) {} }", limits=Limits(timeout_seconds=10))
     runner = threading.Thread(target=lambda: outcomes.append(one.run(job)))
     runner.start()
     while not one.pids:
@@ -607,9 +607,9 @@ def test_closing_ends_runs_in_progress() -> None:
 def test_the_pool_never_imports_quickjs() -> None:
     script = (
         "import sys\n"
-        "from neosl.functions.sandbox import Job, SandboxPool\n"
+        "from neosl.functions.sandbox import RunRequest, SandboxPool\n"
         "with SandboxPool(max_processes=1) as pool:\n"
-        "    assert pool.run(Job('function main() { return 1 }')).result == 1\n"
+        "    assert pool.run(RunRequest('function main() { return 1 }')).result == 1\n"
         "    assert pool.compile('function main() {}') is None\n"
         "assert 'quickjs' not in sys.modules and '_quickjs' not in sys.modules\n"
     )

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from neosl.functions.fetching import MAX_REQUESTS_PER_EXECUTION, FetchRequest, FetchResponse
-from neosl.functions.sandbox import Job, Limits, Outcome, SandboxPool
+from neosl.functions.sandbox import Limits, Outcome, RunRequest, SandboxPool
 from tests.serving import serving
 
 TIMEOUT = 1.0
@@ -110,7 +110,9 @@ def pool(fetcher: HttpxFetcher) -> Iterator[SandboxPool]:
 
 
 def run(pool: SandboxPool, source: str, base_url: str) -> Outcome:
-    return pool.run(Job(source, input={"base": base_url}, limits=Limits(timeout_seconds=TIMEOUT)))
+    return pool.run(
+        RunRequest(source, input={"base": base_url}, limits=Limits(timeout_seconds=TIMEOUT))
+    )
 
 
 def test_get_json_text_and_headers(pool: SandboxPool, base_url: str) -> None:
@@ -209,7 +211,9 @@ def test_fetches_in_flight_together_run_concurrently(pool: SandboxPool, base_url
     }
     """
     started = time.monotonic()
-    outcome = pool.run(Job(source, input={"base": base_url}, limits=Limits(timeout_seconds=5.0)))
+    outcome = pool.run(
+        RunRequest(source, input={"base": base_url}, limits=Limits(timeout_seconds=5.0))
+    )
     took = time.monotonic() - started
     assert outcome.status == "succeeded", outcome
     assert outcome.result == [{"slow": True}] * 5

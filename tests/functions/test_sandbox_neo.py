@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from neosl.config import Settings
-from neosl.functions.sandbox import Action, Job, Limits, Outcome, SandboxPool
+from neosl.functions.sandbox import Action, Limits, Outcome, RunRequest, SandboxPool
 from neosl.neo.rpc import NeoRpc
 from neosl_executor.neo_calls import NeoReader
 
@@ -32,7 +32,7 @@ def pool(settings: Settings) -> Iterator[SandboxPool]:
 
 
 def run(pool: SandboxPool, source: str, input: Any = None, limits: Limits = LIMITS) -> Outcome:
-    return pool.run(Job(source, input=input, limits=limits))
+    return pool.run(RunRequest(source, input=input, limits=limits))
 
 
 def test_neo_call_reads_a_contract_and_decodes_its_result(

@@ -1,6 +1,6 @@
 """The relay on the real chain: actions test-invoked, fees held, signed once, settled, charged.
 
-These tests drive the gas-ledger's service functions directly (``actions.relay_action``,
+These tests drive the gasbank's service functions directly (``actions.relay_action``,
 ``actions.reconcile``) against the dev chain; the job path is in test_actions_flow.py.
 GAS itself (a native contract every chain has) is the contract called: ``transfer`` needs
 ``CheckWitness(from)``, so a zero transfer from the tenant's signer shows the signer's
@@ -477,7 +477,7 @@ def test_a_queued_action_whose_job_was_lost_is_relayed_by_the_settlement_pass(
 ) -> None:
     tenant = new_tenant(sessions, relay_settings, "5")
     args = [hash160(tenant.signer), hash160(tenant.signer), 0, None]
-    # Its job is in the broker, and no gas-ledger worker takes it in this test.
+    # Its job is in the broker, and no gasbank worker takes it in this test.
     action_id = queue(sessions, dispatcher, tenant, "transfer", args)
     # Younger than NSL_ACTION_REQUEUE_SECONDS (30): left to its own job.
     relay_actions.reconcile(sessions, chain.rpc, relay_settings, hot)

@@ -1,6 +1,6 @@
 """Functions act on chain, end to end: API → executor (neo.invoke) → relay → chain → neo.call.
 
-A real executor worker and a real gas-ledger worker consume the jobs; the contract is the
+A real executor worker and a real gasbank worker consume the jobs; the contract is the
 project's Consumer, deployed with the tenant's signer as its only writer.
 """
 
@@ -67,7 +67,7 @@ def relay_settings(settings: Settings) -> Settings:
 def workers(
     relay_settings: Settings, server_env: dict[str, str], redis_client: Redis, chain: Chain
 ) -> Iterator[None]:
-    """The executor in this process; the gas-ledger as its own process, as deployed (two
+    """The executor in this process; the gasbank as its own process, as deployed (two
     Celery workers in one process share the Redis transport's poller and lose messages)."""
     hot = load_hot_wallet(relay_settings)
     if chain.rpc.gas_balance(hot.address) < 20 * GAS:
@@ -158,7 +158,7 @@ def test_a_function_writes_on_chain_and_another_reads_it_back(
     assert (done["status"], done["result"]) == ("succeeded", {"position": 0})
 
     def settled() -> dict[str, Any] | None:
-        # What the scheduler's beat does in a deployment: ask the gas-ledger to settle.
+        # What the scheduler's beat does in a deployment: ask the gasbank to settle.
         Dispatcher(producer).send(jobs.RECONCILE_ACTIONS)
         detail = api.get(f"/v1/executions/{done['id']}", headers=h).get_json()
         (action,) = detail["actions"]
@@ -207,7 +207,7 @@ def test_sigkill_of_the_relaying_worker_while_it_sends(
     chain: Chain,
     producer: Celery,
 ) -> None:
-    """The gas-ledger worker is SIGKILLed with the signed transaction stored and its send
+    """The gasbank worker is SIGKILLed with the signed transaction stored and its send
     cut off (HOLD: the node never got it; FORWARD_THEN_HOLD: it did). A later pass sends
     the same bytes: exactly one transaction on chain, the right status, an exact ledger."""
     hot = load_hot_wallet(relay_settings)

@@ -13,9 +13,10 @@ from neosl.config import Settings
 from neosl.models import ChainCursor
 from neosl.neo.rpc import NeoRpc, RpcUnavailable
 from neosl.onchain.blocks import FOLLOWER_CURSOR
-from neosl.tasks import ChainTask, PeriodicTask
+from neosl.tasks import PeriodicTask
 from neosl_devstack.stack import Stack
-from neosl_gasbank.worker import create_worker_app as ledger_worker_app
+from neosl_gasbank.tasks import ChainTask
+from neosl_gasbank.worker import create_worker_app as gasbank_worker_app
 from neosl_scheduler.tasks import beat_schedule
 from neosl_scheduler.worker import create_worker_app as scheduler_app
 from tests.clirun import run_cli
@@ -96,8 +97,8 @@ def test_follow_chain_task_on_a_real_scheduler_worker(
 
 
 def test_only_one_off_chain_tasks_retry_rpc_outages(settings: Settings) -> None:
-    ledger_app = ledger_worker_app(settings)
-    send = ledger_app.tasks[jobs.SEND_WITHDRAWAL.name]
+    gasbank_app = gasbank_worker_app(settings)
+    send = gasbank_app.tasks[jobs.SEND_WITHDRAWAL.name]
     assert isinstance(send, ChainTask)
     assert send.autoretry_for == (RpcUnavailable,)
     assert send.max_retries == 10
@@ -105,8 +106,8 @@ def test_only_one_off_chain_tasks_retry_rpc_outages(settings: Settings) -> None:
     assert send.retry_backoff_max == 60
     # What the beat sends every few seconds never retries: the next tick is the retry.
     for app, job in (
-        (ledger_app, jobs.RECONCILE_WITHDRAWALS),
-        (ledger_app, jobs.APPLY_DEPOSITS),
+        (gasbank_app, jobs.RECONCILE_WITHDRAWALS),
+        (gasbank_app, jobs.APPLY_DEPOSITS),
         (scheduler_app(settings), jobs.FOLLOW_CHAIN),
     ):
         task = app.tasks[job.name]

@@ -33,7 +33,7 @@ from neosl.onchain.blocks import (
 )
 from neosl.onchain.deployment import Disagreement, followed
 from neosl_gasbank import deposits
-from neosl_gasbank.worker import create_worker_app as ledger_worker_app
+from neosl_gasbank.worker import create_worker_app as gasbank_worker_app
 from neosl_scheduler import follower
 from neosl_scheduler.worker import create_worker_app as scheduler_app
 from tests.chain import GAS, Chain
@@ -77,7 +77,7 @@ def deposit_rows(sessions: sessionmaker[Session]) -> list[Transaction]:
 
 
 def apply(sessions: sessionmaker[Session], deposit_address: str) -> dict[str, int]:
-    """Apply the stored events as the gas-ledger worker does (it commits)."""
+    """Apply the stored events as the gasbank worker does (it commits)."""
     with sessions() as db:
         return dict(deposits.apply_deposits(db, deposit_address))
 
@@ -96,7 +96,7 @@ def test_workers_refuse_to_start_without_the_deposit_address(settings: Settings)
     with pytest.raises(ConfigError, match="NSL_DEPOSIT_ADDRESS is not set"):
         scheduler_app(missing)
     with pytest.raises(ConfigError, match="NSL_DEPOSIT_ADDRESS is not set"):
-        ledger_worker_app(missing)
+        gasbank_worker_app(missing)
     with pytest.raises(ConfigError, match="NSL_DEPOSIT_ADDRESS"):
         subscriptions(missing)
 

@@ -29,9 +29,10 @@ from neosl.dispatch import Dispatcher, task_message
 from neosl.gas import ledger
 from neosl.models import GasAccount, Transaction
 from neosl.neo.rpc import RpcUnavailable
-from neosl.tasks import ChainTask, ServiceTask, task_metrics
+from neosl.tasks import ServiceTask, task_metrics
 from neosl_devstack.servers import free_port
-from neosl_gasbank.worker import create_worker_app as ledger_worker_app
+from neosl_gasbank.tasks import ChainTask
+from neosl_gasbank.worker import create_worker_app as gasbank_worker_app
 from neosl_scheduler.tasks import beat_schedule
 from tests.factories import make_user, new_address
 from tests.waiting import wait_until
@@ -224,7 +225,7 @@ def test_batched_messages_are_what_celery_writes_and_workers_run(
     assert shape(ours) == shape(celery_own)
     assert ours["properties"]["delivery_info"]["routing_key"] == "q"
     # A real worker runs a batch sent this way, every job once.
-    app = make_worker_app(settings, "test-batch", METRICS_QUEUE)
+    app = make_worker_app(settings, METRICS_QUEUE)
     seen: list[int] = []
 
     @app.task(name="test.batched", shared=False)
@@ -265,7 +266,7 @@ METRICS_QUEUE = jobs.EXECUTOR_QUEUE
 
 def metrics_app(settings: Settings) -> tuple[Celery, dict[str, int]]:
     """A worker app with four small tasks, and how often each was called."""
-    app = make_worker_app(settings, "test-metrics", METRICS_QUEUE)
+    app = make_worker_app(settings, METRICS_QUEUE)
     calls = {"ok": 0, "boom": 0, "retry_once": 0, "rpc_once": 0}
 
     @app.task(name="test.ok", base=ServiceTask, bind=True, shared=False)
@@ -364,7 +365,7 @@ def test_periodic_task_fails_without_piling_up_retries(
     sessions = sessionmaker(bind=committed_db, expire_on_commit=False)
     transaction_id = pending_withdrawal(sessions)
     dead = dataclasses.replace(settings, neo_rpc_urls=(f"http://127.0.0.1:{free_port()}",))
-    app = ledger_worker_app(dead)
+    app = gasbank_worker_app(dead)
     metrics = task_metrics(app)
     reconcile, send = jobs.RECONCILE_WITHDRAWALS, jobs.SEND_WITHDRAWAL
     queue = jobs.GASBANK_QUEUE

@@ -134,9 +134,9 @@ def test_queue_and_trigger_figures(
     db: Session, session_factory: sessionmaker[Session], redis_client: Redis
 ) -> None:
     redis_client.lpush("executor", "a", "b")
-    queues = registry_of(QueueCollector(redis_client, ("executor", "ledger")))
+    queues = registry_of(QueueCollector(redis_client, ("executor", "gasbank")))
     assert queues.get_sample_value("neosl_queue_length", {"queue": "executor"}) == 2
-    assert queues.get_sample_value("neosl_queue_length", {"queue": "ledger"}) == 0
+    assert queues.get_sample_value("neosl_queue_length", {"queue": "gasbank"}) == 0
     user = make_user(db)
     fn = make_function(db, user)
     for kind, status in (("cron", "active"), ("cron", "paused"), ("webhook", "active")):
@@ -187,21 +187,21 @@ def test_the_books_show_a_balance_that_its_transactions_do_not_explain(
         )
         == 1
     )
-    # The API's summary leaves the books to the gas-ledger.
+    # The API's summary leaves the books to the gasbank.
     summary = registry_of(BankCollector(session_factory, books=False))
     assert summary.get_sample_value("neosl_ledger_mismatched_accounts") is None
     assert summary.get_sample_value("neosl_ledger_balance_gas") == 7
 
 
 @pytest.mark.neo
-def test_the_gas_ledger_exports_the_hot_wallet_balance(
+def test_the_gasbank_exports_the_hot_wallet_balance(
     settings: Settings, hot: HotWallet, committed_db: Engine, redis_client: Redis
 ) -> None:
     registry = registry_of(*ledger_collectors(settings, exporter.Sources(settings)))
     with NeoRpc(settings.neo_rpc_urls) as rpc:
         expected = float(from_units(rpc.gas_balance(hot.address)))
     assert registry.get_sample_value("neosl_hot_wallet_balance_gas") == expected
-    assert registry.get_sample_value("neosl_queue_length", {"queue": "ledger"}) == 0
+    assert registry.get_sample_value("neosl_queue_length", {"queue": "gasbank"}) == 0
     assert registry.get_sample_value("neosl_withdrawals_pending") == 0
 
 

@@ -19,8 +19,8 @@ from neosl.db import make_engine, make_session_factory
 from neosl.dispatch import Dispatcher
 from neosl_api.app import create_app
 from neosl_executor.worker import create_worker_app as executor_app
-from neosl_gasbank.worker import create_worker_app as ledger_app
-from neosl_pricefeed.rounds import Rounds
+from neosl_gasbank.worker import create_worker_app as gasbank_app
+from neosl_pricefeed import clock
 from neosl_pricefeed.worker import create_worker_app as pricefeed_app
 from neosl_scheduler.worker import create_worker_app as scheduler_app
 from tests.clirun import run_cli
@@ -33,7 +33,7 @@ FACTORIES: dict[str, Callable[[Settings], Celery]] = {
     jobs.EXECUTOR_QUEUE: executor_app,
     jobs.SCHEDULER_QUEUE: scheduler_app,
     jobs.PRICEFEED_QUEUE: pricefeed_app,
-    jobs.GASBANK_QUEUE: ledger_app,
+    jobs.GASBANK_QUEUE: gasbank_app,
 }
 
 
@@ -65,7 +65,7 @@ def test_message_on_another_queue_is_not_taken(
             result.get(timeout=2)
     # The message still waits on the ledger queue for its own consumer.
     with start_worker(
-        ledger_app(settings), pool="solo", perform_ping_check=False, queues=[jobs.GASBANK_QUEUE]
+        gasbank_app(settings), pool="solo", perform_ping_check=False, queues=[jobs.GASBANK_QUEUE]
     ):
         assert result.get(timeout=20)["queue"] == jobs.GASBANK_QUEUE
 
@@ -82,7 +82,7 @@ def test_cli_workers_ping(
         ok = run_cli(server_env, "workers", "ping", "pricefeed", "--timeout", "20")
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "pricefeed: ok" in ok.stdout
-    missing = run_cli(server_env, "workers", "ping", "ledger", "--timeout", "1")
+    missing = run_cli(server_env, "workers", "ping", "gasbank", "--timeout", "1")
     assert missing.returncode == 1
     assert "ledger: no answer" in missing.stdout
 
@@ -137,18 +137,21 @@ def test_task_events_can_be_switched_off(server_env: dict[str, str]) -> None:
 
 def test_only_the_processes_that_use_the_keys_need_them(server_env: dict[str, str]) -> None:
     """The token key is the API's, the secrets' master keys the API's, the executor's and
-    the price rounds'; every other service starts without them (least privilege: a worker
-    holds no key it does not use)."""
+    the pricefeed worker's (rounds read tenants' secrets); every other process starts
+    without them (least privilege: a process holds no key it does not use)."""
     bare = load_settings(
         {k: v for k, v in server_env.items() if k not in ("NSL_SECRET_KEY", "NSL_SECRETS_KEY")}
     )
-    for queue in (jobs.SCHEDULER_QUEUE, jobs.PRICEFEED_QUEUE, jobs.GASBANK_QUEUE):
+    for queue in (jobs.SCHEDULER_QUEUE, jobs.GASBANK_QUEUE):
         assert FACTORIES[queue](bare).main
-    with pytest.raises(ConfigError, match="NSL_SECRETS_KEY is not set"):
-        executor_app(bare)
+    for needs_secrets in (executor_app, pricefeed_app):
+        with pytest.raises(ConfigError, match="NSL_SECRETS_KEY is not set"):
+            needs_secrets(bare)
     with pytest.raises(ConfigError, match="NSL_SECRET_KEY is not set"):
         create_app(bare)
     no_token_key = load_settings({k: v for k, v in server_env.items() if k != "NSL_SECRET_KEY"})
     assert executor_app(no_token_key).main
-    with pytest.raises(ConfigError, match="NSL_SECRETS_KEY is not set"):
-        Rounds(bare, make_session_factory(make_engine(bare)), Dispatcher(make_celery(bare, "x")))
+    # The price feeds' clock only schedules: it reads no secret.
+    assert clock.Clock(
+        bare, make_session_factory(make_engine(bare)), Dispatcher(make_celery(bare, "x"))
+    )

@@ -3,8 +3,8 @@ contract (witnessed by the hot wallet, its publisher) or to a tenant's own contr
 (witnessed by the tenant's signer), charged as ``pricefeed``, on deviation, never two in
 flight; a tenant who cannot pay keeps its rounds, unpublished, with the reason on the feed.
 
-Rounds run in-process (``rounds.run_round``) against local markets; the relay's service
-functions are called directly, as in test_neo_actions.py.
+Rounds are queued (``clock.claim_due``) and run (``pricing.run_round``) in-process against
+local markets; the relay's service functions are called directly, as in test_neo_actions.py.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ from neosl_devstack import contracts, devnet
 from neosl_devstack.markets import FakeMarkets
 from neosl_gasbank import actions as relay_actions
 from neosl_gasbank.hot_wallet import HotWallet
-from neosl_pricefeed import rounds
+from neosl_pricefeed import clock, pricing
+from neosl_pricefeed.metrics import RoundMetrics
 from neosl_pricefeed.sources.base import new_client
 from tests.chain import Chain
 from tests.contracts.test_consumer import dry_run
@@ -119,15 +120,20 @@ def one_round(
             .values(next_round_at=dt.datetime.now(dt.UTC))
         )
         db.commit()
-        claimed = [c for c in rounds.claim_due(db, dt.datetime.now(dt.UTC), 50)]
-    (mine,) = [c for c in claimed if c.feed_id == feed_id]
+        scheduled = clock.claim_due(db, Dispatcher(producer), dt.datetime.now(dt.UTC), 50)
+    (mine,) = [s for s in scheduled if s.feed_id == feed_id]
     with (
         new_client() as client,
-        rounds.generic_fetcher(settings) as fetcher,
+        pricing.generic_fetcher(settings) as fetcher,
         ThreadPoolExecutor(8) as pool,
     ):
-        rounds.run_round(
-            sessions, settings, Dispatcher(producer), rounds.Askers(client, fetcher, pool), mine
+        pricing.run_round(
+            sessions,
+            settings,
+            Dispatcher(producer),
+            pricing.Askers(client, fetcher, pool),
+            RoundMetrics(),
+            mine.round_id,
         )
     with sessions() as db:
         row = db.get_one(PriceRound, mine.round_id)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from neosl.functions.netguard import Fetcher
 from neosl.functions.sandbox import SandboxPool
-from neosl.functions.sandbox.types import Job, Limits
+from neosl.functions.sandbox.types import Limits, RunRequest
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -78,7 +78,9 @@ def run_file(args: argparse.Namespace) -> int:
             "secrets": secrets,
         }
         outcome = pool.run(
-            Job(source, input_, ctx, Limits(timeout_seconds=args.timeout, memory_mb=args.memory))
+            RunRequest(
+                source, input_, ctx, Limits(timeout_seconds=args.timeout, memory_mb=args.memory)
+            )
         )
     finally:
         pool.close()

@@ -217,7 +217,7 @@ def _relay_keygen(_args: argparse.Namespace) -> int:
     print(f"NSL_RELAY_KEY=relay1:{private}")
     print(f"NSL_RELAY_PUBLIC_KEY=relay1:{public}")
     print(
-        "Give NSL_RELAY_KEY to the gas-ledger only (from a secret store); the API needs "
+        "Give NSL_RELAY_KEY to the gasbank only (from a secret store); the API needs "
         "NSL_RELAY_PUBLIC_KEY.",
         file=sys.stderr,
     )

@@ -147,7 +147,7 @@ def _new_secrets() -> dict[str, str]:
         "NSL_SECRETS_KEY": new_key(),
         "NSL_HOT_WALLET_WIF": Account.private_key_to_wif(private_key),
         "NSL_DEPOSIT_ADDRESS": Account.from_private_key(private_key).address,
-        # The relay's key seals tenants' signer keys; in production only the gas-ledger
+        # The relay's key seals tenants' signer keys; in production only the gasbank
         # gets NSL_RELAY_KEY, the rest NSL_RELAY_PUBLIC_KEY.
         "NSL_RELAY_KEY": relay_private,
         "NSL_RELAY_PUBLIC_KEY": relay_public,

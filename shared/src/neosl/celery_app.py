@@ -1,27 +1,83 @@
-"""The Celery app factory every worker service and every producer uses."""
+"""The Celery app every worker service and every producer uses."""
 
 from __future__ import annotations
 
 import os
 import socket
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
+from prometheus_client import CollectorRegistry
 
 from neosl import jobs
 from neosl.config import Settings
 from neosl.metrics import TaskMetrics
+from neosl.resources import Resources
 from neosl.tasks import ServiceTask
 
+ResourcesFactory = Callable[["ServiceApp"], Resources]
 
-def make_celery(settings: Settings, name: str, *, queue: str | None = None) -> Celery:
+
+class ServiceApp(Celery):
+    """A Celery app of ours: its settings, its tasks' metrics, what its service counts
+    itself (``registries``, exported beside the task counts) and its per-process
+    resources (``resources``, made on first use in each process)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        name: str,
+        *,
+        resources: ResourcesFactory = Resources,
+        db_pool_size: int = 2,
+    ) -> None:
+        super().__init__(
+            name, broker=settings.redis_url, backend=settings.result_backend or settings.redis_url
+        )
+        self.settings = settings
+        self.task_metrics = TaskMetrics()
+        self.registries: list[CollectorRegistry] = []
+        # Pooled database connections of a worker process; one running many tasks at once
+        # in threads raises it.
+        self.db_pool_size = db_pool_size
+        self._make_resources = resources
+        self._resources: Resources | None = None
+        self._resources_lock = threading.Lock()
+
+    @property
+    def resources(self) -> Resources:
+        """This process's resources (a forked child makes its own)."""
+        with self._resources_lock:
+            if self._resources is None or self._resources.pid != os.getpid():
+                self._resources = self._make_resources(self)
+            return self._resources
+
+    @property
+    def has_resources(self) -> bool:
+        """Whether this process made its resources yet."""
+        return self._resources is not None and self._resources.pid == os.getpid()
+
+    def close_resources(self) -> None:
+        with self._resources_lock:
+            if self._resources is not None and self._resources.pid == os.getpid():
+                self._resources.close()
+            self._resources = None
+
+
+def make_celery(
+    settings: Settings,
+    name: str,
+    *,
+    queue: str | None = None,
+    resources: ResourcesFactory = Resources,
+) -> ServiceApp:
     """A Celery app on the Redis broker with our routing and safety settings.
 
     ``queue`` is the queue a worker consumes by default; producers leave it out.
     """
-    app = Celery(
-        name, broker=settings.redis_url, backend=settings.result_backend or settings.redis_url
-    )
+    app = ServiceApp(settings, name, resources=resources)
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -42,12 +98,6 @@ def make_celery(settings: Settings, name: str, *, queue: str | None = None) -> C
         worker_send_task_events=settings.celery_events,
         task_send_sent_event=settings.celery_events,
         enable_utc=True,
-        # Read by neosl.tasks.ServiceTask in the worker process.
-        neosl_settings=settings,
-        neosl_task_metrics=TaskMetrics(),
-        # Pooled database connections of a worker process; one running many tasks at once
-        # in threads raises it.
-        neosl_db_pool_size=2,
     )
     if queue is not None:
         app.conf.task_default_queue = queue
@@ -64,8 +114,11 @@ def register_ping(app: Celery, queue: str) -> None:
         return {"queue": queue, "host": socket.gethostname(), "pid": os.getpid()}
 
 
-def make_worker_app(settings: Settings, name: str, queue: str) -> Celery:
-    """The app of the worker service consuming ``queue``, with its health-check task."""
-    app = make_celery(settings, name, queue=queue)
+def make_worker_app(
+    settings: Settings, queue: str, *, resources: ResourcesFactory = Resources
+) -> ServiceApp:
+    """The app of the worker service consuming ``queue`` (named ``neosl.<queue>``), with its
+    health-check task."""
+    app = make_celery(settings, f"neosl.{queue}", queue=queue, resources=resources)
     register_ping(app, queue)
     return app

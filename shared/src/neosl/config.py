@@ -92,7 +92,7 @@ class Settings:
     # Flower's Tasks view and `celery events` show.
     celery_events: bool = True
     # The hot wallet: deposits arrive at its address, withdrawals are signed with its key.
-    # Only the gas-ledger service needs the key; everyone else needs only the address.
+    # Only the gasbank needs the key; everyone else needs only the address.
     hot_wallet_wif: str | None = field(default=None, repr=False)
     deposit_address: str | None = None
     # The gas bank is on unless NSL_GAS_BANK=off; then NSL_DEPOSIT_ADDRESS is required.
@@ -117,7 +117,7 @@ class Settings:
     execution_retention_days: int = 30
     execution_requeue_seconds: int = 60
     execution_reap_grace_seconds: int = 30
-    # On-chain actions: the relay's key (gas-ledger only) and its public half (whoever
+    # On-chain actions: the relay's key (gasbank only) and its public half (whoever
     # creates tenants' signers), limits per execution, fees, a transaction's lifetime.
     relay_key: NamedKey | None = field(default=None, repr=False)
     relay_public_key: NamedKey | None = None

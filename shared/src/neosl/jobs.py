@@ -72,16 +72,25 @@ REAP_EXECUTIONS = Job("neosl.executor.reap_executions", EXECUTOR_QUEUE)
 # Delete executions and their logs older than the retention.
 PURGE_EXECUTIONS = Job("neosl.executor.purge_executions", EXECUTOR_QUEUE)
 
-# -- chain follower (owned by the trigger-scheduler service) -------------------------------
+# -- chain follower (owned by the scheduler service) -------------------------------
 # Read new blocks from the durable cursor and store the notifications subscribers asked for.
 FOLLOW_CHAIN = Job("neosl.scheduler.follow_chain", SCHEDULER_QUEUE)
 
-# -- triggers (the trigger-scheduler) ---------------------------------------------------------
+# -- triggers (the scheduler) ---------------------------------------------------------
 # Evaluate the price triggers of a feed; the pricefeed worker sends it after storing a round.
 # Safety net: the scheduler's clock evaluates every price trigger periodically.
 EVALUATE_PRICE_TRIGGERS = Job(
     "neosl.scheduler.evaluate_price_triggers", SCHEDULER_QUEUE, ("feed_id",)
 )
+
+# -- pricefeed -------------------------------------------------------------------------------
+# Run one queued price round (its price_rounds row id): ask the feed's sources, price it,
+# store it, and queue its publication when due. The pricefeed clock sends it with the round
+# row it creates for a feed's slot. At most once: the worker claims the row (queued ->
+# running) before asking anything, so a redelivered or re-sent message runs nothing. Safety
+# net: the clock fails a round left queued or running too long, and the feed's next slot
+# comes (a late price is worth less than the next one).
+RUN_ROUND = Job("neosl.pricefeed.run_round", PRICEFEED_QUEUE, ("round_id",))
 
 ALL_JOBS = (
     *PING_JOBS.values(),
@@ -95,4 +104,5 @@ ALL_JOBS = (
     PURGE_EXECUTIONS,
     FOLLOW_CHAIN,
     EVALUATE_PRICE_TRIGGERS,
+    RUN_ROUND,
 )

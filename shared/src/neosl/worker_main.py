@@ -8,19 +8,17 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from celery import Celery
 from celery.signals import setup_logging
 from prometheus_client import CollectorRegistry
 from sqlalchemy.orm import Session, sessionmaker
 
 from neosl import exporter, logs
-from neosl.celery_app import make_celery
+from neosl.celery_app import ServiceApp, make_celery
 from neosl.config import ConfigError, Settings, load_settings
 from neosl.db import make_engine, make_session_factory
 from neosl.dispatch import Dispatcher
 from neosl.exporter import CollectorsFactory
 from neosl.metrics import prepare_multiprocess_dir
-from neosl.tasks import task_metrics
 
 
 def start_process() -> Settings | None:
@@ -37,7 +35,7 @@ def start_process() -> Settings | None:
 
 
 def run_worker(
-    factory: Callable[..., Celery],
+    factory: Callable[..., ServiceApp],
     queue: str,
     argv: Sequence[str],
     collectors: CollectorsFactory | None = None,
@@ -52,14 +50,17 @@ def run_worker(
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    # A service's own counts beyond its tasks' are in its app's ``neosl_registries``.
-    own = [task_metrics(app).registry, *app.conf.get("neosl_registries", ())]
+    # A service's own counts beyond its tasks' are in its app's ``registries``.
+    own = [app.task_metrics.registry, *app.registries]
     exporter.start(settings, own, collectors)
     # Logging is ours (neosl.logs, set up above): with a receiver of this signal Celery
     # leaves the root logger's handlers and level alone (else it would set it to its own
     # --loglevel, WARNING, and hide every INFO line of the tasks).
     setup_logging.connect(_logging_is_configured, weak=False)
-    app.worker_main(["worker", "-Q", queue, "-n", f"{queue}@%h", *argv])
+    try:
+        app.worker_main(["worker", "-Q", queue, "-n", f"{queue}@%h", *argv])
+    finally:
+        app.close_resources()
     return 0
 
 

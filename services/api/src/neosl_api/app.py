@@ -36,7 +36,7 @@ from neosl_api.routes import (
     functions,
     gas,
     health,
-    neo,
+    onchain,
     pricefeeds,
     secrets,
     triggers,
@@ -105,7 +105,7 @@ def create_app(
         [http_metrics.registry],
         [
             FollowerCollector(session_factory),
-            # The ledger's books are the gas-ledger's to export (they read every row).
+            # The ledger's books are the gasbank's to export (they read every row).
             BankCollector(session_factory, books=False),
             ExecutionCollector(session_factory, redis),
             PriceFeedCollector(session_factory),
@@ -134,7 +134,7 @@ def create_app(
     api.register_blueprint(gas.blp)
     api.register_blueprint(functions.blp)
     api.register_blueprint(secrets.blp)
-    api.register_blueprint(neo.blp)
+    api.register_blueprint(onchain.blp)
     api.register_blueprint(triggers.blp)
     api.register_blueprint(pricefeeds.blp)
     # Plain Flask blueprints, outside the OpenAPI document: static files and metrics.

@@ -13,8 +13,6 @@ import dataclasses
 import datetime as dt
 import functools
 import logging
-import os
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +24,7 @@ from neosl import logs
 from neosl.config import Settings
 from neosl.dispatch import Dispatcher
 from neosl.errors import InvalidInput
-from neosl.functions.sandbox.types import Job, Limits, LogLine, Outcome
+from neosl.functions.sandbox.types import Limits, LogLine, Outcome, RunRequest
 from neosl.functions.secretbox import granted_secrets
 from neosl.gas import ledger
 from neosl.gas.prices import charge_reference, execution_price
@@ -34,8 +32,6 @@ from neosl.models import Execution, ExecutionLog, Function, FunctionVersion
 from neosl.onchain import actions
 
 log = logging.getLogger(__name__)
-
-WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass(frozen=True)
@@ -131,17 +127,17 @@ def _finish_statement() -> Update:
     )
 
 
-def claim(session: Session, execution_id: int) -> Claimed | None:
-    """Mark a queued execution running (committed) and read the version it runs; None if
-    it is not queued any more. Call it first in a new session: the session's connection
-    runs in autocommit mode.
+def claim(session: Session, execution_id: int, claimed_by: str) -> Claimed | None:
+    """Mark a queued execution running (committed, recording ``claimed_by``: the worker
+    process) and read the version it runs; None if it is not queued any more. Call it first
+    in a new session: the session's connection runs in autocommit mode.
 
     One statement, the claim joined with its version, committed on its own: with no BEGIN
     and COMMIT around it, claiming costs one round trip on the path of every execution.
     """
     connection = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     row = connection.execute(
-        _claim_statement(), {"execution_id": execution_id, "claimed_by": WORKER_NAME}
+        _claim_statement(), {"execution_id": execution_id, "claimed_by": claimed_by}
     ).one_or_none()
     session.commit()
     if row is None:
@@ -270,7 +266,7 @@ def _storable(outcome: Outcome) -> Outcome:
     )
 
 
-Runner = Callable[[Job], Outcome]
+Runner = Callable[[RunRequest], Outcome]
 
 
 def checked_actions(outcome: Outcome) -> tuple[Outcome, list[actions.Call]]:
@@ -294,11 +290,14 @@ def run_execution(
     run: Runner,
     execution_id: int,
     dispatcher: Dispatcher | None = None,
+    *,
+    worker_name: str,
 ) -> str:
-    """Run a queued execution; returns its terminal status, or "skipped" if it was not
-    queued (already started or finished, or deleted with its function)."""
+    """Run a queued execution in the worker process ``worker_name``; returns its terminal
+    status, or "skipped" if it was not queued (already started or finished, or deleted with
+    its function)."""
     with sessions() as session:
-        claimed = claim(session, execution_id)
+        claimed = claim(session, execution_id, worker_name)
         if claimed is None:
             return "skipped"
         code = claimed.code
@@ -308,7 +307,7 @@ def run_execution(
             return outcome.status
         secrets = granted_secrets(session, settings.secrets_keys, claimed.user_id, code.secrets)
         session.commit()
-    job = Job(
+    job = RunRequest(
         source=code.source_code,
         input=claimed.input,
         ctx={

@@ -3,49 +3,78 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from functools import cached_property
+from typing import Any, cast
 
 from celery import Celery
 from celery.signals import worker_init, worker_shutdown
 from redis import Redis
 
 from neosl import jobs
+from neosl.celery_app import ServiceApp
 from neosl.functions.executions import announce_done
 from neosl.functions.netguard import Fetcher
 from neosl.functions.sandbox import SandboxPool
 from neosl.neo.rpc import NeoRpc
+from neosl.resources import Resources
 from neosl.tasks import PeriodicTask, ServiceTask
 from neosl_executor import reaper, runner
 from neosl_executor.neo_calls import NeoReader
 
-_lock = threading.Lock()
+
+class ExecutorResources(Resources):
+    """An executor process's sandbox pool (started on first use), the read-only RPC client
+    its functions' ``neo.call`` uses (the executor holds no key) and its Redis client."""
+
+    def __init__(self, app: ServiceApp) -> None:
+        super().__init__(app)
+        self._lock = threading.Lock()
+        self._pool: SandboxPool | None = None
+
+    @cached_property
+    def rpc(self) -> NeoRpc:
+        return NeoRpc(self.settings.neo_rpc_urls)
+
+    @property
+    def pool(self) -> SandboxPool:
+        # Many threads of one process ask for it at once: it is made once.
+        with self._lock:
+            if self._pool is None:
+                self._pool = SandboxPool(
+                    max_processes=self.settings.sandbox_processes,
+                    fetcher=Fetcher.from_settings(self.settings),
+                    neo_caller=NeoReader(self.rpc),
+                )
+            return self._pool
+
+    @cached_property
+    def redis(self) -> Redis:
+        return Redis.from_url(self.settings.redis_url, socket_timeout=5)
+
+    @property
+    def has_pool(self) -> bool:
+        return self._pool is not None
+
+    def close(self) -> None:
+        if self.has_pool:
+            self.pool.close()
+        if "rpc" in self.__dict__:
+            self.rpc.close()
+        if "redis" in self.__dict__:
+            self.redis.close()
+        super().close()
 
 
-def sandbox_pool(app: Celery) -> SandboxPool:
-    """This worker process's pool of sandbox processes, started on first use."""
-    with _lock:
-        pool: SandboxPool | None = app.conf.get("neosl_sandbox_pool")
-        if pool is None:
-            settings = app.conf.neosl_settings
-            # Read-only: neo.call test-invokes; the executor holds no key.
-            rpc = NeoRpc(settings.neo_rpc_urls)
-            app.conf.neosl_neo_rpc = rpc
-            pool = SandboxPool(
-                max_processes=settings.sandbox_processes,
-                fetcher=Fetcher.from_settings(settings),
-                neo_caller=NeoReader(rpc),
-            )
-            app.conf.neosl_sandbox_pool = pool
-        return pool
+class ExecutorTask(ServiceTask):
+    abstract = True
+
+    @property
+    def resources(self) -> ExecutorResources:
+        return cast(ExecutorResources, self.service.resources)
 
 
-def _redis(app: Celery) -> Redis:
-    with _lock:
-        client: Redis | None = app.conf.get("neosl_redis")
-        if client is None:
-            client = Redis.from_url(app.conf.neosl_settings.redis_url, socket_timeout=5)
-            app.conf.neosl_redis = client
-        return client
+class PeriodicExecutorTask(PeriodicTask, ExecutorTask):
+    abstract = True
 
 
 def pool_stats_key(worker: str) -> str:
@@ -57,37 +86,39 @@ def register(app: Celery) -> None:
     # status in the result backend too would cost every execution a write nobody reads.
     @app.task(
         name=jobs.RUN_EXECUTION.name,
-        base=ServiceTask,
+        base=ExecutorTask,
         bind=True,
         shared=False,
         ignore_result=True,
     )
-    def run_execution(self: ServiceTask, execution_id: int) -> str:
+    def run_execution(self: ExecutorTask, execution_id: int) -> str:
+        resources = self.resources
         status = runner.run_execution(
-            self.sessions,
+            resources.sessions,
             self.settings,
-            sandbox_pool(self.app).run,
+            resources.pool.run,
             execution_id,
-            self.dispatcher,
+            resources.dispatcher,
+            worker_name=resources.worker_name,
         )
         if status != "skipped":
-            announce_done(_redis(self.app), execution_id)
+            announce_done(resources.redis, execution_id)
         return status
 
-    @app.task(name=jobs.REAP_EXECUTIONS.name, base=PeriodicTask, bind=True, shared=False)
-    def reap_executions(self: PeriodicTask) -> dict[str, int]:
-        counts = reaper.reap(self.sessions, self.settings, self.dispatcher)
-        pool: SandboxPool | None = self.app.conf.get("neosl_sandbox_pool")
-        if pool is not None:
+    @app.task(name=jobs.REAP_EXECUTIONS.name, base=PeriodicExecutorTask, bind=True, shared=False)
+    def reap_executions(self: PeriodicExecutorTask) -> dict[str, int]:
+        resources = self.resources
+        counts = reaper.reap(resources.sessions, self.settings, resources.dispatcher)
+        if resources.has_pool:
             # For the API's /metrics: this process's pool, kept a minute.
-            key = pool_stats_key(runner.WORKER_NAME)
-            client = _redis(self.app)
-            client.hset(key, mapping={"size": pool.size, "restarts": pool.restarts})
-            client.expire(key, 60)
+            key = pool_stats_key(resources.worker_name)
+            pool = resources.pool
+            resources.redis.hset(key, mapping={"size": pool.size, "restarts": pool.restarts})
+            resources.redis.expire(key, 60)
         return dict(counts)
 
-    @app.task(name=jobs.PURGE_EXECUTIONS.name, base=PeriodicTask, bind=True, shared=False)
-    def purge_executions(self: PeriodicTask) -> int:
+    @app.task(name=jobs.PURGE_EXECUTIONS.name, base=PeriodicExecutorTask, bind=True, shared=False)
+    def purge_executions(self: PeriodicExecutorTask) -> int:
         return reaper.purge(self.sessions, self.settings)
 
     @worker_init.connect(weak=False)
@@ -97,10 +128,11 @@ def register(app: Celery) -> None:
         # the background, each taking work as soon as it is ready.
         if sender is None or getattr(sender, "app", None) is not app:
             return
-        count = app.conf.neosl_settings.sandbox_warm
+        service = cast(ServiceApp, app)
+        count = service.settings.sandbox_warm
         if count <= 0:
             return
-        pool = sandbox_pool(app)
+        pool = cast(ExecutorResources, service.resources).pool
         for i in range(pool.max_starting):
             threading.Thread(
                 target=pool.prestart, args=(count,), name=f"sandbox-prestart-{i}", daemon=True
@@ -108,9 +140,4 @@ def register(app: Celery) -> None:
 
     @worker_shutdown.connect(weak=False)
     def stop_sandboxes(sender: Any = None, **_kwargs: Any) -> None:
-        pool: SandboxPool | None = app.conf.get("neosl_sandbox_pool")
-        if pool is not None:
-            pool.close()
-        rpc: NeoRpc | None = app.conf.get("neosl_neo_rpc")
-        if rpc is not None:
-            rpc.close()
+        cast(ServiceApp, app).close_resources()

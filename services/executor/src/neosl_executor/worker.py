@@ -8,11 +8,10 @@ process never imports QuickJS.
 
 from __future__ import annotations
 
-from celery import Celery
 from prometheus_client.registry import Collector
 
 from neosl import jobs
-from neosl.celery_app import make_worker_app
+from neosl.celery_app import ServiceApp, make_worker_app
 from neosl.config import Settings, load_settings
 from neosl.exporter import Sources
 from neosl.functions.metrics import ExecutionCollector
@@ -22,17 +21,17 @@ from neosl_executor import tasks
 QUEUE = jobs.EXECUTOR_QUEUE
 
 
-def create_worker_app(settings: Settings | None = None) -> Celery:
+def create_worker_app(settings: Settings | None = None) -> ServiceApp:
     settings = settings or load_settings()
     # Functions read their secrets: fail at start, not at the first execution.
     settings.require_secrets_keys()
-    app = make_worker_app(settings, "neosl_executor", QUEUE)
+    app = make_worker_app(settings, QUEUE, resources=tasks.ExecutorResources)
     # Up to --concurrency threads run executions, each holding a connection only to claim
     # one and to finish it: 16 pooled connections keep 64 threads from reconnecting or
     # queueing for one (bench/executions.py, "executor only" on 2 cores: 151/s with the
     # default 2, whose overflow connections are closed and reopened, 170/s with 16; 64 did
     # no better).
-    app.conf.neosl_db_pool_size = 16
+    app.db_pool_size = 16
     tasks.register(app)
     return app
 

@@ -27,9 +27,7 @@ def load_hot_wallet(settings: Settings) -> HotWallet:
             (deposits would then arrive at an address whose key we do not hold).
     """
     if settings.hot_wallet_wif is None:
-        raise ConfigError(
-            "NSL_HOT_WALLET_WIF is not set (the gas-ledger service signs withdrawals with it)"
-        )
+        raise ConfigError("NSL_HOT_WALLET_WIF is not set (the gasbank signs withdrawals with it)")
     try:
         address = str(Account.from_wif(settings.hot_wallet_wif).address)
     except Exception:

@@ -5,11 +5,10 @@ Start it with `python -m neosl_gasbank` (extra arguments go to `celery worker`).
 
 from __future__ import annotations
 
-from celery import Celery
 from prometheus_client.registry import Collector
 
 from neosl import jobs
-from neosl.celery_app import make_worker_app
+from neosl.celery_app import ServiceApp, make_worker_app
 from neosl.config import Settings, load_settings
 from neosl.exporter import Sources
 from neosl.gas import bank
@@ -23,23 +22,24 @@ from neosl_gasbank.metrics import HotWalletCollector, RelayMetrics
 QUEUE = jobs.GASBANK_QUEUE
 
 
-def create_worker_app(settings: Settings | None = None) -> Celery:
+def create_worker_app(settings: Settings | None = None) -> ServiceApp:
     settings = settings or load_settings()
     # Fail at start, not at the first deposit or withdrawal, if the deposit address or the
     # hot wallet or the relay's key is misconfigured.
     bank.deposit_address(settings)
     relaybox.relay_key(settings)
     load_hot_wallet(settings)
-    app = make_worker_app(settings, "neosl_gasbank", QUEUE)
     relayed = RelayMetrics()
-    app.conf.neosl_relay_metrics = relayed
-    app.conf.neosl_registries = [relayed.registry]
+    app = make_worker_app(
+        settings, QUEUE, resources=lambda app: tasks.GasbankResources(app, relayed)
+    )
+    app.registries.append(relayed.registry)
     tasks.register(app)
     return app
 
 
 def collectors(settings: Settings, sources: Sources) -> list[Collector]:
-    """What the gas-ledger exports besides its own counts: the books, the hot wallet's
+    """What the gasbank exports besides its own counts: the books, the hot wallet's
     balance on chain, its queue."""
     found: list[Collector] = [
         BankCollector(sources.sessions),

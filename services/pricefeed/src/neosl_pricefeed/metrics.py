@@ -1,14 +1,11 @@
-"""What the pricefeed service counts: rounds by outcome, their duration, publication decisions."""
+"""What the pricefeed service counts: rounds by outcome, their duration, publication
+decisions (the worker), and rounds queued (the clock)."""
 
 from __future__ import annotations
-
-import logging
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from neosl.metrics import LATENCY_BUCKETS
-
-log = logging.getLogger(__name__)
 
 
 class RoundMetrics:
@@ -32,5 +29,25 @@ class RoundMetrics:
             "neosl_price_round_publications",
             "Priced rounds by publication decision (queued, skipped, unpaid, not_due)",
             ["publication"],
+            registry=self.registry,
+        )
+
+    def finished(self, status: str, publication: str | None, seconds: float) -> None:
+        """Count a round that ended ``status``, after ``seconds``, with its publication
+        decision (None: not priced)."""
+        self.rounds.labels(status).inc()
+        self.duration.observe(seconds)
+        if publication is not None:
+            self.publications.labels(publication).inc()
+
+
+class ClockMetrics:
+    """Price rounds the clock queued."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.scheduled = Counter(
+            "neosl_price_rounds_scheduled",
+            "Price rounds the clock queued for the pricefeed worker",
             registry=self.registry,
         )

@@ -26,7 +26,7 @@ and cost its fees for nothing. A round the owner cannot pay for is ``unpaid``; t
 has the final word (an action it cannot hold the fees for fails with "insufficient
 funds"). Either way the round itself is kept, priced, and the reason shows on the feed.
 
-Who commits: the caller (``rounds.finish``, with the round).
+Who commits: the caller (``pricing.finish``, with the round).
 """
 
 from __future__ import annotations

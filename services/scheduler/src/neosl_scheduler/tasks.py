@@ -1,17 +1,35 @@
-"""The trigger-scheduler's tasks and periodic schedule."""
+"""The scheduler's tasks and periodic schedule."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, cast
 
 from celery import Celery
 
 from neosl import jobs
 from neosl.config import Settings
+from neosl.neo.rpc import NeoRpc
 from neosl.onchain.blocks import subscriptions
+from neosl.resources import Resources
 from neosl.tasks import PeriodicTask, ServiceTask
 from neosl_scheduler import follower, prices
+
+
+class SchedulerResources(Resources):
+    """A scheduler process's resources: a Neo RPC client for each pass of the follower."""
+
+    def new_rpc(self) -> NeoRpc:
+        """A client of its own for one pass; close it (use ``with``)."""
+        return NeoRpc(self.settings.neo_rpc_urls)
+
+
+class SchedulerTask(PeriodicTask):
+    abstract = True
+
+    @property
+    def resources(self) -> SchedulerResources:
+        return cast(SchedulerResources, self.service.resources)
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -30,7 +48,7 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "follow-chain": every(jobs.FOLLOW_CHAIN, settings.follower_interval),
         "reconcile-withdrawals": every(jobs.RECONCILE_WITHDRAWALS, 5.0),
         "reconcile-actions": every(jobs.RECONCILE_ACTIONS, settings.follower_interval),
-        # A safety net: the follower tells the gas-ledger at once when deposits arrive.
+        # A safety net: the follower tells the gasbank at once when deposits arrive.
         "apply-deposits": every(jobs.APPLY_DEPOSITS, 30.0),
         "reap-executions": every(jobs.REAP_EXECUTIONS, 10.0),
         "purge-executions": every(jobs.PURGE_EXECUTIONS, 3600.0),
@@ -43,10 +61,10 @@ def register(app: Celery, settings: Settings) -> None:
     app.conf.beat_scheduler = "celery.beat:Scheduler"
 
     @app.task(
-        name=jobs.FOLLOW_CHAIN.name, base=PeriodicTask, bind=True, shared=False, ignore_result=True
+        name=jobs.FOLLOW_CHAIN.name, base=SchedulerTask, bind=True, shared=False, ignore_result=True
     )
-    def follow_chain(self: PeriodicTask) -> dict[str, Any]:
-        with self.rpc() as rpc:
+    def follow_chain(self: SchedulerTask) -> dict[str, Any]:
+        with self.resources.new_rpc() as rpc:
             result = follower.follow(
                 self.sessions,
                 rpc,

@@ -5,11 +5,10 @@ Start it with `python -m neosl_scheduler` (extra arguments go to `celery worker`
 
 from __future__ import annotations
 
-from celery import Celery
 from prometheus_client.registry import Collector
 
 from neosl import jobs
-from neosl.celery_app import make_worker_app
+from neosl.celery_app import ServiceApp, make_worker_app
 from neosl.config import Settings, load_settings
 from neosl.exporter import Sources
 from neosl.metrics import QueueCollector
@@ -21,11 +20,11 @@ from neosl_scheduler.metrics import TriggerCollector
 QUEUE = jobs.SCHEDULER_QUEUE
 
 
-def create_worker_app(settings: Settings | None = None) -> Celery:
+def create_worker_app(settings: Settings | None = None) -> ServiceApp:
     settings = settings or load_settings()
     # Fail at start, not block by block, if the follower would miss deposits.
     subscriptions(settings)
-    app = make_worker_app(settings, "neosl_scheduler", QUEUE)
+    app = make_worker_app(settings, QUEUE, resources=tasks.SchedulerResources)
     tasks.register(app, settings)
     return app
 

@@ -1,7 +1,7 @@
 """The balance rules of the gas bank: every change of a balance is a ``transactions`` row,
 written in the same database transaction as the change.
 
-This module is the rules, shared by every service; it is not the gas-ledger service
+This module is the rules, shared by every service; it is not the gasbank
 (``services/gasbank``), which settles chain transactions (deposits, withdrawals) by
 calling these functions.
 
@@ -203,7 +203,7 @@ def withdrawn_today(session: Session, user_id: int, now: dt.datetime | None = No
 def debit_withdrawal(session: Session, account: GasAccount, amount: Decimal) -> Transaction:
     """Debit a withdrawal from ``account`` (locked by the caller) as ``pending``.
 
-    The caller commits, then hands the row's id to the gas-ledger service.
+    The caller commits, then hands the row's id to the gasbank.
 
     Raises:
         InsufficientFunds: the balance does not cover ``amount``.

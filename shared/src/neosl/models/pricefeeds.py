@@ -107,7 +107,8 @@ class PriceRound(Base):
 
     __table_args__ = (
         CheckConstraint(
-            "status IN ('running', 'priced', 'failed')", name="price_rounds_status_known"
+            "status IN ('queued', 'running', 'priced', 'failed')",
+            name="price_rounds_status_known",
         ),
         CheckConstraint(
             "publication IN ('not_due', 'queued', 'skipped', 'unpaid')",

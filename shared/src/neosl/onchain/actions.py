@@ -3,7 +3,7 @@
 They come from three places: ``POST /v1/neo/actions`` (a relayer API), the ``neo.invoke``
 calls of a function's execution that succeeded, and price rounds a feed publishes
 (``neosl_pricefeed.publishing``). All check the call the same way (``check``), store it as
-a ``queued`` ``neo_actions`` row and send the gas-ledger a ``RELAY_ACTION`` job once the row
+a ``queued`` ``neo_actions`` row and send the gasbank a ``RELAY_ACTION`` job once the row
 is committed. What happens next is the relay's
 (``neosl_gasbank.actions``).
 

@@ -1,6 +1,6 @@
 """Chain subscriptions: which notifications the chain follower keeps, and whom it tells.
 
-The follower (owned by the trigger-scheduler service) reads every block once, from a durable
+The follower (owned by the scheduler service) reads every block once, from a durable
 cursor, and stores the notifications some subscription asks for in ``chain_events``; once
 that block's transaction has committed, each interested subscriber gets its ``notify`` job.
 A subscriber keeps its own cursor over ``chain_events`` (see the gas ledger's deposits), so

@@ -1,6 +1,6 @@
 """Tenants' signer keys at rest: sealed to the relay's X25519 key.
 
-The relay (the gas-ledger service) holds the private key (``NSL_RELAY_KEY``); every other
+The relay (the gasbank) holds the private key (``NSL_RELAY_KEY``); every other
 service that may create a tenant's signer holds only its public key
 (``NSL_RELAY_PUBLIC_KEY``). A signer's private key is sealed on creation, like a sealed box:
 an ephemeral X25519 key agrees a secret with the relay's public key, HKDF-SHA256 turns it

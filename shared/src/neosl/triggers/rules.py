@@ -1,6 +1,6 @@
 """Trigger configurations: validation per type, and the rules the scheduler applies to them.
 
-Shared by the API (which validates what tenants send) and the trigger-scheduler (which reads
+Shared by the API (which validates what tenants send) and the scheduler (which reads
 stored configurations, already valid, to find cron slots, match contract events and test
 price conditions). Errors name the field as ``trigger_config.<field>``.
 """

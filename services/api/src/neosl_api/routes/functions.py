@@ -27,7 +27,7 @@ from neosl_api.schemas.functions import (
     InvokeSchema,
     QueuedSchema,
 )
-from neosl_api.services import functions, neo
+from neosl_api.services import functions, onchain
 
 blp = Blueprint("functions", __name__, url_prefix="/v1", description="Functions and executions")
 
@@ -151,7 +151,7 @@ def get_execution(execution_id: int) -> dict[str, Any]:
     session, user_id = context.db(), context.current_user().id
     execution = functions.get_execution(session, user_id, execution_id)
     detail = {name: getattr(execution, name) for name in ExecutionSchema().fields}
-    detail["actions"] = neo.actions_of(session, user_id, execution_id)
+    detail["actions"] = onchain.actions_of(session, user_id, execution_id)
     return detail
 
 

@@ -7,7 +7,7 @@ import marshmallow as ma
 from neosl.models.functions import EXECUTION_STATUSES
 from neosl_api.schemas.common import PageArgsSchema, StrictSchema
 from neosl_api.schemas.gas import GasAmount
-from neosl_api.schemas.neo import ActionSchema
+from neosl_api.schemas.onchain import ActionSchema
 
 MAX_SOURCE_BYTES = 256 * 1024
 MAX_INPUT_BYTES = 256 * 1024

@@ -153,7 +153,14 @@ class AttemptSchema(ma.Schema):
 class RoundSchema(AttemptSchema):
     scheduled_at = ma.fields.DateTime(required=True)
     started_at = ma.fields.DateTime(required=True)
-    status = ma.fields.String(required=True, metadata={"enum": ["running", "priced", "failed"]})
+    status = ma.fields.String(
+        required=True,
+        metadata={
+            "enum": ["queued", "running", "priced", "failed"],
+            "description": "queued (waiting for a pricefeed worker), running, priced, or "
+            "failed (see reason)",
+        },
+    )
     reason = ma.fields.String(allow_none=True)
     sources_used = ma.fields.Integer(allow_none=True)
     source_data = ma.fields.Raw(required=True)

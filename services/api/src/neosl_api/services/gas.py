@@ -339,7 +339,7 @@ def request_withdrawal(
     account_id: int,
     amount: Decimal,
 ) -> Transaction:
-    """Debit a withdrawal as pending; the gas-ledger service sends it after the commit.
+    """Debit a withdrawal as pending; the gasbank sends it after the commit.
 
     Writes through ``session`` without committing: the entrypoint commits it together with
     the request's idempotency record, and the job is sent only once that commit happened.

@@ -1,8 +1,9 @@
 """Running tenants' JavaScript in QuickJS with hard limits.
 
-``SandboxPool.run(job)`` runs a ``Job`` in a warm sandbox process and returns its ``Outcome``;
-``SandboxPool.compile(source)`` checks a source without running it. This package never imports
-``quickjs`` itself: only the sandbox processes (``neosl.functions.sandbox.child``) do.
+``SandboxPool.run(job)`` runs a ``RunRequest`` in a warm sandbox process and returns its
+``Outcome``; ``SandboxPool.compile(source)`` checks a source without running it. This package
+never imports ``quickjs`` itself: only the sandbox processes
+(``neosl.functions.sandbox.child``) do.
 """
 
 from neosl.functions.sandbox.pool import NeoCaller, SandboxError, SandboxPool
@@ -14,10 +15,10 @@ from neosl.functions.sandbox.types import (
     MAX_RESULT_BYTES,
     Action,
     CompileError,
-    Job,
     Limits,
     LogLine,
     Outcome,
+    RunRequest,
     Status,
 )
 
@@ -29,11 +30,11 @@ __all__ = [
     "MAX_RESULT_BYTES",
     "Action",
     "CompileError",
-    "Job",
     "Limits",
     "LogLine",
     "NeoCaller",
     "Outcome",
+    "RunRequest",
     "SandboxError",
     "SandboxPool",
     "Status",

@@ -49,9 +49,9 @@ from neosl.functions.sandbox.types import (
     MAX_MEMORY_MB,
     Action,
     CompileError,
-    Job,
     LogLine,
     Outcome,
+    RunRequest,
     Status,
 )
 
@@ -552,7 +552,7 @@ class SandboxPool(Closing):
             started += 1
             self._release(child)
 
-    def run(self, job: Job) -> Outcome:
+    def run(self, job: RunRequest) -> Outcome:
         """Run ``job`` and tell how it ended; blocks until then (at most its timeout plus
         ``kill_grace_seconds``, plus waiting for a free process).
 

@@ -38,7 +38,7 @@ class Action:
 
 
 @dataclass(frozen=True)
-class Job:
+class RunRequest:
     """One run of a function's source.
 
     ``ctx`` is what the function's ``main(input, ctx)`` receives as ``ctx``: ``executionId``,

@@ -11,15 +11,15 @@ from neosl_api import context, idempotency
 from neosl_api.blueprint import Blueprint
 from neosl_api.pagination import Page
 from neosl_api.schemas.common import page_of
-from neosl_api.schemas.neo import (
+from neosl_api.schemas.onchain import (
     ActionCreateSchema,
     ActionFilterSchema,
     ActionSchema,
     SignerSchema,
 )
-from neosl_api.services import neo
+from neosl_api.services import onchain
 
-blp = Blueprint("neo", __name__, url_prefix="/v1/neo", description="On-chain actions")
+blp = Blueprint("onchain", __name__, url_prefix="/v1/neo", description="On-chain actions")
 
 
 @blp.route("/signer", methods=["GET"])
@@ -28,7 +28,7 @@ blp = Blueprint("neo", __name__, url_prefix="/v1/neo", description="On-chain act
 def get_signer() -> NeoSigner:
     """Your own Neo N3 signer account (created on first use). Authorize it in your contracts
     with CheckWitness: the relay adds it to your transactions (scope CalledByEntry)."""
-    return neo.get_signer(context.db(), context.settings(), context.current_user().id)
+    return onchain.get_signer(context.db(), context.settings(), context.current_user().id)
 
 
 @blp.route("/actions", methods=["POST"])
@@ -43,7 +43,9 @@ def create_action(body: dict[str, Any]) -> Response:
     return idempotency.respond(
         202,
         lambda: ActionSchema().dump(
-            neo.create_action(context.db(), context.dispatcher(), context.current_user().id, body)
+            onchain.create_action(
+                context.db(), context.dispatcher(), context.current_user().id, body
+            )
         ),
     )
 
@@ -53,13 +55,13 @@ def create_action(body: dict[str, Any]) -> Response:
 @blp.response(200, page_of(ActionSchema))
 def list_actions(args: dict[str, Any]) -> Page[NeoAction]:
     """Your actions, newest first, filtered by status, execution and time."""
-    f = neo.ActionFilter(
+    f = onchain.ActionFilter(
         status=args["status"],
         execution_id=args["execution_id"],
         since=args["since"],
         until=args["until"],
     )
-    return neo.list_actions(
+    return onchain.list_actions(
         context.db(), context.current_user().id, f, args["limit"], args["cursor"]
     )
 
@@ -68,4 +70,4 @@ def list_actions(args: dict[str, Any]) -> Page[NeoAction]:
 @blp.response(200, ActionSchema)
 def get_action(action_id: int) -> NeoAction:
     """One action: its call, status, transaction, block and what it cost."""
-    return neo.get_action(context.db(), context.current_user().id, action_id)
+    return onchain.get_action(context.db(), context.current_user().id, action_id)

@@ -1,30 +1,28 @@
-"""Price rounds: each active feed on its schedule, one round of a feed at a time.
+"""One price round, run by the pricefeed worker when its ``RUN_ROUND`` message arrives.
 
-Run it with ``python -m neosl_pricefeed.rounds``; any number of replicas may run. As with
-the triggers' clock, the database is the schedule: a feed's next round is
-``price_feeds.next_round_at``. Claiming a due feed (``FOR UPDATE SKIP LOCKED``) records its
-round as ``running`` (unique per feed and slot) and moves ``next_round_at`` one period on
-from the slot, not from when the round ends, so rounds do not drift; slots that passed while
-no worker ran are not run late (the next slot is the first one after now). A feed whose
-round is still running is not claimed again, so two rounds of one feed never overlap; a
-round left running by a dead worker is failed after ``ABANDONED_AFTER``.
+The clock (``neosl_pricefeed.clock``) records a due slot's round as ``queued`` and sends its
+id. The worker claims it first, in one statement (``queued`` -> ``running``): Celery
+acknowledges a message only after its task ran, so a worker killed mid-round has its message
+delivered again, and the claim makes that second delivery do nothing. A slot's round runs at
+most once.
 
 A round asks every source at once, each within ``NSL_PRICE_SOURCE_TIMEOUT_MS`` (a tenant's
-generic ``{url, json_path, headers}`` source through the SSRF guard, with its secrets), drops the
-failures and the outliers (``aggregate.reject_outliers``), and prices the feed if at least
+generic ``{url, json_path, headers}`` source through the SSRF guard, with its secrets), drops
+the failures and the outliers (``aggregate.reject_outliers``), and prices the feed if at least
 ``min_sources`` are left; else the round fails with the reasons. Either way the round keeps
 what every source answered (value, latency, error or why it was rejected). A priced round
 stores ``price_data``, asks the trigger-scheduler to evaluate the feed's price triggers and,
 when it is due, queues its publication on chain (``publishing``). Rounds are not charged;
 publications are.
+
+A round the clock gave up on (left running too long, ``clock.ABANDONED_AFTER``) stores
+nothing when its slow worker finishes after all: the feed has moved on.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import sys
-import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -33,35 +31,34 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-from prometheus_client.registry import Collector
-from sqlalchemy import exists, func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from neosl import jobs, logs
 from neosl.config import Settings
 from neosl.dispatch import Dispatcher
-from neosl.exporter import Sources
 from neosl.functions.netguard import Fetcher
 from neosl.functions.secretbox import SecretUnreadable, granted_secrets
 from neosl.models import PriceData, PriceFeed, PriceRound
 from neosl.pricefeeds import definitions
-from neosl.pricefeeds.metrics import PriceFeedCollector
-from neosl.worker_main import run_loop
 from neosl_pricefeed import aggregate, generic, publishing
 from neosl_pricefeed.metrics import RoundMetrics
 from neosl_pricefeed.sources import REGISTRY
-from neosl_pricefeed.sources.base import BAD_RESPONSE, SourceError, fetch, new_client
+from neosl_pricefeed.sources.base import BAD_RESPONSE, SourceError, fetch
 
 log = logging.getLogger(__name__)
 
-# A round still "running" this long after it started lost its worker.
-ABANDONED_AFTER = dt.timedelta(minutes=2)
+# What run_round returns besides a round's own status ("priced", "failed"): the round was not
+# queued (run already, given up, or its feed deleted), or it was given up while it ran.
+SKIPPED = "skipped"
+GIVEN_UP = "given_up"
 
 
 @dataclass(frozen=True)
 class Claimed:
+    """A round this worker claimed, with what it needs of its feed."""
+
     round_id: int
     feed_id: int
     pair: str
@@ -72,52 +69,41 @@ class Claimed:
     user_id: int
 
 
-def claim_due(session: Session, now: dt.datetime, limit: int) -> list[Claimed]:
-    """Claim up to ``limit`` due feeds: record their rounds as running and move their next
-    slot on; commits. Feeds another replica holds, or whose round still runs, are skipped."""
-    session.execute(
+def claim(session: Session, round_id: int, now: dt.datetime) -> Claimed | None:
+    """Mark a queued round running, as started at ``now``, and read its feed; commits. None
+    when it is not queued (another delivery of its message claimed it, the clock gave up on
+    it, or its feed was deleted)."""
+    row = session.execute(
         update(PriceRound)
-        .where(PriceRound.status == "running", PriceRound.started_at < now - ABANDONED_AFTER)
-        .values(status="failed", reason="worker lost: the round never finished", finished_at=now)
-    )
-    running = exists().where(PriceRound.feed_id == PriceFeed.id, PriceRound.status == "running")
-    feeds = session.scalars(
-        select(PriceFeed)
-        .where(PriceFeed.status == "active", PriceFeed.next_round_at <= now, ~running)
-        .order_by(PriceFeed.next_round_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True, of=PriceFeed)
-    ).all()
-    claimed = []
-    for feed in feeds:
-        slot = feed.next_round_at
-        assert slot is not None  # selected by next_round_at <= now
-        period = dt.timedelta(seconds=feed.frequency)
-        # The next slot on the schedule after now: late slots are not run late.
-        behind = (now - slot) // period
-        feed.next_round_at = slot + (behind + 1) * period
-        current = slot + behind * period
-        round_id = session.scalar(
-            insert(PriceRound)
-            .values(feed_id=feed.id, scheduled_at=current, started_at=now, status="running")
-            .on_conflict_do_nothing(index_elements=["feed_id", "scheduled_at"])
-            .returning(PriceRound.id)
+        .where(
+            PriceRound.id == round_id,
+            PriceRound.status == "queued",
+            PriceFeed.id == PriceRound.feed_id,
         )
-        if round_id is not None:
-            claimed.append(
-                Claimed(
-                    round_id,
-                    feed.id,
-                    feed.asset_pair,
-                    list(feed.sources),
-                    feed.aggregation,
-                    feed.min_sources,
-                    current,
-                    feed.user_id,
-                )
-            )
+        .values(status="running", started_at=now)
+        .returning(
+            PriceRound.feed_id,
+            PriceRound.scheduled_at,
+            PriceFeed.asset_pair,
+            PriceFeed.sources,
+            PriceFeed.aggregation,
+            PriceFeed.min_sources,
+            PriceFeed.user_id,
+        )
+    ).one_or_none()
     session.commit()
-    return claimed
+    if row is None:
+        return None
+    return Claimed(
+        round_id,
+        row.feed_id,
+        row.asset_pair,
+        list(row.sources),
+        row.aggregation,
+        row.min_sources,
+        row.scheduled_at,
+        row.user_id,
+    )
 
 
 @dataclass(frozen=True)
@@ -131,8 +117,9 @@ class Answer:
 
 @dataclass(frozen=True)
 class Askers:
-    """What a round asks its sources with: the named sources' client, and the fetcher behind
-    the SSRF guard that generic sources (URLs a tenant chose) go through."""
+    """What a round asks its sources with: the named sources' client, the fetcher behind the
+    SSRF guard that generic sources (URLs a tenant chose) go through, and the threads that
+    ask them at once."""
 
     client: httpx.Client
     fetcher: Fetcher
@@ -195,7 +182,11 @@ def tenant_secrets(
 def price_round(
     claimed: Claimed, answers: list[Answer]
 ) -> tuple[Decimal | None, str | None, list[dict[str, Any]]]:
-    """The price (or why there is none) and every source's record."""
+    """The price (or why there is none) and every source's record.
+
+    Raises:
+        aggregate.AggregationError: the kept prices cannot be aggregated as the feed says.
+    """
     values = {a.source: a.price for a in answers if a.price is not None}
     records: dict[str, dict[str, Any]] = {
         a.source: {
@@ -298,14 +289,15 @@ def finish(
     )
 
 
-def run_round(
+def price_claimed(
     sessions: sessionmaker[Session],
     settings: Settings,
     dispatcher: Dispatcher,
     askers: Askers,
     claimed: Claimed,
 ) -> tuple[str, str | None] | None:
-    """Run one claimed round; its status and publication decision (None: given up)."""
+    """Ask a claimed round's sources, price it and store it: its status and publication
+    decision (None: given up meanwhile, nothing stored)."""
     # The generic sources whose headers name secrets, by name: the database is asked only
     # for feeds that have some.
     naming = {
@@ -335,126 +327,62 @@ def run_round(
         return finish(session, settings, dispatcher, claimed, price, reason, source_data)
 
 
-def earliest(session: Session) -> dt.datetime | None:
-    return session.scalar(
-        select(func.min(PriceFeed.next_round_at)).where(PriceFeed.status == "active")
-    )
+def run_round(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    dispatcher: Dispatcher,
+    askers: Askers,
+    metrics: RoundMetrics,
+    round_id: int,
+) -> str:
+    """Run the queued round ``round_id`` once, whatever number of times its message comes.
+    Returns its status ("priced", "failed"), ``SKIPPED`` when it was not queued, or
+    ``GIVEN_UP`` when the clock gave up on it while it ran (nothing stored). ``metrics``
+    counts the rounds this process finished.
 
+    A round that fails unexpectedly is recorded as failed ("internal error") at once, so
+    that its feed's next slot need not wait for it to count as abandoned.
 
-class Rounds:
-    """The loop; ``run`` returns when ``stop`` is set."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        sessions: sessionmaker[Session],
-        dispatcher: Dispatcher,
-        *,
-        parallel: int = 32,
-    ) -> None:
-        # Generic sources may send tenants' secrets: fail at start, not in a round.
-        settings.require_secrets_keys()
-        self.settings = settings
-        self.sessions = sessions
-        self.dispatcher = dispatcher
-        self.stop = threading.Event()
-        self.parallel = parallel
-        self.rounds = ThreadPoolExecutor(parallel, thread_name_prefix="round")
-        self.askers = Askers(
-            new_client(),
-            generic_fetcher(settings),
-            ThreadPoolExecutor(parallel * 4, thread_name_prefix="source"),
-        )
-        self.busy = threading.Semaphore(parallel)
-        self.metrics = RoundMetrics()
-        self.registries = [self.metrics.registry]
-
-    def tick(self) -> float:
-        """Start the due rounds (as many as there are free slots); seconds to sleep."""
-        free = 0
-        # Every slot busy: wait for one to free (a round ending) instead of polling.
-        if self.busy.acquire(timeout=0.5):
-            free = 1
-            while self.busy.acquire(blocking=False):
-                free += 1
-        claimed: list[Claimed] = []
+    Raises:
+        Exception: whatever failed unexpectedly, once the round is recorded as failed.
+        sqlalchemy.exc.DBAPIError: the claim failed (the round stays queued; the clock gives
+            up on it after ``clock.ABANDONED_AFTER``).
+    """
+    started = time.perf_counter()
+    with sessions() as session:
+        claimed = claim(session, round_id, dt.datetime.now(dt.UTC))
+    if claimed is None:
+        log.info("round %d is not queued: nothing to do", round_id)
+        return SKIPPED
+    with logs.context(feed_id=claimed.feed_id):
         try:
-            if free:
-                with self.sessions() as session:
-                    claimed = claim_due(session, dt.datetime.now(dt.UTC), free)
-        finally:
-            for _ in range(free - len(claimed)):
-                self.busy.release()
-        for item in claimed:
-            self.rounds.submit(self._run, item)
-        with self.sessions() as session:
-            next_at = earliest(session)
-        wait = 0.5
-        if next_at is not None:
-            wait = min(wait, (next_at - dt.datetime.now(dt.UTC)).total_seconds())
-        return max(wait, 0.0)
-
-    def _run(self, claimed: Claimed) -> None:
-        started = time.perf_counter()
-        try:
-            with logs.context(feed_id=claimed.feed_id):
-                outcome = run_round(
-                    self.sessions, self.settings, self.dispatcher, self.askers, claimed
-                )
+            outcome = price_claimed(sessions, settings, dispatcher, askers, claimed)
         except Exception:
-            log.exception("price round %d of feed %d failed", claimed.round_id, claimed.feed_id)
-            self._fail(claimed)
-            outcome = ("failed", None)
-        finally:
-            self.busy.release()
-        if outcome is not None:
-            status, publication = outcome
-            self.metrics.rounds.labels(status).inc()
-            self.metrics.duration.observe(time.perf_counter() - started)
-            if publication is not None:
-                self.metrics.publications.labels(publication).inc()
+            log.exception("price round %d of feed %d failed", round_id, claimed.feed_id)
+            fail(sessions, round_id)
+            metrics.finished("failed", None, time.perf_counter() - started)
+            raise
+    if outcome is None:
+        return GIVEN_UP
+    status, publication = outcome
+    metrics.finished(status, publication, time.perf_counter() - started)
+    return status
 
-    def _fail(self, claimed: Claimed) -> None:
-        # Else the feed would wait for the round to count as abandoned.
-        try:
-            with self.sessions() as session:
-                session.execute(
-                    update(PriceRound)
-                    .where(PriceRound.id == claimed.round_id, PriceRound.status == "running")
-                    .values(
-                        status="failed",
-                        reason="internal error",
-                        finished_at=dt.datetime.now(dt.UTC),
-                    )
+
+def fail(sessions: sessionmaker[Session], round_id: int) -> None:
+    """Record a running round as failed by an internal error (a database error doing so is
+    logged: the clock gives up on the round later)."""
+    try:
+        with sessions() as session:
+            session.execute(
+                update(PriceRound)
+                .where(PriceRound.id == round_id, PriceRound.status == "running")
+                .values(
+                    status="failed",
+                    reason="internal error",
+                    finished_at=dt.datetime.now(dt.UTC),
                 )
-                session.commit()
-        except DBAPIError:
-            log.exception("could not mark round %d failed", claimed.round_id)
-
-    def run(self) -> None:
-        log.info("price rounds started")
-        while not self.stop.is_set():
-            try:
-                wait = self.tick()
-            except DBAPIError as exc:
-                log.warning("rounds: database error, retrying in 1 s: %s", exc.orig)
-                wait = 1.0
-            self.stop.wait(wait)
-        self.rounds.shutdown(wait=True)
-        self.askers.pool.shutdown(wait=True)
-        self.askers.client.close()
-        self.askers.fetcher.close()
-        log.info("price rounds stopped")
-
-
-def collectors(settings: Settings, sources: Sources) -> list[Collector]:
-    """What the rounds process exports besides its own counts: the feeds' state."""
-    return [PriceFeedCollector(sources.sessions)]
-
-
-def main() -> int:
-    return run_loop("neosl_pricefeed.rounds", Rounds, pool_size=8, collectors=collectors)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+            )
+            session.commit()
+    except DBAPIError:
+        log.exception("could not mark round %d failed", round_id)

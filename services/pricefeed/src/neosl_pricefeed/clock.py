@@ -1,0 +1,181 @@
+"""The pricefeed clock: queues each active feed's rounds on its schedule, one at a time.
+
+Run it with ``python -m neosl_pricefeed.clock``; any number of replicas may run. The clock
+only schedules: the pricefeed worker (``python -m neosl_pricefeed``) runs each round from
+its queue (``jobs.RUN_ROUND``, ``neosl_pricefeed.pricing``), so that Flower shows the rounds
+like any other task and KEDA scales the worker on the queue's depth. The clock holds no
+secrets key and talks to no price source.
+
+As with the triggers' clock, the database is the schedule: a feed's next round is
+``price_feeds.next_round_at``. Claiming a due feed (``FOR UPDATE SKIP LOCKED``) records its
+round as ``queued`` (unique per feed and slot) and moves ``next_round_at`` one period on
+from the slot, not from when the round ends, so rounds do not drift; slots that passed while
+no clock ran are not run late (the next slot is the first one after now). The round's
+``RUN_ROUND`` is sent once that transaction commits. A feed whose round is still in
+progress (queued or running) is not claimed again, so two rounds of one feed never
+overlap; a round left in progress for ``ABANDONED_AFTER`` (its worker died, or no worker
+took its message) is failed, and the feed goes on.
+
+Between passes the clock sleeps until the earliest ``next_round_at``, at most 0.5 s, so new
+and resumed feeds are noticed within that time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+import threading
+from dataclasses import dataclass
+
+from sqlalchemy import case, exists, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+
+from neosl import jobs
+from neosl.config import Settings
+from neosl.dispatch import Dispatcher
+from neosl.models import PriceFeed, PriceRound
+from neosl.worker_main import run_loop
+from neosl_pricefeed.metrics import ClockMetrics
+
+log = logging.getLogger(__name__)
+
+# A round still queued or running this long after it was queued or started lost its worker
+# (or its message): it is failed, and the feed's next slot may be claimed.
+ABANDONED_AFTER = dt.timedelta(minutes=2)
+# Feeds claimed per transaction; a pass claims batches until fewer are due.
+BATCH = 200
+# The longest sleep between passes: how soon a new or resumed feed is noticed.
+POLL_SECONDS = 0.5
+IN_PROGRESS = ("queued", "running")
+
+NOT_TAKEN = "never started: no pricefeed worker took it in time"
+LOST = "worker lost: the round never finished"
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    """A round the clock queued."""
+
+    round_id: int
+    feed_id: int
+    scheduled_at: dt.datetime
+
+
+def give_up_abandoned(session: Session, now: dt.datetime) -> None:
+    """Fail the rounds in progress for longer than ``ABANDONED_AFTER`` (not committed)."""
+    session.execute(
+        update(PriceRound)
+        .where(
+            PriceRound.status.in_(IN_PROGRESS),
+            PriceRound.started_at < now - ABANDONED_AFTER,
+        )
+        .values(
+            status="failed",
+            reason=case((PriceRound.status == "queued", NOT_TAKEN), else_=LOST),
+            finished_at=now,
+        )
+    )
+
+
+def claim_due(
+    session: Session, dispatcher: Dispatcher, now: dt.datetime, limit: int = BATCH
+) -> list[Scheduled]:
+    """Claim up to ``limit`` due feeds: record each one's round as queued, move its next slot
+    on, and send the round's ``RUN_ROUND`` once this commits; commits. Feeds another replica
+    holds, or whose round is still in progress, are skipped. Abandoned rounds are failed
+    first."""
+    give_up_abandoned(session, now)
+    in_progress = exists().where(
+        PriceRound.feed_id == PriceFeed.id, PriceRound.status.in_(IN_PROGRESS)
+    )
+    feeds = session.scalars(
+        select(PriceFeed)
+        .where(PriceFeed.status == "active", PriceFeed.next_round_at <= now, ~in_progress)
+        .order_by(PriceFeed.next_round_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=PriceFeed)
+    ).all()
+    scheduled = []
+    for feed in feeds:
+        slot = feed.next_round_at
+        assert slot is not None  # selected by next_round_at <= now
+        period = dt.timedelta(seconds=feed.frequency)
+        # The next slot on the schedule after now: late slots are not run late.
+        behind = (now - slot) // period
+        feed.next_round_at = slot + (behind + 1) * period
+        current = slot + behind * period
+        round_id = session.scalar(
+            insert(PriceRound)
+            .values(feed_id=feed.id, scheduled_at=current, started_at=now, status="queued")
+            .on_conflict_do_nothing(index_elements=["feed_id", "scheduled_at"])
+            .returning(PriceRound.id)
+        )
+        if round_id is not None:
+            dispatcher.send_after_commit(session, jobs.RUN_ROUND, round_id=round_id)
+            scheduled.append(Scheduled(round_id, feed.id, current))
+    session.commit()
+    return scheduled
+
+
+def earliest(session: Session, after: dt.datetime) -> dt.datetime | None:
+    """The earliest next slot later than ``after`` (the time of the last claim). Feeds due
+    before it and still unclaimed are in progress or another replica's: they are looked at
+    again at the next poll, not in a busy loop."""
+    return session.scalar(
+        select(func.min(PriceFeed.next_round_at)).where(
+            PriceFeed.status == "active", PriceFeed.next_round_at > after
+        )
+    )
+
+
+class Clock:
+    """The loop; ``run`` returns when ``stop`` is set."""
+
+    def __init__(
+        self, settings: Settings, sessions: sessionmaker[Session], dispatcher: Dispatcher
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.dispatcher = dispatcher
+        self.stop = threading.Event()
+        self.metrics = ClockMetrics()
+        self.registries = [self.metrics.registry]
+
+    def tick(self) -> float:
+        """Queue the due rounds; seconds to sleep."""
+        while True:
+            now = dt.datetime.now(dt.UTC)
+            with self.sessions() as session:
+                done = claim_due(session, self.dispatcher, now)
+            self.metrics.scheduled.inc(len(done))
+            if len(done) < BATCH:
+                break
+        with self.sessions() as session:
+            next_at = earliest(session, now)
+        wait = POLL_SECONDS
+        if next_at is not None:
+            wait = min(wait, (next_at - dt.datetime.now(dt.UTC)).total_seconds())
+        return max(wait, 0.0)
+
+    def run(self) -> None:
+        log.info("pricefeed clock started")
+        while not self.stop.is_set():
+            try:
+                wait = self.tick()
+            except DBAPIError as exc:
+                # The database is away: try again shortly (nothing was half done).
+                log.warning("pricefeed clock: database error, retrying in 1 s: %s", exc.orig)
+                wait = 1.0
+            self.stop.wait(wait)
+        log.info("pricefeed clock stopped")
+
+
+def main() -> int:
+    return run_loop("neosl_pricefeed.clock", Clock, pool_size=2)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
