@@ -26,9 +26,10 @@ typecheck:
 pytest:
 	$(UV) run --no-sync pytest
 
-# Unit and API tests: no chain, no worker processes, no deployment builds (a couple of
-# minutes); `make test` stays the full suite that CI runs.
-FAST_TESTS := -m "not neo and not celery and not e2e" --ignore=tests/deploy --ignore=tests/devstack
+# Unit and API tests: no chain, no worker processes, no deployment builds, no operator
+# commands in subprocesses (under two minutes); `make test` stays the full suite CI runs.
+FAST_TESTS := -m "not neo and not celery and not e2e" --ignore=tests/deploy --ignore=tests/devstack \
+	--ignore=tests/cli --ignore=tests/functions/test_secrets_cli.py
 
 test-fast: install lint
 	$(UV) run --no-sync pytest $(FAST_TESTS)

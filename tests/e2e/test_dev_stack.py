@@ -578,10 +578,21 @@ def test_dev_stack_end_to_end(
         assert http("GET", f"{stack.api}/v1/me", token=rotated["api_key"])[0] == 200
         assert http("GET", f"{stack.api}/docs")[0] == 200
 
-        with urllib.request.urlopen(
-            f"http://127.0.0.1:{stack.ports['flower']}/", timeout=10
-        ) as resp:
+        flower = f"http://127.0.0.1:{stack.ports['flower']}"
+        with urllib.request.urlopen(f"{flower}/", timeout=10) as resp:
             assert resp.status == 200
+
+        def rounds_in_flower() -> list[dict[str, Any]] | None:
+            """The price rounds Flower's Tasks view lists (its table's own request)."""
+            query = "draw=1&start=0&length=1000&order[0][column]=0&columns[0][data]=name"
+            with urllib.request.urlopen(f"{flower}/tasks/datatable?{query}", timeout=10) as r:
+                rows = json.load(r)["data"]
+            found = [t for t in rows if t.get("name") == "neosl.pricefeed.run_round"]
+            return found or None
+
+        # The dev stack's public feeds run rounds: tasks of the pricefeed worker.
+        listed = wait_until(rounds_in_flower, "price rounds in Flower's Tasks view", timeout=60)
+        assert {str(t["worker"]).split("@")[0] for t in listed} == {"pricefeed"}, listed
 
         first = block_count(stack.rpc)
         wait_until(lambda: block_count(stack.rpc) > first, "a new block", timeout=30)

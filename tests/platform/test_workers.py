@@ -84,7 +84,7 @@ def test_cli_workers_ping(
     assert "pricefeed: ok" in ok.stdout
     missing = run_cli(server_env, "workers", "ping", "gasbank", "--timeout", "1")
     assert missing.returncode == 1
-    assert "ledger: no answer" in missing.stdout
+    assert "gasbank: no answer" in missing.stdout
 
 
 def test_workers_send_the_task_events_flower_shows(

@@ -498,6 +498,7 @@ def test_the_worker_needs_the_secrets_key_and_the_clock_does_not(
     assert clock.Clock(bare, sessions, Dispatcher(producer)).tick() >= 0
 
 
+@pytest.mark.celery
 def test_the_clock_and_the_worker_run_feeds_on_schedule_with_two_clocks(
     sessions: sessionmaker[Session],
     server_env: dict[str, str],
