@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
+import time
 from typing import Any
 
 import pytest
@@ -195,6 +198,44 @@ def test_rotate_key_stops_the_old_one_at_once(client: FlaskClient) -> None:
     assert client.get("/v1/me", headers=auth(new)).status_code == 200
 
 
+def login(client: FlaskClient) -> str:
+    resp = client.post("/v1/auth/login", json={"username": "alice", "password": PASSWORD})
+    assert resp.status_code == 200, resp.get_json()
+    token: str = resp.get_json()["access_token"]
+    return token
+
+
+def test_rotating_the_key_revokes_every_login_token_issued_before(
+    client: FlaskClient, settings: Settings
+) -> None:
+    registered = register(client)
+    key, user_id = registered["api_key"], registered["user"]["id"]
+    first, second = login(client), login(client)
+    for token in (first, second):
+        assert client.get("/v1/me", headers=auth(token)).status_code == 200
+    # A genuinely signed token of the earlier format (no generation) is refused even at
+    # generation 0: the migration put every account there, rotated before or not.
+    legacy = legacy_token(settings, user_id)
+    assert_error(client.get("/v1/me", headers=auth(legacy)), 401, "unauthorized")
+    # Rotated with a login token: that one goes too.
+    resp = client.post("/v1/me/api-key", headers=auth(first))
+    assert resp.status_code == 201
+    for old in (first, second, key):
+        assert_error(client.get("/v1/me", headers=auth(old)), 401, "unauthorized")
+    after = login(client)
+    assert client.get("/v1/me", headers=auth(after)).status_code == 200
+    # Rotating again revokes that one, and only tokens of the new generation work.
+    client.post("/v1/me/api-key", headers=auth(resp.get_json()["api_key"]))
+    assert_error(client.get("/v1/me", headers=auth(after)), 401, "unauthorized")
+    assert client.get("/v1/me", headers=auth(login(client))).status_code == 200
+
+
+def legacy_token(settings: Settings, user_id: int) -> str:
+    payload = f"{user_id}.{int(time.time()) + 3600}"
+    mac = hmac.new(settings.require_secret_key(), payload.encode(), hashlib.sha256).digest()
+    return f"nslt_{payload}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
+
+
 @pytest.mark.parametrize(
     "header",
     [
@@ -204,6 +245,9 @@ def test_rotate_key_stops_the_old_one_at_once(client: FlaskClient) -> None:
         "Basic YWxpY2U6cGFzcw==",
         "Bearer nsl_not-a-real-key",
         "Bearer nslt_1.99999999999.forged",
+        "Bearer nslt_1.0.99999999999.forged",
+        "Bearer nslt_1.0.99999999999.\u00e9",
+        "Bearer nslt_\u00b2.0.99999999999.x",
         "Bearer something-else",
     ],
 )
@@ -216,7 +260,7 @@ def test_bad_credentials_are_401(client: FlaskClient, header: str) -> None:
 def test_expired_token_is_401(client: FlaskClient, settings: Settings) -> None:
     user_id = register(client)["user"]["id"]
     expired = credentials.issue_token(
-        settings.require_secret_key(), user_id, ttl_seconds=60, now=1_000_000
+        settings.require_secret_key(), user_id, 0, ttl_seconds=60, now=1_000_000
     )
     assert_error(client.get("/v1/me", headers=auth(expired.value)), 401, "unauthorized")
 
@@ -265,7 +309,10 @@ def test_rotation_and_deactivation_reach_another_app_instance_at_once(
 
         new = client_a.post("/v1/me/api-key", headers=auth(old)).get_json()["api_key"]
         assert_error(client_b.get("/v1/me", headers=auth(old)), 401, "unauthorized")
+        assert_error(client_b.get("/v1/me", headers=auth(token)), 401, "unauthorized")
         assert client_b.get("/v1/me", headers=auth(new)).status_code == 200
+        token = login(client_a)
+        assert client_b.get("/v1/me", headers=auth(token)).status_code == 200
 
         with sessions() as db:
             db.execute(update(User).where(User.username == "alice").values(is_active=False))

@@ -22,20 +22,26 @@ def test_api_key_hash_is_sha256_hex() -> None:
 
 
 def test_token_round_trip_and_expiry() -> None:
-    token = credentials.issue_token(SECRET, 42, ttl_seconds=60, now=1000.0)
-    assert token.value.startswith("nslt_")
+    token = credentials.issue_token(SECRET, 42, 7, ttl_seconds=60, now=1000.0)
+    assert token.value.startswith("nslt_42.7.1060.")
     assert token.expires_at == 1060
-    assert credentials.verify_token(SECRET, token.value, now=1059.0) == 42
+    claims = credentials.TokenClaims(user_id=42, generation=7)
+    assert credentials.verify_token(SECRET, token.value, now=1059.0) == claims
     assert credentials.verify_token(SECRET, token.value, now=1060.0) is None
 
 
 def test_tampered_or_foreign_tokens_are_rejected() -> None:
-    token = credentials.issue_token(SECRET, 42, ttl_seconds=60, now=1000.0).value
-    forged = token.replace("nslt_42.", "nslt_43.")
-    assert credentials.verify_token(SECRET, forged, now=1001.0) is None
+    token = credentials.issue_token(SECRET, 42, 7, ttl_seconds=60, now=1000.0).value
+    for forged in (
+        token.replace("nslt_42.", "nslt_43."),
+        token.replace(".7.", ".8."),  # a later generation: it would survive a rotation
+        token.replace(".7.", "."),
+    ):
+        assert credentials.verify_token(SECRET, forged, now=1001.0) is None
     assert credentials.verify_token(b"o" * 32, token, now=1001.0) is None
-    for junk in ("", "nslt_", "nslt_a.b.c", "nslt_1.2", token + "x", "nsl_abc"):
-        assert credentials.verify_token(SECRET, junk, now=1001.0) is None
+    junk = ("", "nslt_", "nslt_a.b.c", "nslt_1.2", "nslt_1.2.3", "nslt_\u00b2.0.5.x", "nsl_abc")
+    for value in (*junk, token + "x", token[:-1] + "\u00e9"):
+        assert credentials.verify_token(SECRET, value, now=1001.0) is None
 
 
 def test_password_hash_is_argon2id_with_owasp_parameters() -> None:

@@ -20,7 +20,8 @@ from neosl import jobs
 from neosl.config import Settings
 from neosl.functions.executions import announce_done
 from neosl.functions.sandbox import SandboxPool
-from neosl.models import Execution, ExecutionLog, FunctionVersion
+from neosl.gas import ledger
+from neosl.models import Execution, ExecutionLog, FunctionVersion, GasAccount, Transaction
 from neosl_api.app import create_app
 from neosl_api.services import functions
 from tests.api.test_basics import assert_error
@@ -217,20 +218,52 @@ def priced(
     return create_app(costly, session_factory=session_factory, redis=redis_client, sandbox=sandbox)
 
 
-def test_a_tenant_who_cannot_pay_gets_402_and_nothing_is_queued(
+def test_a_tenant_who_cannot_cover_the_hold_gets_402_and_nothing_is_queued(
     priced: Flask, db: Session, redis_client: Redis
 ) -> None:
     client = priced.test_client()
     h = tenant(client)
     fn = created(client, h)
     resp = client.post(f"/v1/functions/{fn['id']}/invoke", json={}, headers=h)
+    # The hold: the base fee + 300 started 100 ms at the function's 30 s timeout.
     err = assert_error(resp, 402, "payment_required")
-    assert "0.0011" in err["message"]
+    assert "0.031 GAS" in err["message"]
     assert db.scalar(select(func.count()).select_from(Execution)) == 0
     assert queued(redis_client, jobs.EXECUTOR_QUEUE) == []
     account = register_key(client, h).get_json()
-    fund(db, account["id"], "0.0011")
-    assert client.post(f"/v1/functions/{fn['id']}/invoke", json={}, headers=h).status_code == 202
+    # The cheapest run is no longer enough: the whole hold must be covered.
+    fund(db, account["id"], "0.0309")
+    assert client.post(f"/v1/functions/{fn['id']}/invoke", json={}, headers=h).status_code == 402
+    fund(db, account["id"], "0.0001")
+    accepted = client.post(f"/v1/functions/{fn['id']}/invoke", json={}, headers=h)
+    assert accepted.status_code == 202
+    execution = db.get_one(Execution, accepted.get_json()["execution_id"])
+    hold = db.get_one(Transaction, execution.hold_transaction_id)
+    assert (hold.type, hold.status, hold.amount) == ("function", "pending", Decimal("0.031"))
+    assert hold.reference == f"execution:{execution.id}"
+    assert db.get_one(GasAccount, account["id"]).balance == 0
+    # Nothing left to hold for a second run.
+    assert client.post(f"/v1/functions/{fn['id']}/invoke", json={}, headers=h).status_code == 402
+
+
+def test_deleting_a_function_releases_what_its_queued_executions_hold(
+    priced: Flask, db: Session
+) -> None:
+    client = priced.test_client()
+    h = tenant(client)
+    fn = created(client, h)
+    account = register_key(client, h).get_json()
+    fund(db, account["id"], "0.1")
+    execution_id = client.post(f"/v1/functions/{fn['id']}/invoke", json={}, headers=h).get_json()[
+        "execution_id"
+    ]
+    hold_id = db.get_one(Execution, execution_id).hold_transaction_id
+    assert db.get_one(GasAccount, account["id"]).balance == Decimal("0.069")
+    assert client.delete(f"/v1/functions/{fn['id']}", headers=h).status_code == 204
+    db.expire_all()
+    assert db.get_one(Transaction, hold_id).status == "failed"
+    assert db.get_one(GasAccount, account["id"]).balance == Decimal("0.1")
+    assert ledger.verify(db) == []
 
 
 def test_deleting_a_function_removes_it_with_its_versions_and_executions(

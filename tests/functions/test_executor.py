@@ -119,6 +119,27 @@ def funded_tenant(api: Flask, sessions: sessionmaker[Session], amount: str = "1"
     return Tenant(client, headers, account["id"])
 
 
+def paid(sessions: sessionmaker[Session], execution_id: int) -> Decimal:
+    """What the tenant paid for an execution: what its hold debited less what was refunded
+    (all of it for a released hold)."""
+    with sessions() as db:
+        rows = db.execute(
+            select(Transaction.type, Transaction.status, Transaction.amount).where(
+                Transaction.type.in_(("function", "refund")),
+                Transaction.reference == f"execution:{execution_id}",
+            )
+        ).all()
+    held = sum((a for t, _st, a in rows if t == "function"), Decimal(0))
+    return held - sum((a for t, _st, a in rows if t == "refund"), Decimal(0))
+
+
+def charged(sessions: sessionmaker[Session], execution_id: int) -> Execution | None:
+    """The execution once its charge is recorded."""
+    with sessions() as db:
+        row = db.get_one(Execution, execution_id)
+        return row if row.charge_status is not None else None
+
+
 def charges(sessions: sessionmaker[Session], execution_id: int) -> list[Decimal]:
     with sessions() as db:
         return list(
@@ -189,7 +210,9 @@ def test_invoke_with_wait_answers_the_finished_execution_and_charges_it(
     shown = t.client.get(f"/v1/functions/{fn['id']}", headers=t.headers).get_json()
     assert shown["execution_count"] == 1
     assert shown["last_execution"] is not None
-    assert charges(sessions, execution["id"]) == [price(execution["duration"])]
+    # The hold (a run until the 30 s timeout), settled to what ran: the rest refunded.
+    assert charges(sessions, execution["id"]) == [price(30_000)]
+    assert paid(sessions, execution["id"]) == price(execution["duration"])
     with sessions() as db:
         assert ledger.verify(db) == []
 
@@ -306,6 +329,13 @@ def test_the_reaper_finishes_abandoned_executions_once_and_requeues_lost_ones(
             function_id=fn["id"], user_id=abandoned.user_id, version=1, timeout=2, status="queued"
         )
         db.add_all([abandoned, lost])
+        db.flush()
+        # Each paid for before it was queued, as invoking does.
+        for execution in (abandoned, lost):
+            held = ledger.hold(
+                db, execution.user_id, "function", price(2000), f"execution:{execution.id}"
+            )
+            execution.hold_transaction_id = held.transaction_id
         db.commit()
         db.execute(
             update(Execution)
@@ -324,7 +354,11 @@ def test_the_reaper_finishes_abandoned_executions_once_and_requeues_lost_ones(
         assert dead.status == "failed"
         assert dead.error is not None
         assert "worker lost" in dead.error
-        assert dead.duration == 2000  # charged for at most its timeout
+        assert dead.duration == 2000  # at most its timeout
+        # The service lost it, not the tenant: its hold is released, nothing charged.
+        assert (dead.charge_status, dead.charge_amount) == ("free", Decimal(0))
+        assert dead.hold_transaction_id is not None
+        assert db.get_one(Transaction, dead.hold_transaction_id).status == "failed"
 
     def ran() -> Execution | None:
         with sessions() as db:
@@ -332,8 +366,11 @@ def test_the_reaper_finishes_abandoned_executions_once_and_requeues_lost_ones(
             return row if row.status == "succeeded" else None
 
     assert wait_until(ran, "the requeued execution to run", timeout=30).result == "ran"
-    assert charges(sessions, abandoned.id) == [price(2000)]
-    assert len(charges(sessions, lost.id)) == 1
+    assert paid(sessions, abandoned.id) == 0
+    requeued = wait_until(lambda: charged(sessions, lost.id), "the requeued execution's charge")
+    assert paid(sessions, lost.id) == price(requeued.duration or 0) > 0
+    with sessions() as db:
+        assert ledger.verify(db) == []
 
 
 def test_purge_deletes_executions_and_logs_past_the_retention(
@@ -401,4 +438,9 @@ def test_sigkill_of_the_executor_mid_run_ends_in_one_status_and_one_charge(
         assert row.status == "failed"
         assert row.error is not None
         assert "worker lost" in row.error
+        # Lost with its executor: the service's fault, so its hold is released.
+        assert (row.charge_status, row.charge_amount) == ("free", Decimal(0))
     assert charges(sessions, execution_id) == [price(60_000)]
+    assert paid(sessions, execution_id) == 0
+    with sessions() as db:
+        assert ledger.verify(db) == []

@@ -35,7 +35,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from neosl.config import load_settings, new_key
-from neosl.functions.fetching import MAX_BODY_BYTES, FetchRequest, FetchResponse
+from neosl.functions.fetching import (
+    MAX_BODY_BYTES,
+    MAX_HEADERS_BYTES,
+    MAX_URL_BYTES,
+    FetchRequest,
+    FetchResponse,
+)
 from neosl.functions.netguard import Fetcher, is_refused
 
 REFUSED = "destination address is not allowed"
@@ -937,6 +943,26 @@ def test_bad_headers_and_bodies_are_refused(
     response = Fetcher(allow=("127.0.0.1",))(request)
     assert response.error == error
     assert listener.untouched()
+
+
+def test_the_sandbox_bounds_on_url_and_headers_hold_for_every_caller(listener: Listener) -> None:
+    # The same bounds as the sandbox's, for callers that do not go through it (price sources).
+    base = f"http://127.0.0.1:{listener.port}/echo?"
+    fetcher = Fetcher(allow=("127.0.0.1",))
+    query = "q" * (MAX_URL_BYTES - len(base))
+    assert echo(fetch(fetcher, base + query))["path"] == "/echo?" + query
+    longest = base + query
+    assert fetch(fetcher, longest + "q").error == "URL too long"
+    # UTF-8 bytes, not characters.
+    assert fetch(fetcher, base + "é" * (MAX_URL_BYTES // 2)).error == "URL too long"
+    # Each header counts its name, its value and 4 bytes (": " and the line end).
+    largest = {"X-A": "v" * (MAX_HEADERS_BYTES - len("X-A") - 4)}
+    assert echoed_header(fetch(fetcher, base, headers=largest), "X-A") == largest["X-A"]
+    larger = {"X-A": largest["X-A"] + "v"}
+    assert fetch(fetcher, base, headers=larger).error == "request headers too large"
+    seen = len(listener.server.seen)
+    assert fetch(fetcher, base + "q" * MAX_URL_BYTES).error == "URL too long"
+    assert len(listener.server.seen) == seen
 
 
 def test_a_url_that_is_not_a_string_is_refused() -> None:

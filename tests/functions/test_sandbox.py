@@ -19,20 +19,28 @@ from typing import Any
 import pytest
 
 from neosl.functions.sandbox import (
+    ERROR_CUT,
+    MAX_ERROR_BYTES,
+    MAX_JSON_DEPTH,
     MAX_LOG_BYTES,
     MAX_LOG_LINES,
     MAX_RESULT_BYTES,
+    Action,
     Limits,
     Outcome,
     RunRequest,
     SandboxError,
     SandboxPool,
+    cut_error,
+    protocol,
 )
 
 TIMEOUT = 1.0
 # The pool answers within the deadline plus this, whatever the code does.
 SLACK = 0.25
 SHORT = Limits(timeout_seconds=TIMEOUT, memory_mb=64)
+# neo.invoke needs no node: actions are only recorded.
+GAS = "0xd2a4cff31913016155e38e474a2c06d08be276cf"
 
 
 @pytest.fixture(scope="module")
@@ -320,11 +328,235 @@ def test_nothing_survives_into_the_next_execution(pool: SandboxPool) -> None:
 def test_a_function_that_breaks_its_own_host_api_only_fails_itself(pool: SandboxPool) -> None:
     outcome = run(
         pool,
-        "function main() { Array.prototype.push = () => { throw new Error('no') };"
+        "function main() { console.log = () => { throw new Error('no') };"
         " console.log('x'); return 1 }",
     )
     assert outcome.status == "failed"
+    assert (outcome.error or "").startswith("Error: no\n")
     assert_healthy(pool)
+
+
+# Replaces every built-in the host API could use; each replacement counts the times the host
+# API reaches it (`reached`), where it would get hold of the prelude's queues or callbacks.
+# The function itself only uses operators, and the host API, after this runs.
+HIJACK = """
+let reached = 0;
+const grab = function () { reached++; return '[[[["'; };
+const define = Object.defineProperty;
+const accessor = {__proto__: null, get: grab, set: grab, configurable: true};
+for (const name of ['0', '1', 'id', 'error', 'value', 'url', 'status', 'headers', 'then']) {
+  define(Array.prototype, name, accessor);
+  define(Object.prototype, name, accessor);
+}
+define(Array.prototype, Symbol.iterator, {__proto__: null, value: grab, writable: true});
+Array.prototype.push = grab; Array.prototype.join = grab; Array.prototype.filter = grab;
+Array.isArray = grab;
+Map.prototype.set = grab; Map.prototype.get = grab; Map.prototype.delete = grab;
+Object.prototype.toJSON = grab;
+JSON.stringify = grab; JSON.parse = grab; globalThis.JSON = {stringify: grab, parse: grab};
+Object.defineProperty = grab; Object.keys = grab; Object.create = grab; Object.freeze = grab;
+Object.hasOwn = grab; globalThis.Object = grab;
+Promise.prototype.then = grab; Promise.resolve = grab; globalThis.Promise = grab;
+Function.prototype.call = grab; Function.prototype.apply = grab; Function.prototype.bind = grab;
+Reflect.apply = grab; globalThis.Reflect = {apply: grab};
+String.prototype.slice = grab; String.prototype.split = grab; String.prototype.indexOf = grab;
+String.prototype.includes = grab; String.prototype.toLowerCase = grab;
+String.prototype.toUpperCase = grab;
+RegExp.prototype.exec = grab; RegExp.prototype.test = grab;
+Date.now = grab; globalThis.TypeError = grab; globalThis.Error = grab; globalThis.String = grab;
+"""
+
+
+def test_replaced_built_ins_never_reach_the_host_api(pool: SandboxPool) -> None:
+    source = (
+        HIJACK
+        + """
+    async function main(gas) {
+      console.log('first', 1, true);
+      console.warn('second');
+      const index = neo.invoke(gas, 'symbol') + neo.invoke(gas, 'decimals');
+      let refusal = 'none';
+      const init = {method: 'post', headers: {'X-A': 'b'}, body: 'c'};
+      try { await fetch('http://127.0.0.1:9/', init); }
+      catch (e) { refusal = e.name + ': ' + e.message; }
+      return 'reached ' + reached + ', index ' + index + ', ' + refusal;
+    }
+    """
+    )
+    restarts = pool.restarts
+    outcome = run(pool, source, GAS, limits=Limits(timeout_seconds=TIMEOUT, neo_actions=2))
+    assert outcome.status == "succeeded", outcome
+    assert outcome.result == "reached 0, index 1, TypeError: fetch is not available here"
+    assert [(line.level, line.message) for line in outcome.logs] == [
+        ("log", "first 1 true"),
+        ("warn", "second"),
+    ]
+    assert outcome.actions == [Action(GAS, "symbol", []), Action(GAS, "decimals", [])]
+    assert pool.restarts == restarts
+    assert_healthy(pool)
+
+
+def test_replaced_built_ins_do_not_change_how_main_ends(pool: SandboxPool) -> None:
+    thrown = run(pool, HIJACK + "function main() { throw new RangeError('mine') }")
+    assert thrown.status == "failed"
+    assert (thrown.error or "").startswith("RangeError: mine\n    at main (<input>:")
+    assert "$sandbox" not in (thrown.error or "")
+    returned = run(pool, HIJACK + "async function main() { await null; return 7 }")
+    assert (returned.status, returned.result) == ("succeeded", 7)
+    assert_healthy(pool)
+
+
+def test_the_queues_cannot_be_grabbed_to_smuggle_a_deep_structure(pool: SandboxPool) -> None:
+    # The attack of the security review: catch the prelude's queues through a replaced
+    # built-in, then push thousands of nested arrays into them after burning CPU.
+    source = """
+    const grabbed = [];
+    const push = Array.prototype.push;
+    const keep = (queue) => { grabbed[grabbed.length] = queue; };
+    Array.prototype.push = function (...items) {
+      keep(this);
+      return Reflect.apply(push, this, items);
+    };
+    Map.prototype.set = function (key, value) { keep(this); return this; };
+    Promise.prototype.then = function (a, b) { keep([a, b]); };
+    function main(gas) {
+      const end = Date.now() + 500;
+      while (Date.now() < end) {}
+      console.log('line');
+      neo.invoke(gas, 'symbol');
+      let deep = [];
+      for (let i = 0; i < 100000; i++) deep = [deep];
+      for (let i = 0; i < grabbed.length; i++) Reflect.apply(push, grabbed[i], [deep]);
+      return grabbed.length;
+    }
+    """
+    outcome = run(pool, source, GAS, limits=Limits(timeout_seconds=5, neo_actions=1))
+    assert (outcome.status, outcome.result) == ("succeeded", 0), outcome
+    assert [line.message for line in outcome.logs] == ["line"]
+    assert outcome.actions == [Action(GAS, "symbol", [])]
+    assert outcome.duration_ms >= 500
+
+
+# -- bounds on what an execution hands back
+
+
+def test_a_huge_error_is_cut_with_a_mark(pool: SandboxPool) -> None:
+    # 30 MB thrown, from main, from the top level, and as a value that is not an Error.
+    throws = [
+        "function main() { throw new Error('E'.repeat(30 * 1024 * 1024)) }",
+        "throw new Error('E'.repeat(30 * 1024 * 1024))\nfunction main() {}",
+        "async function main() { await null; throw 'E'.repeat(30 * 1024 * 1024) }",
+        # Multi-byte characters are cut on a character boundary.
+        "function main() { throw new Error('€'.repeat(1e6)) }",
+    ]
+    for source in throws:
+        outcome, _, replaced = timed(pool, source, limits=Limits(timeout_seconds=10, memory_mb=256))
+        assert outcome.status == "failed", outcome.error
+        error = outcome.error or ""
+        assert len(error.encode()) <= MAX_ERROR_BYTES
+        assert len(error.encode()) > MAX_ERROR_BYTES - 100
+        assert error.endswith(ERROR_CUT), error[-100:]
+        assert error.startswith(("Error: EEE", "Uncaught EEE", "Error: €€€"))
+        assert replaced == 0
+    assert ERROR_CUT.strip() == "[error cut: it was longer than 64 KB]"
+    # An error that fits is left alone.
+    fits = run(pool, "function main() { throw 'E'.repeat(60000) }")
+    assert fits.error == "Uncaught " + "E" * 60000
+    assert_healthy(pool)
+
+
+def test_a_secret_split_by_the_cut_is_still_redacted(pool: SandboxPool) -> None:
+    secret = "hunter2-and-then-some"
+    # The child keeps this many bytes of a long error, then adds the mark.
+    kept = MAX_ERROR_BYTES - len(ERROR_CUT.encode())
+    source = """
+    function main(n, ctx) {
+      throw new Error('x'.repeat(n) + ctx.secrets.KEY + 'y'.repeat(100000));
+    }
+    """
+    # "Error: " and the x's, then the first 6 characters of the secret, then the cut.
+    before = kept - len("Error: ") - 6
+    outcome = run(pool, source, before, ctx={"secrets": {"KEY": secret}})
+    error = outcome.error or ""
+    assert error.endswith("x" + ERROR_CUT), error[-80:]
+    assert "hunter" not in error
+    assert cut_error(error) == error
+
+
+def test_result_nesting_is_limited(pool: SandboxPool) -> None:
+    nest = "function main(n) { let d = []; for (let i = 1; i < n; i++) d = [d]; return d }"
+    fits = run(pool, nest, MAX_JSON_DEPTH)
+    assert fits.status == "succeeded"
+    depth, value = 0, fits.result
+    while value != []:
+        (value,) = value
+        depth += 1
+    assert depth == MAX_JSON_DEPTH - 1
+    for n in (MAX_JSON_DEPTH + 1, 1000):
+        outcome, _, replaced = timed(pool, nest, input=n)
+        assert outcome.status == "failed"
+        assert outcome.error == "the result of main is nested more than 64 levels deep"
+        assert replaced == 0
+    # Too deep even for JSON.stringify: the engine's stack stops it.
+    deepest = run(pool, nest, 100000)
+    assert deepest.status == "failed"
+    assert "not JSON-serialisable" in (deepest.error or "")
+    assert_healthy(pool)
+
+
+def test_neo_arguments_nested_too_deep_are_refused(pool: SandboxPool) -> None:
+    source = """
+    async function main(gas) {
+      let deep = [];
+      for (let i = 0; i < 1000; i++) deep = [deep];
+      const out = [];
+      try { neo.invoke(gas, 'transfer', [deep]); }
+      catch (e) { out.push(e.name + ': ' + e.message); }
+      try { await neo.call(gas, 'balanceOf', [deep]); } catch (e) { out.push(e.message); }
+      const many = Array.from({length: 9000}, () => 1);
+      try { neo.invoke(gas, 'transfer', many); } catch (e) { out.push(e.message); }
+      return out;
+    }
+    """
+    outcome = run(pool, source, GAS, limits=Limits(timeout_seconds=5, neo_calls=1, neo_actions=1))
+    assert outcome.status == "succeeded", outcome.error
+    assert outcome.result == [
+        "TypeError: neo.invoke: the arguments are nested more than 64 levels deep",
+        "neo.call: the arguments are nested more than 64 levels deep",
+        "neo.invoke: the arguments hold more than 8,192 values",
+    ]
+    assert outcome.actions == []
+
+
+def test_output_too_large_for_one_message_fails_the_run_with_its_logs(pool: SandboxPool) -> None:
+    # Sixty actions whose arguments are 240,000 characters of JSON each (escaped control
+    # characters): 17 MB once written in the message.
+    source = """
+    function main(gas) {
+      console.log('kept');
+      for (let i = 0; i < 60; i++) neo.invoke(gas, 'transfer', ['\\x01'.repeat(40000)]);
+      return 1;
+    }
+    """
+    outcome, _, replaced = timed(
+        pool, source, input=GAS, limits=Limits(timeout_seconds=10, neo_actions=60)
+    )
+    assert outcome.status == "failed"
+    assert (outcome.error or "").startswith("the execution's output is too large: ")
+    assert (outcome.error or "").endswith(" bytes, at most 16 MB")
+    assert (outcome.result, outcome.actions) == (None, [])
+    assert [line.message for line in outcome.logs] == ["kept"]
+    assert replaced == 0
+    assert_healthy(pool)
+
+
+def test_a_last_value_python_cannot_hold_is_no_crash(pool: SandboxPool) -> None:
+    # A script's completion value is handed back by the engine binding, which knows no
+    # BigInt, Symbol or long concatenated string: the value is dropped, the run goes on.
+    for tail in ("10n", "Symbol('s')", "'a'.repeat(5000) + 'b'.repeat(5000)"):
+        outcome, _, replaced = timed(pool, f"function main() {{ return 1 }}\n{tail}")
+        assert (outcome.status, outcome.result) == ("succeeded", 1), (tail, outcome)
+        assert replaced == 0
 
 
 # -- hostile code: each ends as documented and leaves the pool healthy
@@ -523,6 +755,174 @@ def test_prestart_ends_when_the_pool_closes() -> None:
     (count,) = started
     assert count < 50
     assert many.size == 0
+
+
+# -- a sandbox process that breaks the protocol
+#
+# What a child taken over by tenant code (an engine bug) could send. A relay stands in front of
+# a real sandbox process, like tests/rpcproxy.py in front of a node: it passes every message
+# on, except that it replaces the child's answer to a run whose source names a fault
+# ("// fault: NAME") with that fault's bytes.
+
+RELAY = r"""
+import json, subprocess, sys
+FAULTS = {
+    "deep": b'{"op":"done","status":"failed","error":null,"logs":'
+    + b"[" * 100000 + b"]" * 100000 + b"}",
+    "deep-result": json.dumps({"op": "done", "status": "succeeded",
+                               "result": "[" * 100000 + "]" * 100000}).encode(),
+    "deep-args": json.dumps({"op": "done", "status": "succeeded", "result": "1", "actions": [
+        {"contract": "0x" + "0" * 40, "method": "m", "args": "[" * 5000 + "]" * 5000}]}).encode(),
+    "many": b'{"op":"done","status":"failed","logs":[' + b"[]," * 200000 + b"[]]}",
+    "huge": b'{"op":"done","status":"failed","error":"' + b"x" * (20 << 20) + b'"}',
+    "garbage": b"\xff\xfe\x00\x80 not even text",
+    "schema": b'{"op":"done","status":"succeeded","result":5}',
+    "url": json.dumps({"op": "wait", "fetches": [{"id": 1, "url": "http://x/" + "a" * (6 << 20),
+        "method": "GET", "headers": {}, "body": None}]}).encode(),
+    "early": b'{"op":"compiled","message":null,"line":null,"column":null}',
+}
+child = subprocess.Popen([sys.executable, "-m", "neosl.functions.sandbox.child"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+down, up = sys.stdin.buffer, sys.stdout.buffer
+up.write(child.stdout.readline())
+up.flush()
+fault = None
+for line in down:
+    message = json.loads(line)
+    if message["op"] == "run":
+        fault = next((f for f in FAULTS if "// fault: " + f + "\n" in message["source"]), None)
+    child.stdin.write(line)
+    child.stdin.flush()
+    answer = child.stdout.readline()
+    if fault is not None:
+        answer = FAULTS[fault] + b"\n"
+    up.write(answer)
+    up.flush()
+"""
+
+
+@pytest.fixture(scope="module")
+def relayed() -> Iterator[SandboxPool]:
+    with SandboxPool(max_processes=1, command=(sys.executable, "-c", RELAY)) as pool:
+        pool.warm(1)
+        yield pool
+
+
+def broken(pool: SandboxPool, fault: str, body: str = "return 1") -> tuple[Outcome, int]:
+    """The outcome of a run whose answer is replaced by ``fault``, and its process's pid."""
+    (pid,) = pool.pids
+    restarts = pool.restarts
+    source = f"// fault: {fault}\nfunction main() {{ {body} }}"
+    outcome = run(pool, source, limits=Limits(timeout_seconds=5))
+    assert outcome.status == "failed", (fault, outcome)
+    assert pool.restarts == restarts + 1, fault
+    assert pool.size == 0
+    # The next run gets a new process.
+    assert_healthy(pool)
+    assert pool.pids != [pid]
+    return outcome, pid
+
+
+def test_a_message_nested_100000_deep_after_burning_cpu_is_billed_its_time(
+    relayed: SandboxPool,
+) -> None:
+    # The security review's attack, as the host sees it: 2 s of CPU, then 100,000 levels of
+    # arrays. Nothing recurses into them; the run fails and is charged for the 2 s.
+    burn = "const end = Date.now() + 2000; while (Date.now() < end) {} return 1"
+    outcome, _ = broken(relayed, "deep", burn)
+    assert outcome.error == (
+        "the sandbox process broke the protocol (a message nested more than 8 levels deep) "
+        "and was replaced"
+    )
+    assert 2000 <= outcome.duration_ms < 5000
+
+
+def test_a_message_over_the_size_limit_is_not_read_through(relayed: SandboxPool) -> None:
+    started = time.monotonic()
+    outcome, _ = broken(relayed, "huge")
+    assert "a message longer than 16 MB" in (outcome.error or ""), outcome.error
+    assert outcome.duration_ms >= 1
+    assert outcome.duration_ms <= (time.monotonic() - started) * 1000 + 1
+
+
+@pytest.mark.parametrize(
+    ("fault", "why"),
+    [
+        ("deep-result", "a result nested more than 64 levels deep"),
+        ("deep-args", "neo.invoke arguments nested more than 64 levels deep"),
+        ("many", "a message more than 131,072 values"),
+        ("garbage", "not JSON (UnicodeDecodeError)"),
+        ("schema", "'result' missing or not a str"),
+        ("url", "a request the sandbox must refuse (fetch: the URL is longer than 8 KB)"),
+        ("early", "an unexpected compiled message"),
+    ],
+)
+def test_whatever_a_child_sends_ends_the_run_cleanly(
+    relayed: SandboxPool, fault: str, why: str
+) -> None:
+    outcome, _ = broken(relayed, fault)
+    assert outcome.error == f"the sandbox process broke the protocol ({why}) and was replaced"
+    assert outcome.duration_ms >= 1
+    assert outcome.result is None
+    assert outcome.actions == []
+
+
+def test_the_host_parses_crafted_bytes_without_fail() -> None:
+    MAX = protocol.MAX_CHILD_MESSAGE_BYTES
+    garbage = [
+        b"",
+        b"\xff\xfe\xfd",
+        b'{"op":"ready","pid":1}\xff',
+        # JSON in UTF-16, which json.loads would take from bytes.
+        '{"op":"ready","pid":1}'.encode("utf-16"),
+        b"null",
+        b"[]",
+        b'"op"',
+        b'{"op":5}',
+        b'{"op":"nothing"}',
+        b'{"op":"ready"}',
+        b'{"op":"ready","pid":true}',
+        b'{"op":"ready","pid":1' + b"0" * 5000 + b"}",
+        b'{"op":"ready","pid":NaN}',
+        b'{"op":"done"}',
+        b'{"op":"done","status":"succeeded","result":"[1,"}',
+        b'{"op":"done","status":"failed","logs":[["shout",1,"x"]]}',
+        b'{"op":"done","status":"failed","logs":{"a":1}}',
+        b'{"op":"done","status":"failed","retire":"yes"}',
+        b'{"op":"wait","fetches":[{"id":1}]}',
+        b'{"op":"wait","fetches":[{"id":1,"kind":"neo.call","contract":"c","method":"m","args":"["}]}',
+        b'{"op":"wait","fetches":[],"more":1}',
+        b'{"op":"done","status":"succeeded","result":"1","actions":[{"contract":"0x1",'
+        b'"method":"m","args":"[]"}]}',
+        b'{"op":"done","status":"succeeded","result":"1","actions":[{"contract":"%s",'
+        b'"method":"%s","args":"[]"}]}' % (GAS.encode(), b"m" * 101),
+        b"[" * 100000,
+        b'{"op":"ready","pid":1,"x":' + b"{" * 50000 + b"}" * 50000 + b"}",
+        b'{"op":"ready","pid":1,"x":"\\\\",' + b"[" * 20 + b"]" * 20 + b"}",
+        b'{"op":"done","status":"failed","logs":[' + b"0," * 200000 + b"0]}",
+        b"x" * (MAX + 1),
+    ]
+    for line in garbage:
+        with pytest.raises(protocol.ProtocolError):
+            protocol.parse_child_message(line)
+    # Brackets and escapes inside strings are text, not nesting.
+    tricky = b'{"op":"ready","pid":7,"x":"[[[[[[[[[[\\"{{{{{{{{{{"}'
+    assert protocol.parse_child_message(tricky) == protocol.Ready(7)
+    done = protocol.parse_child_message(
+        b'{"op":"done","status":"succeeded","result":"{\\"a\\":[1,2]}","error":null,'
+        b'"logs":[["info",1.5,"hi"]],"fetches":0,"actions":[{"contract":"%s","method":"m",'
+        b'"args":"[1]"}],"retire":false}' % GAS.encode()
+    )
+    assert done == protocol.Done(
+        "succeeded",
+        {"a": [1, 2]},
+        '{"a":[1,2]}',
+        None,
+        [("info", 1.5, "hi")],
+        [protocol.DoneAction(GAS, "m", [1])],
+    )
+    # Depth, and values: the four arrays and objects, one per comma.
+    assert protocol.shape(b'[1,[2,{"a":[3]}],"]]]"]') == (4, 7)
 
 
 # -- compile

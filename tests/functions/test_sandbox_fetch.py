@@ -16,8 +16,20 @@ from typing import Any
 import httpx
 import pytest
 
-from neosl.functions.fetching import MAX_REQUESTS_PER_EXECUTION, FetchRequest, FetchResponse
-from neosl.functions.sandbox import Limits, Outcome, RunRequest, SandboxPool
+from neosl.functions.fetching import (
+    BODY_TOO_LARGE,
+    HEADERS_TOO_LARGE,
+    MAX_BODY_BYTES,
+    MAX_HEADERS_BYTES,
+    MAX_REQUESTS_PER_EXECUTION,
+    MAX_URL_BYTES,
+    METHOD_TOO_LONG,
+    URL_TOO_LONG,
+    FetchRequest,
+    FetchResponse,
+    headers_size,
+)
+from neosl.functions.sandbox import Limits, Outcome, RunRequest, SandboxPool, protocol
 from tests.serving import serving
 
 TIMEOUT = 1.0
@@ -31,9 +43,12 @@ class HttpxFetcher:
     def __init__(self) -> None:
         self.client = httpx.Client(timeout=10.0)
         self.calls = 0
+        # The sizes of every request it got: URL and headers (as MAX_HEADERS_BYTES counts).
+        self.sizes: list[tuple[int, int]] = []
 
     def __call__(self, request: FetchRequest) -> FetchResponse:
         self.calls += 1
+        self.sizes.append((len(request.url.encode()), headers_size(request.headers)))
         try:
             response = self.client.request(
                 request.method, request.url, headers=request.headers, content=request.body
@@ -82,6 +97,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()
+        if self.path == "/length":
+            self._answer(200, json.dumps({"length": len(body), "distinct": sorted(set(body))}))
+            return
         echo = {"method": "POST", "body": body, "token": self.headers.get("X-Token")}
         self._answer(201, json.dumps(echo))
 
@@ -283,3 +301,177 @@ def test_fetch_work_continues_while_requests_are_in_flight(
     """
     outcome = run(pool, source, base_url)
     assert outcome.result == [4999950000, True]
+
+
+# -- bounds: refused in the sandbox, before anything reaches this process
+
+
+def test_ten_fetches_of_6_mb_urls_are_refused_in_the_sandbox(
+    pool: SandboxPool, base_url: str, fetcher: HttpxFetcher
+) -> None:
+    # The security review's attack: 60 MB of URLs for the executor to hold.
+    source = """
+    async function main({base}) {
+      const url = base + '/' + 'a'.repeat(6 * 1024 * 1024);
+      const refused = [];
+      for (let i = 0; i < 10; i++) {
+        try { await fetch(url); refused.push('sent'); }
+        catch (e) { refused.push(e instanceof TypeError ? e.message : 'other'); }
+      }
+      return refused;
+    }
+    """
+    calls = fetcher.calls
+    outcome = pool.run(
+        RunRequest(source, input={"base": base_url}, limits=Limits(timeout_seconds=5))
+    )
+    assert outcome.status == "succeeded", outcome.error
+    assert outcome.result == [URL_TOO_LONG] * 10
+    assert URL_TOO_LONG == "fetch: the URL is longer than 8 KB"
+    # Nothing was fetched or counted, and nothing the host kept holds the URLs.
+    assert (fetcher.calls - calls, outcome.fetches) == (0, 0)
+    assert len(repr(outcome)) < 1000
+
+
+def test_url_headers_method_and_body_bounds(
+    pool: SandboxPool, base_url: str, fetcher: HttpxFetcher
+) -> None:
+    # Each bound exactly (sent), then one byte past it (refused); multi-byte characters count
+    # their UTF-8 bytes (refused by the sandbox process, past the prelude's character count).
+    source = """
+    async function main({base, url, header, body}) {
+      const tries = [
+        [base + url, {}], [base + url + 'q', {}],
+        [base + url.slice(0, 3000) + '€'.repeat(2000), {}],
+        [base + '/h', {headers: {'X-A': header}}], [base + '/h', {headers: {'X-A': header + 'v'}}],
+        [base + '/h', {headers: {'X-A': header.slice(0, 12000) + 'é'.repeat(12000)}}],
+        [base + '/h', {headers: {'X-A': header.slice(0, 20000), 'X-B': header.slice(0, 13000)}}],
+        [base + '/h', {method: 'G'.repeat(33)}],
+        [base + '/echo', {method: 'POST', body}],
+        [base + '/echo', {method: 'POST', body: body + 'x'}],
+        [base + '/echo', {method: 'POST', body: body.slice(0, 1500000) + '€'.repeat(200000)}],
+      ];
+      const out = [];
+      for (const [url, init] of tries) {
+        try { out.push((await fetch(url, init)).status); } catch (e) { out.push(e.message); }
+      }
+      return out;
+    }
+    """
+    path = "/u?" + "q" * (MAX_URL_BYTES - len(base_url) - 3)
+    header = "v" * (MAX_HEADERS_BYTES - len("X-A") - 4)
+    body = "b" * MAX_BODY_BYTES
+    calls = fetcher.calls
+    outcome = pool.run(
+        RunRequest(
+            source,
+            input={"base": base_url, "url": path, "header": header, "body": body},
+            limits=Limits(timeout_seconds=10, memory_mb=128),
+        )
+    )
+    assert outcome.status == "succeeded", outcome.error
+    assert outcome.result == [
+        200,
+        URL_TOO_LONG,
+        URL_TOO_LONG,
+        200,
+        HEADERS_TOO_LARGE,
+        HEADERS_TOO_LARGE,
+        HEADERS_TOO_LARGE,
+        METHOD_TOO_LONG,
+        201,
+        BODY_TOO_LARGE,
+        BODY_TOO_LARGE,
+    ]
+    assert fetcher.calls - calls == outcome.fetches == 3
+    urls, headers = zip(*fetcher.sizes[-3:], strict=True)
+    assert max(urls) == MAX_URL_BYTES
+    assert max(headers) == MAX_HEADERS_BYTES
+
+
+def test_the_host_refuses_a_request_over_a_bound_from_a_child() -> None:
+    # What a child that does not keep the bounds (taken over by tenant code) would send: the
+    # pool's parser refuses it, so the run fails and the process is replaced.
+    def wait(**request: object) -> bytes:
+        item = {"id": 1, "url": "http://x/", "method": "GET", "headers": {}, "body": None}
+        return json.dumps({"op": "wait", "fetches": [{**item, **request}]}).encode()
+
+    assert protocol.parse_child_message(wait()) == protocol.Wait(
+        [protocol.FetchItem(1, "http://x/", "GET", {}, None)]
+    )
+    cases = {
+        URL_TOO_LONG: wait(url="http://x/" + "a" * (6 << 20)),
+        HEADERS_TOO_LARGE: wait(headers={f"X-{i}": "v" * 1000 for i in range(40)}),
+        METHOD_TOO_LONG: wait(method="G" * 33),
+        BODY_TOO_LARGE: wait(body="é" * (MAX_BODY_BYTES // 2 + 1)),
+    }
+    for why, line in cases.items():
+        with pytest.raises(protocol.ProtocolError, match=why):
+            protocol.parse_child_message(line)
+
+
+# Built-ins a function may replace, none of which the host API uses once the function runs.
+# (Not Object.prototype.then, nor accessors named like fetch's options: they change what the
+# function's own objects say, its init and what its promises resolve with.)
+HIJACK = """
+let reached = 0;
+const grab = function () { reached++; return '[[[["'; };
+const accessor = {__proto__: null, get: grab, set: grab, configurable: true};
+for (const name of ['0', 'id', 'error', 'value']) {
+  Object.defineProperty(Array.prototype, name, accessor);
+  Object.defineProperty(Object.prototype, name, accessor);
+}
+Array.prototype.push = grab; Map.prototype.set = grab; Map.prototype.get = grab;
+Object.prototype.toJSON = grab; JSON.stringify = grab; JSON.parse = grab;
+Object.defineProperty = grab; Object.keys = grab; Object.create = grab; Object.hasOwn = grab;
+Promise.prototype.then = grab; Promise.resolve = grab; globalThis.Promise = grab;
+Function.prototype.call = grab; Function.prototype.apply = grab; Reflect.apply = grab;
+String.prototype.slice = grab; String.prototype.toLowerCase = grab;
+String.prototype.toUpperCase = grab; globalThis.TypeError = grab;
+"""
+
+
+def test_fetch_answers_correctly_whatever_built_ins_were_replaced(
+    pool: SandboxPool, base_url: str
+) -> None:
+    source = (
+        HIJACK
+        + """
+    async function main(input) {
+      const r = await fetch(input.base + '/hello', {headers: {'X-Token': 't0k'}});
+      const data = await r.json();
+      const p = await fetch(input.base + '/echo', {method: 'post', body: 'x'});
+      const echo = await p.text();
+      return 'reached ' + reached + ' | ' + r.status + ' ' + r.statusText + ' ' +
+        r.headers.get('X-Served-By') + ' ' + data.path + ' | ' + p.status + ' ' + echo;
+    }
+    """
+    )
+    outcome = run(pool, source, base_url)
+    assert outcome.status == "succeeded", outcome.error
+    echo = json.dumps({"method": "POST", "body": "x", "token": None})
+    assert outcome.result == f"reached 0 | 200 OK test /hello | 201 {echo}"
+    assert outcome.fetches == 2
+
+
+def test_requests_too_large_for_one_message_all_go(
+    pool: SandboxPool, base_url: str, fetcher: HttpxFetcher
+) -> None:
+    # A body of control characters is 6 times larger once written as JSON: three of 2 MB do
+    # not fit in one message of the sandbox process, which sends them one after the other.
+    source = """
+    async function main({base}) {
+      const body = '\\x01'.repeat(2 * 1024 * 1024);
+      const responses = await Promise.all(
+        [1, 2, 3].map(() => fetch(base + '/length', {method: 'POST', body})));
+      return Promise.all(responses.map((r) => r.json()));
+    }
+    """
+    assert 3 * 6 * MAX_BODY_BYTES > protocol.MAX_CHILD_MESSAGE_BYTES
+    calls = fetcher.calls
+    outcome = pool.run(
+        RunRequest(source, input={"base": base_url}, limits=Limits(timeout_seconds=10))
+    )
+    assert outcome.status == "succeeded", outcome.error
+    assert outcome.result == [{"length": MAX_BODY_BYTES, "distinct": ["\x01"]}] * 3
+    assert fetcher.calls - calls == outcome.fetches == 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from decimal import Decimal
 from typing import Any
 
 import base58
@@ -160,11 +161,62 @@ def test_delete_only_at_zero_balance_and_nothing_pending(client: FlaskClient, db
     fund(db, first["id"], "5")
     err = assert_error(client.delete(f"/v1/gas/accounts/{first['id']}", headers=h), 409, "conflict")
     assert "5 GAS" in err["message"]
-    assert withdraw(client, h, first["id"], "5").status_code == 202
-    assert_error(client.delete(f"/v1/gas/accounts/{first['id']}", headers=h), 409, "conflict")
+    pending = withdraw(client, h, first["id"], "5")
+    assert pending.status_code == 202
+    err = assert_error(client.delete(f"/v1/gas/accounts/{first['id']}", headers=h), 409, "conflict")
+    assert "a withdrawal is pending" in err["message"]
+    assert err["details"] == {"pending_transactions": [pending.get_json()["id"]]}
     # The second account (empty) goes; the default moves when the default goes.
     assert client.delete(f"/v1/gas/accounts/{second['id']}", headers=h).status_code == 204
     assert_error(client.get(f"/v1/gas/accounts/{second['id']}", headers=h), 404, "not_found")
+
+
+@pytest.mark.parametrize("charge_type", ["function", "pricefeed"])
+def test_a_pending_hold_blocks_removal_until_it_settles(
+    client: FlaskClient, db: Session, charge_type: str
+) -> None:
+    h = tenant(client)
+    account = add_account(client, h)
+    path = f"/v1/gas/accounts/{account['id']}"
+    user_id = client.get("/v1/me", headers=h).get_json()["id"]
+    fund(db, account["id"], "1")
+    # What an on-chain action (or an execution) holds while in flight: here all of the balance.
+    held = ledger.hold(db, user_id, charge_type, Decimal("1"), "action:1")
+    assert held.status is ledger.ChargeStatus.CHARGED
+    db.commit()
+    assert client.get(path, headers=h).get_json()["balance"] == "0"
+    err = assert_error(client.delete(path, headers=h), 409, "conflict")
+    assert "fees are held" in err["message"]
+    assert err["details"] == {"pending_transactions": [held.transaction_id]}
+    assert client.get(path, headers=h).status_code == 200
+    # Settled at its full cost: nothing pending and nothing left, so it goes.
+    assert held.transaction_id is not None
+    assert ledger.settle_hold(db, held.transaction_id, Decimal("1"), None) == Decimal("1")
+    db.commit()
+    assert client.delete(path, headers=h).status_code == 204
+
+
+def test_a_released_hold_refunds_and_the_balance_then_blocks_removal(
+    client: FlaskClient, db: Session
+) -> None:
+    h = tenant(client)
+    account = add_account(client, h)
+    path = f"/v1/gas/accounts/{account['id']}"
+    user_id = client.get("/v1/me", headers=h).get_json()["id"]
+    fund(db, account["id"], "2")
+    first = ledger.hold(db, user_id, "function", Decimal("1"), "action:1")
+    second = ledger.hold(db, user_id, "function", Decimal("1"), "action:2")
+    db.commit()
+    err = assert_error(client.delete(path, headers=h), 409, "conflict")
+    assert err["details"] == {"pending_transactions": [first.transaction_id, second.transaction_id]}
+    assert first.transaction_id is not None
+    assert second.transaction_id is not None
+    assert ledger.release_hold(db, first.transaction_id, "not sent")
+    assert ledger.settle_hold(db, second.transaction_id, Decimal("1"), None) == Decimal("1")
+    db.commit()
+    err = assert_error(client.delete(path, headers=h), 409, "conflict")
+    assert "1 GAS" in err["message"]  # the refund
+    assert ledger.verify(db) == []
 
 
 def test_deleting_the_default_promotes_the_oldest_remaining(client: FlaskClient) -> None:

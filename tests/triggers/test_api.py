@@ -26,6 +26,7 @@ from neosl_api.services.triggers import sign
 from tests.api.test_basics import assert_error
 from tests.functions.test_api import created
 from tests.gas.test_api import tenant
+from tests.gas.test_races import THREADS, Call, bodies, race, statuses
 
 CRON = {"schedule": "0 */6 * * *", "timezone": "UTC"}
 
@@ -356,7 +357,7 @@ def test_paused_trigger_or_function_records_skipped(client: FlaskClient, db: Ses
     assert len(skipped["items"]) == 2
 
 
-def test_a_tenant_who_cannot_pay_records_failed(
+def test_a_tenant_who_cannot_cover_the_hold_records_skipped(
     settings: Settings,
     session_factory: sessionmaker[Session],
     redis_client: Redis,
@@ -369,10 +370,13 @@ def test_a_tenant_who_cannot_pay_records_failed(
     h, fn = setup(client)
     t = made(client, h, fn, "cron", CRON)
     event = client.post(f"/v1/triggers/{t['id']}/fire", json={}, headers=h).get_json()
-    assert event["status"] == "failed"
-    assert "cannot pay" in event["reason"]
+    assert event["status"] == "skipped"
+    assert event["reason"].startswith("insufficient_funds: ")
+    # The hold is a run until the function's timeout: the base fee at least.
     assert "0.01 GAS" in event["reason"]
     assert db.scalar(select(func.count()).select_from(Execution)) == 0
+    listed = client.get(f"/v1/triggers/{t['id']}/events?status=skipped", headers=h).get_json()
+    assert [e["id"] for e in listed["items"]] == [event["id"]]
 
 
 # -- webhooks -------------------------------------------------------------------------------
@@ -413,6 +417,25 @@ def test_a_signed_delivery_fires_with_the_body_as_input(client: FlaskClient, db:
     assert execution.trigger["cause"]["type"] == "webhook"
 
 
+def test_a_delivery_the_tenant_cannot_pay_for_is_402_and_recorded_skipped(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    redis_client: Redis,
+    sandbox: SandboxPool,
+    db: Session,
+) -> None:
+    client = app_with(
+        settings, session_factory, redis_client, sandbox, function_base_fee=Decimal("0.01")
+    )
+    h, fn = setup(client)
+    t = made(client, h, fn, "webhook", None)
+    err = assert_error(deliver(client, t["id"], t["webhook_secret"]), 402, "payment_required")
+    assert err["message"].startswith("insufficient_funds: ")
+    (event,) = client.get(f"/v1/triggers/{t['id']}/events", headers=h).get_json()["items"]
+    assert (event["status"], event["execution_id"]) == ("skipped", None)
+    assert db.scalar(select(func.count()).select_from(Execution)) == 0
+
+
 def test_forged_stale_replayed_and_unknown_deliveries_are_refused(client: FlaskClient) -> None:
     h, fn = setup(client)
     t = made(client, h, fn, "webhook", None)
@@ -446,14 +469,19 @@ def test_forged_stale_replayed_and_unknown_deliveries_are_refused(client: FlaskC
     assert_error(deliver(client, cron["id"], secret), 401, "unauthorized")
 
 
-def test_oversized_and_non_json_bodies(client: FlaskClient) -> None:
+def test_oversized_and_non_json_bodies(client: FlaskClient, db: Session) -> None:
     h, fn = setup(client)
     t = made(client, h, fn, "webhook", None)
     big = json.dumps({"x": "a" * (256 * 1024)}).encode()
     assert_error(deliver(client, t["id"], t["webhook_secret"], big), 413, "payload_too_large")
-    assert_error(
-        deliver(client, t["id"], t["webhook_secret"], b"{not json"), 422, "validation_error"
-    )
+    # A malformed body is a 400, as on every route (tests/api/test_bodies.py).
+    for body in (b"{not json", b'"\xff"', b"[" * 65 + b"]" * 65):
+        assert_error(deliver(client, t["id"], t["webhook_secret"], body), 400, "bad_request")
+    # Any JSON value is an input, and an empty body is null.
+    for body, expected in ((b"[1, 2]", [1, 2]), (b'"text"', "text"), (b"", None)):
+        resp = deliver(client, t["id"], t["webhook_secret"], body)
+        assert resp.status_code == 202, resp.get_json()
+        assert db.get_one(Execution, resp.get_json()["execution_id"]).input == expected
 
 
 def test_rotation_retires_the_old_secret(client: FlaskClient) -> None:
@@ -536,3 +564,37 @@ def test_triggers_per_tenant_are_capped_and_fire_input_is_bounded(
     big = {"input": "x" * (256 * 1024)}
     resp = client.post(f"/v1/triggers/{first['id']}/fire", json=big, headers=h)
     assert "input" in assert_error(resp, 422, "validation_error")["details"]
+
+
+def test_concurrent_creates_never_pass_the_cap(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    redis_client: Redis,
+    sandbox: SandboxPool,
+) -> None:
+    """Each create on its own thread and connection, committed for real, all at once."""
+    cap = 3
+    app = create_app(
+        dataclasses.replace(settings, triggers_per_tenant=cap),
+        session_factory=sessions,
+        redis=redis_client,
+        sandbox=sandbox,
+    )
+    h, fn = setup(app.test_client())
+    hb, fb = setup(app.test_client(), "bob")
+
+    def create(headers: dict[str, str], function_id: int, i: int) -> Call:
+        return lambda client: make(client, headers, function_id, "webhook", None, name=f"t{i}")
+
+    calls = [create(h, fn, i) for i in range(THREADS)] + [create(hb, fb, i) for i in range(cap)]
+    answers = race(app, calls)
+
+    mine, bobs = answers[:THREADS], answers[THREADS:]
+    assert statuses(mine) == [201] * cap + [409] * (THREADS - cap), bodies(mine)
+    for refused in (a for a in mine if a.status_code == 409):
+        assert "NSL_TRIGGERS_PER_TENANT" in assert_error(refused, 409, "conflict")["message"]
+    # Another tenant's creates do not count against this one's cap.
+    assert statuses(bobs) == [201] * cap, bodies(bobs)
+    with sessions() as db:
+        counts = db.execute(select(Trigger.user_id, func.count()).group_by(Trigger.user_id)).all()
+    assert sorted(n for _, n in counts) == [cap, cap]

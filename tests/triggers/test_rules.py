@@ -3,6 +3,7 @@ missed slots, concurrent passes, and price conditions held for a duration."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 from collections.abc import Iterator
@@ -16,11 +17,20 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from neosl.config import Settings
 from neosl.dispatch import Dispatcher
-from neosl.models import Execution, PriceData, PriceFeed, Trigger, TriggerEvent
-from neosl.triggers import rules
+from neosl.gas import ledger
+from neosl.models import (
+    Execution,
+    GasAccount,
+    PriceData,
+    PriceFeed,
+    Transaction,
+    Trigger,
+    TriggerEvent,
+)
+from neosl.triggers import firing, rules
 from neosl_scheduler import prices
 from neosl_scheduler.clock import fire_due_cron
-from tests.factories import make_function, make_user
+from tests.factories import credit, make_account, make_function, make_user
 
 UTC = dt.UTC
 
@@ -372,3 +382,89 @@ def test_paused_price_triggers_are_not_evaluated(
     add_prices(sessions, feed_id, [(0, "60")])
     assert evaluate(sessions, settings, dispatcher, 1) == 0
     assert events(sessions, trigger_id) == []
+
+
+# -- paid before it runs ------------------------------------------------------------------
+
+
+def priced_owner(
+    sessions: sessionmaker[Session], settings: Settings, balance: str
+) -> tuple[Settings, tuple[int, int], int]:
+    """Settings with executions priced (hold of a 30 s run: 0.001 + 300 x 0.0001 = 0.031),
+    and a tenant with a function and a default account holding ``balance``."""
+    priced = dataclasses.replace(
+        settings, function_base_fee=Decimal("0.001"), function_fee_per_100ms=Decimal("0.0001")
+    )
+    with sessions() as db:
+        user = make_user(db)
+        fn = make_function(db, user)
+        account = make_account(db, user)
+        credit(db, account, balance)
+        db.commit()
+        return priced, (user.id, fn.id), account.id
+
+
+def test_a_firing_holds_the_most_its_execution_can_cost(
+    sessions: sessionmaker[Session], settings: Settings, dispatcher: Dispatcher
+) -> None:
+    priced, owner, account_id = priced_owner(sessions, settings, "0.07")
+    start = at("2026-11-26T10:00:30")
+    ids = [cron_trigger(sessions, owner, "* * * * *", "UTC", start, name=f"t{i}") for i in range(3)]
+    with sessions() as db:
+        fire_due_cron(db, priced, dispatcher, at("2026-11-26T10:01:05"))
+    # Two holds of 0.031 fit in 0.07, the third does not: it is skipped with the reason.
+    outcomes = [events(sessions, i)[0] for i in ids]
+    assert [e.status for e in outcomes] == ["fired", "fired", "skipped"]
+    assert outcomes[2].reason is not None
+    assert firing.unpaid(outcomes[2].reason)
+    assert "0.031 GAS" in outcomes[2].reason
+    with sessions() as db:
+        executions = db.scalars(select(Execution).order_by(Execution.id)).all()
+        assert len(executions) == 2
+        for execution in executions:
+            assert execution.hold_transaction_id is not None
+            hold = db.get_one(Transaction, execution.hold_transaction_id)
+            assert (hold.type, hold.status, hold.amount, hold.reference) == (
+                "function",
+                "pending",
+                Decimal("0.031"),
+                f"execution:{execution.id}",
+            )
+        assert db.get_one(GasAccount, account_id).balance == Decimal("0.008")
+        assert ledger.verify(db) == []
+
+
+def test_concurrent_firings_never_hold_more_than_the_balance(
+    sessions: sessionmaker[Session], settings: Settings, dispatcher: Dispatcher
+) -> None:
+    priced, owner, account_id = priced_owner(sessions, settings, "0.1")
+    start = at("2026-11-26T10:00:30")
+    ids = [
+        cron_trigger(sessions, owner, "* * * * *", "UTC", start, name=f"t{i}") for i in range(40)
+    ]
+    now = at("2026-11-26T10:01:05")
+    errors: list[BaseException] = []
+
+    def replica() -> None:
+        try:
+            while True:
+                with sessions() as db:
+                    if fire_due_cron(db, priced, dispatcher, now, batch=3).triggers == 0:
+                        return
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=replica) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    statuses = [events(sessions, i)[0].status for i in ids]
+    # 0.1 covers three holds of 0.031, whichever replicas fired them.
+    assert statuses.count("fired") == 3
+    assert statuses.count("skipped") == len(ids) - 3
+    with sessions() as db:
+        assert db.get_one(GasAccount, account_id).balance == Decimal("0.007")
+        assert db.scalar(select(func.count()).select_from(Execution)) == 3
+        assert ledger.verify(db) == []

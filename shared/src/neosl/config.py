@@ -79,6 +79,9 @@ class Settings:
     max_body_bytes: int = 1_048_576
     proxy_hops: int = 0
     db_pool_size: int = 5
+    # How long a worker keeps a finished unit of work (an execution's outcome) and retries
+    # writing it while the database is unavailable, seconds.
+    db_outage_seconds: float = 30.0
     db_dir: Path | None = None
     log_level: str = "INFO"
     # "json": one JSON object per line with the ids of the work at hand; "text": for people.
@@ -447,6 +450,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_body_bytes=_int(env, "NSL_MAX_BODY_BYTES", 1_048_576, 1024, 64 * 1_048_576),
         proxy_hops=_int(env, "NSL_PROXY_HOPS", 0, 0, 10),
         db_pool_size=_int(env, "NSL_DB_POOL_SIZE", 5, 1, 100),
+        db_outage_seconds=float(_int(env, "NSL_DB_OUTAGE_SECONDS", 30, 0, 3600)),
         db_dir=Path(db_dir_raw) if db_dir_raw else None,
         log_level=log_level,
         log_format=log_format,

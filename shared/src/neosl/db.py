@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Engine, create_engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from neosl.config import Settings
+
+log = logging.getLogger(__name__)
+
+# The database did not answer (restart, failover, network): worth asking again.
+UNAVAILABLE = (OperationalError, InterfaceError)
 
 
 def make_engine(settings: Settings, *, pool_size: int | None = None) -> Engine:
@@ -51,3 +59,26 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def ride_out[T](work: Callable[[], T], *, seconds: float, what: str) -> T:
+    """``work()``, called again while the database is unavailable, for up to ``seconds``.
+
+    For a unit of work that is safe to repeat: each call opens its own session and commits
+    or rolls back, so a call cut off by an outage (even in its commit) leaves either nothing
+    or a state the next call recognises. Backs off from 0.1 s to 2 s between calls.
+
+    Raises:
+        OperationalError, InterfaceError: the database stayed unavailable past ``seconds``.
+    """
+    deadline = time.monotonic() + seconds
+    delay = 0.1
+    while True:
+        try:
+            return work()
+        except UNAVAILABLE as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("%s: the database is unavailable, again in %.1f s: %s", what, delay, exc)
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)

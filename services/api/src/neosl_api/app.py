@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask
 from flask_smorest import Api
 from redis import Redis
 from sqlalchemy.orm import Session, sessionmaker
-from werkzeug.exceptions import UnsupportedMediaType
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from neosl import logs
@@ -28,7 +27,7 @@ from neosl.metrics import exported, prepare_multiprocess_dir
 from neosl.onchain import relaybox
 from neosl.onchain.metrics import FollowerCollector
 from neosl.pricefeeds.metrics import PriceFeedCollector
-from neosl_api import auth, context, errors, requests
+from neosl_api import auth, bodies, context, errors, jsonbody, requests
 from neosl_api.metrics import HttpMetrics
 from neosl_api.routes import (
     accounts,
@@ -44,7 +43,6 @@ from neosl_api.routes import (
 from neosl_api.schemas.common import ErrorSchema
 
 API_VERSION = "1.0.0"
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 class JsonErrorApi(Api):  # type: ignore[misc]  # flask-smorest ships no type hints
@@ -127,7 +125,8 @@ def create_app(
     )
     errors.register(app)
     requests.init_app(app, http_metrics)
-    app.before_request(_require_json_body)
+    # Bodies before credentials: one check for every route, public or not.
+    bodies.init_app(app)
     auth.init_app(app)
     api.register_blueprint(health.blp)
     api.register_blueprint(accounts.blp)
@@ -148,25 +147,22 @@ def create_app(
 _OTHER_PUBLIC_ENDPOINTS = ("static", "api-docs.openapi_json", "api-docs.openapi_swagger_ui")
 
 
-def _require_json_body() -> None:
-    if request.method in _BODY_METHODS and _has_body() and not request.is_json:
-        raise UnsupportedMediaType("request bodies must be JSON (Content-Type: application/json)")
-
-
-def _has_body() -> bool:
-    return bool(request.content_length) or request.headers.get("Transfer-Encoding", "") == "chunked"
-
-
-_API_DESCRIPTION = """\
+# An f-string for the depth limit: JSON's braces are doubled.
+_API_DESCRIPTION = f"""\
 Self-hosted functions, triggers, price feeds and a GAS bank for Neo N3 dApps.
 
 **Authentication.** Every endpoint except registration, login and the probes requires
 `Authorization: Bearer <credential>`, where the credential is an API key (`nsl_…`, from
 registration or `POST /v1/me/api-key`) or a login token (`nslt_…`, from `POST /v1/auth/login`).
+Issuing a new API key revokes the old one and every login token issued before.
 
-**Errors.** Every error answers `{"error": {"code", "message", "details"}}`.
+**Errors.** Every error answers `{{"error": {{"code", "message", "details"}}}}`.
+
+**Bodies.** A request body is JSON (`Content-Type: application/json`, else 415), UTF-8 and
+nested at most {jsonbody.MAX_DEPTH} levels deep (arrays and objects; the body itself is
+level 1); any other body is a 400, on every endpoint, before anything else is checked.
 
 **Pagination.** List endpoints take `limit` (1-100, default 20) and `cursor`, and answer
-`{"items": [...], "next_cursor": "…" | null}`; pass `next_cursor` back as `cursor` for the
+`{{"items": [...], "next_cursor": "…" | null}}`; pass `next_cursor` back as `cursor` for the
 next page. Items are ordered newest first.
 """

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from neosl.errors import Conflict, ServiceError
 from neosl.models import IdempotencyKey
-from neosl_api import context
+from neosl_api import bodies, context
 
 HEADER = "Idempotency-Key"
 _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
@@ -135,7 +135,8 @@ def respond(status_code: int, action: Callable[[], dict[str, Any]]) -> Response:
         MissingIdempotencyKey, Conflict, ServiceError: as ``check_key`` and ``run``.
     """
     key = check_key(request.headers.get(HEADER))
-    req_hash = request_hash(request.method, request.path, request.get_json(silent=True))
+    parsed = bodies.parsed()
+    req_hash = request_hash(request.method, request.path, parsed[0] if parsed else None)
     outcome = run(
         context.db(),
         context.current_user().id,

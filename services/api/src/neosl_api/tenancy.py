@@ -1,13 +1,14 @@
-"""Tenant isolation: rows are loaded scoped to their owner.
+"""Tenant isolation: rows are loaded scoped to their owner; per-tenant locks.
 
 Another tenant's row answers exactly like a missing one, so ids reveal nothing.
 """
 
 from __future__ import annotations
 
+from enum import IntEnum
 from typing import Any, Protocol
 
-from sqlalchemy import BigInteger, Select, select
+from sqlalchemy import BigInteger, Select, select, text
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from neosl.errors import NotFound
@@ -52,3 +53,26 @@ def id_limit(column: InstrumentedAttribute[int]) -> int:
 
 def _name(model: type[Any]) -> str:
     return str(getattr(model, "__tablename__", model.__name__)).rstrip("s").replace("_", " ")
+
+
+class TenantLock(IntEnum):
+    """What of a tenant's is decided one transaction at a time: the lock classes of
+    ``lock_tenant``. Distinct classes, so unrelated use cases never wait for each other."""
+
+    # Its gas accounts: registering, the default, removal, withdrawals against the daily limit.
+    GAS_BANK = 0x6A5B
+    # Its number of triggers, against NSL_TRIGGERS_PER_TENANT.
+    TRIGGERS = 0x7467
+
+
+_LOCK_TENANT = text("SELECT pg_advisory_xact_lock(:cls, :key)")
+
+
+def lock_tenant(session: Session, user_id: int, what: TenantLock) -> None:
+    """Wait for the tenant's lock of ``what`` and hold it until the transaction ends.
+
+    A check-then-write (count, then insert) under it cannot interleave with another one of
+    the same tenant: the second counts what the first committed. A transaction-scoped
+    advisory lock (class, tenant id) locks no row, so nothing else the tenant does waits.
+    """
+    session.execute(_LOCK_TENANT, {"cls": int(what), "key": user_id})

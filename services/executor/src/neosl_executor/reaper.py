@@ -1,8 +1,8 @@
 """Executions nobody will finish: abandoned by a dead executor, or whose message was lost.
 
 - ``running`` past ``start_time + timeout + grace``: the executor that claimed it died (a
-  live one stops every execution at its timeout). It ends ``failed`` ("worker lost") and is
-  charged once, like any finished execution.
+  live one stops every execution at its timeout). It ends ``failed`` ("worker lost"); that
+  is the service's fault, not the tenant's, so its hold is released, not charged.
 - ``queued`` for longer than the requeue delay: its message was taken by an executor that
   died before claiming it (the broker would hand it back only after its visibility timeout,
   an hour). The job is sent again; the claim makes a second copy harmless.
@@ -49,7 +49,8 @@ def reap(
         ).all()
     for execution_id, start_time, timeout in abandoned:
         with sessions() as session:
-            if finish(session, settings, execution_id, lost_outcome(start_time, timeout, now)):
+            lost = lost_outcome(start_time, timeout, now)
+            if finish(session, settings, execution_id, lost, billed=False):
                 counts["lost"] += 1
     requeue_before = now - dt.timedelta(seconds=settings.execution_requeue_seconds)
     with sessions() as session:

@@ -13,21 +13,37 @@ import dataclasses
 import datetime as dt
 import functools
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import DateTime, Select, Update, and_, bindparam, func, insert, select, update
+from sqlalchemy import (
+    DateTime,
+    Select,
+    Update,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from neosl import logs
 from neosl.config import Settings
+from neosl.db import ride_out
 from neosl.dispatch import Dispatcher
 from neosl.errors import InvalidInput
+from neosl.functions.sandbox import cut_error
 from neosl.functions.sandbox.types import Limits, LogLine, Outcome, RunRequest
 from neosl.functions.secretbox import granted_secrets
 from neosl.gas import ledger
-from neosl.gas.prices import charge_reference, execution_price
+from neosl.gas.prices import execution_price
 from neosl.models import Execution, ExecutionLog, Function, FunctionVersion
 from neosl.onchain import actions
 
@@ -68,8 +84,20 @@ _DML = {"synchronize_session": False}
 def _claim_statement() -> Select[Any]:
     claimed = (
         update(Execution)
-        .where(Execution.id == bindparam("execution_id"), Execution.status == "queued")
-        .values(status="running", start_time=func.now(), worker=bindparam("claimed_by"))
+        .where(
+            Execution.id == bindparam("execution_id"),
+            # Queued, or already claimed by this very call (its token) in a commit whose
+            # answer an outage cut off.
+            or_(
+                Execution.status == "queued",
+                and_(Execution.status == "running", Execution.worker == bindparam("claimed_by")),
+            ),
+        )
+        .values(
+            status="running",
+            start_time=func.coalesce(Execution.start_time, func.now()),
+            worker=bindparam("claimed_by"),
+        )
         .returning(
             Execution.function_id,
             Execution.user_id,
@@ -107,10 +135,11 @@ def _finish_statement() -> Update:
             duration=bindparam("duration_ms"),
             result=bindparam("result_value"),
             error=bindparam("error_text"),
-            charge_status=bindparam("free_status"),
-            charge_amount=bindparam("free_amount"),
+            # Nothing held when it was queued: it is free. A hold is settled next.
+            charge_status=case((Execution.hold_transaction_id.is_(None), "free")),
+            charge_amount=case((Execution.hold_transaction_id.is_(None), 0)),
         )
-        .returning(Execution.user_id, Execution.function_id)
+        .returning(Execution.user_id, Execution.function_id, Execution.hold_transaction_id)
         .cte("done")
     )
     # One UPDATE of the counters: exact under any number of concurrent executions.
@@ -123,14 +152,15 @@ def _finish_statement() -> Update:
                 func.coalesce(Function.last_execution, end_time), end_time
             ),
         )
-        .returning(done.c.user_id, done.c.function_id)
+        .returning(done.c.user_id, done.c.function_id, done.c.hold_transaction_id)
     )
 
 
 def claim(session: Session, execution_id: int, claimed_by: str) -> Claimed | None:
     """Mark a queued execution running (committed, recording ``claimed_by``: the worker
-    process) and read the version it runs; None if it is not queued any more. Call it first
-    in a new session: the session's connection runs in autocommit mode.
+    process and a token of the call) and read the version it runs; None if it is not queued
+    any more (unless ``claimed_by`` claimed it: claiming again with the same token is safe).
+    Call it first in a new session: the session's connection runs in autocommit mode.
 
     One statement, the claim joined with its version, committed on its own: with no BEGIN
     and COMMIT around it, claiming costs one round trip on the path of every execution.
@@ -168,9 +198,14 @@ def finish(
     end_time: dt.datetime | None = None,
     calls: list[actions.Call] | None = None,
     dispatcher: Dispatcher | None = None,
+    billed: bool = True,
 ) -> bool:
     """Record the terminal status, logs, counters and charge together; False if the
     execution was not running any more (finished by someone else: nothing is written).
+
+    The execution's hold is settled to the price of what ran (capped at the hold, the rest
+    refunded), or released when ``billed`` is False (an execution the service lost) or the
+    run costs nothing. An execution queued without a hold is free.
 
     ``calls`` (checked ``neo.invoke`` actions of an execution that succeeded) are queued in
     the same transaction, their relay jobs sent by ``dispatcher`` after the commit.
@@ -179,9 +214,8 @@ def finish(
     """
     end_time = end_time or dt.datetime.now(dt.UTC)
     outcome = _storable(outcome)
-    amount = execution_price(settings, outcome.duration_ms)
-    # The terminal status and the function's counters in one statement; a free execution's
-    # charge is known now and recorded with them.
+    # The terminal status and the function's counters in one statement; an execution
+    # without a hold is recorded free with them.
     row = (
         session.connection()
         .execute(
@@ -193,8 +227,6 @@ def finish(
                 "duration_ms": outcome.duration_ms,
                 "result_value": outcome.result if outcome.status == "succeeded" else None,
                 "error_text": outcome.error,
-                "free_status": "free" if amount <= 0 else None,
-                "free_amount": amount if amount <= 0 else None,
             },
         )
         .one_or_none()
@@ -228,22 +260,34 @@ def finish(
                 execution_id=execution_id,
                 position=position,
             )
-    charge_status = "free"
-    if amount > 0:
-        charged = ledger.charge(
-            session, user_id, "function", amount, charge_reference(execution_id)
+    if row.hold_transaction_id is not None:
+        status, amount = _settle(
+            session, settings, row.hold_transaction_id, outcome.duration_ms, billed
         )
-        charge_status = charged.status.value
         session.execute(
             update(Execution)
             .where(Execution.id == execution_id)
-            .values(charge_status=charge_status, charge_amount=amount),
+            .values(charge_status=status, charge_amount=amount),
             execution_options=_DML,
         )
     session.commit()
-    if charge_status not in ("charged", "duplicate", "free"):
-        log.warning("execution %s was not paid for: %s", execution_id, charge_status)
     return True
+
+
+def _settle(
+    session: Session, settings: Settings, transaction_id: int, duration_ms: int, billed: bool
+) -> tuple[str, Decimal]:
+    """Settle or release an execution's hold; its charge status and amount."""
+    price = execution_price(settings, duration_ms)
+    if billed and price > 0:
+        charged = ledger.settle_hold(session, transaction_id, price, None)
+        if charged is not None:
+            return "charged", charged
+    else:
+        reason = "the execution was lost with its executor" if not billed else "free"
+        ledger.release_hold(session, transaction_id, reason)
+    # Released now, or before (only a release settles a hold before its execution ends).
+    return "free", Decimal(0)
 
 
 def _clean(value: Any) -> Any:
@@ -258,10 +302,12 @@ def _clean(value: Any) -> Any:
 
 
 def _storable(outcome: Outcome) -> Outcome:
+    # The sandbox cuts a function's error to MAX_ERROR_BYTES; the errors the executor builds
+    # (a refused action, a sandbox failure) are cut the same way here.
     return dataclasses.replace(
         outcome,
         result=_clean(outcome.result),
-        error=_clean(outcome.error),
+        error=None if outcome.error is None else _clean(cut_error(outcome.error)),
         logs=[dataclasses.replace(line, message=_clean(line.message)) for line in outcome.logs],
     )
 
@@ -295,18 +341,35 @@ def run_execution(
 ) -> str:
     """Run a queued execution in the worker process ``worker_name``; returns its terminal
     status, or "skipped" if it was not queued (already started or finished, or deleted with
-    its function)."""
-    with sessions() as session:
-        claimed = claim(session, execution_id, worker_name)
-        if claimed is None:
-            return "skipped"
-        code = claimed.code
-        if code is None:
-            outcome = Outcome("failed", error="the function's version no longer exists")
-            finish(session, settings, execution_id, outcome)
-            return outcome.status
-        secrets = granted_secrets(session, settings.secrets_keys, claimed.user_id, code.secrets)
-        session.commit()
+    its function).
+
+    A database outage shorter than ``NSL_DB_OUTAGE_SECONDS`` fails nothing: the claim and
+    the finish are tried again until the database answers. Both are safe to repeat: the
+    claim is this call's own (a token no other call has), the finish writes only while the
+    execution is still running.
+    """
+    token = f"{worker_name}:{secrets.token_hex(4)}"
+
+    def claim_and_read() -> tuple[Claimed, dict[str, str]] | None:
+        with sessions() as session:
+            claimed = claim(session, execution_id, token)
+            if claimed is None or claimed.code is None:
+                return None if claimed is None else (claimed, {})
+            granted = granted_secrets(
+                session, settings.secrets_keys, claimed.user_id, claimed.code.secrets
+            )
+            session.commit()
+            return claimed, granted
+
+    started = ride_out(claim_and_read, seconds=settings.db_outage_seconds, what="claim")
+    if started is None:
+        return "skipped"
+    claimed, granted = started
+    code = claimed.code
+    if code is None:
+        outcome = Outcome("failed", error="the function's version no longer exists")
+        _finish_riding_out(sessions, settings, execution_id, outcome, [], dispatcher)
+        return outcome.status
     job = RunRequest(
         source=code.source_code,
         input=claimed.input,
@@ -315,7 +378,7 @@ def run_execution(
             "functionId": claimed.function_id,
             "version": claimed.version,
             "trigger": claimed.trigger,
-            "secrets": secrets,
+            "secrets": granted,
         },
         limits=Limits(
             timeout_seconds=code.timeout,
@@ -333,15 +396,36 @@ def run_execution(
             log.exception("execution %s: the sandbox failed", execution_id)
             outcome = Outcome("failed", error=f"the sandbox failed: {type(exc).__name__}")
         outcome, calls = checked_actions(outcome)
-        with sessions() as session:
-            finish(session, settings, execution_id, outcome, calls=calls, dispatcher=dispatcher)
+        _finish_riding_out(sessions, settings, execution_id, outcome, calls, dispatcher)
         log.info("execution %s %s in %s ms", execution_id, outcome.status, outcome.duration_ms)
     return outcome.status
 
 
+def _finish_riding_out(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    execution_id: int,
+    outcome: Outcome,
+    calls: list[actions.Call],
+    dispatcher: Dispatcher | None,
+) -> None:
+    """Record a finished run, trying again while the database is unavailable: the outcome
+    is kept in memory meanwhile. A retry after a commit that did go through finds the
+    execution finished and writes nothing."""
+
+    def write() -> bool:
+        with sessions() as session:
+            return finish(
+                session, settings, execution_id, outcome, calls=calls, dispatcher=dispatcher
+            )
+
+    ride_out(write, seconds=settings.db_outage_seconds, what=f"execution {execution_id}")
+
+
 def lost_outcome(start_time: dt.datetime | None, timeout: int, now: dt.datetime) -> Outcome:
-    """How an execution abandoned by a dead executor ends: failed, charged for at most its
-    timeout (how long it really ran is unknown)."""
+    """How an execution abandoned by a dead executor ends: failed, with at most its timeout
+    as its duration (how long it really ran is unknown); its hold is released, not charged
+    (``finish(…, billed=False)``)."""
     ran = (now - start_time).total_seconds() if start_time else 0.0
     duration_ms = int(min(max(ran, 0.0), float(timeout)) * 1000)
     return Outcome(

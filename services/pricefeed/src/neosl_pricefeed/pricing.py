@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from neosl import jobs, logs
 from neosl.config import Settings
+from neosl.db import ride_out
 from neosl.dispatch import Dispatcher
 from neosl.functions.netguard import Fetcher
 from neosl.functions.secretbox import SecretUnreadable, granted_secrets
@@ -323,8 +324,15 @@ def price_claimed(
         price, reason, source_data = price_round(claimed, answers)
     except aggregate.AggregationError as exc:
         price, reason, source_data = None, f"cannot aggregate: {exc}", []
-    with sessions() as session:
-        return finish(session, settings, dispatcher, claimed, price, reason, source_data)
+
+    def store() -> tuple[str, str | None] | None:
+        with sessions() as session:
+            return finish(session, settings, dispatcher, claimed, price, reason, source_data)
+
+    # A short database outage loses no round: what the sources answered is kept and written
+    # once the database answers (a write whose commit did go through stores nothing again:
+    # the round is no longer running).
+    return ride_out(store, seconds=settings.db_outage_seconds, what=f"round {claimed.round_id}")
 
 
 def run_round(

@@ -35,7 +35,14 @@ import httpx
 
 from neosl.closing import Closing
 from neosl.config import Settings
-from neosl.functions.fetching import MAX_BODY_BYTES, FetchRequest, FetchResponse
+from neosl.functions.fetching import (
+    MAX_BODY_BYTES,
+    MAX_HEADERS_BYTES,
+    MAX_URL_BYTES,
+    FetchRequest,
+    FetchResponse,
+    utf8_size,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -118,8 +125,6 @@ _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 _NUMBER = re.compile(r"0x[0-9a-f]*|[0-9]+")
 _HOST_NAME = re.compile(r"(?=.{1,253}\Z)[a-z0-9_-]{1,63}(?:\.[a-z0-9_-]{1,63})*")
-_MAX_URL_CHARS = 16 * 1024
-_MAX_HEADER_BYTES = 64 * 1024
 
 
 class _Failure(Exception):
@@ -194,7 +199,8 @@ def _parse_url(raw: object) -> _Target:
     if not isinstance(raw, str):
         raise _Failure("invalid URL")
     text = raw.strip()
-    if len(text) > _MAX_URL_CHARS:
+    # The sandbox's own bound, checked again for every other caller.
+    if len(text) > MAX_URL_BYTES or utf8_size(text) > MAX_URL_BYTES:
         raise _Failure("URL too long")
     # Browsers read "\" as "/" and drop tabs and newlines; httpx does not. Refusing them
     # keeps one reading of the URL.
@@ -299,7 +305,7 @@ def _headers(raw: object) -> list[tuple[str, bytes]]:
         except UnicodeEncodeError:
             raise _Failure(f"invalid value for header {name}") from None
         size += len(name) + len(encoded) + 4
-        if size > _MAX_HEADER_BYTES:
+        if size > MAX_HEADERS_BYTES:
             raise _Failure("request headers too large")
         lower = name.lower()
         if lower in _CONTROLLED_HEADERS or lower.startswith("proxy-"):

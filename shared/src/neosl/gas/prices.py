@@ -2,9 +2,10 @@
 
     price = NSL_FUNCTION_BASE_FEE + NSL_FUNCTION_FEE_PER_100MS * (started 100 ms of run time)
 
-Both default to 0 (free). The executor charges every finished execution through
-``neosl.gas.ledger.charge`` (type ``function``, reference ``execution:<id>``), so it is charged
-once whatever retries or reapers do.
+Both default to 0 (free). An execution is paid before it runs: invoking it, or a trigger
+firing it, holds its most expensive run (``execution_hold``: the price of running until its
+timeout) as a pending charge of type ``function``, reference ``execution:<id>``; the executor
+settles the hold to the price of what really ran, and the rest is refunded.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ def execution_price(settings: Settings, duration_ms: int) -> Decimal:
     return settings.function_base_fee + settings.function_fee_per_100ms * started
 
 
-def cheapest_execution(settings: Settings) -> Decimal:
-    """The least any execution costs (one started 100 ms); invoking needs this much."""
-    return execution_price(settings, 1)
+def execution_hold(settings: Settings, timeout_seconds: int) -> Decimal:
+    """The most an execution with this timeout can cost: what invoking it holds."""
+    return execution_price(settings, timeout_seconds * 1000)
 
 
 def charge_reference(execution_id: int) -> str:

@@ -26,6 +26,8 @@ class User(Base):
     # SHA-256 hex of the API key; the key itself is never stored.
     api_key_hash: Mapped[str | None] = mapped_column(CHAR(64), unique=True)
     is_active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    # Login tokens carry it; rotating the API key increments it, revoking every older token.
+    token_generation: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     created_at: Mapped[Timestamp]
     updated_at: Mapped[UpdatedAt]
 

@@ -137,6 +137,8 @@ class Execution(Base):
     worker: Mapped[str | None] = mapped_column(String(200))
     charge_status: Mapped[str | None] = mapped_column(String(20))
     charge_amount: Mapped[Decimal | None] = mapped_column(Numeric(20, 8))
+    # The pending charge holding the most it can cost (None: free when it was queued).
+    hold_transaction_id: Mapped[int | None] = mapped_column(ForeignKey("transactions.id"))
     updated_at: Mapped[UpdatedAt]
 
     __table_args__ = (

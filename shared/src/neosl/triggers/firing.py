@@ -14,9 +14,14 @@ row and does nothing.
 What an event records:
 
 - ``fired``: the execution was created (``execution_id``);
-- ``skipped``: the trigger or its function is paused, or the caller skipped the cause (a
-  cron slot missed while no scheduler ran); ``reason`` says which;
-- ``failed``: the tenant's default gas account cannot pay for the cheapest execution.
+- ``skipped``: the trigger or its function is paused, the caller skipped the cause (a cron
+  slot missed while no scheduler ran), or the tenant's default gas account cannot cover the
+  execution's hold (reason ``insufficient_funds: …``); ``reason`` says which.
+
+An execution that fires is paid before it runs, in the same statement: when executions cost
+something, the most it can cost (a run until its function's timeout, ``gas.prices``) is held
+on the tenant's default account as a pending ``function`` charge (reference
+``execution:<id>``), which the executor settles to what really ran.
 """
 
 from __future__ import annotations
@@ -34,10 +39,15 @@ from sqlalchemy.orm import Session
 from neosl import jobs
 from neosl.config import Settings
 from neosl.dispatch import Dispatcher
-from neosl.gas.money import format_amount
-from neosl.gas.prices import cheapest_execution
 
 MAX_CAUSE_KEY = 200
+# How the reason of a firing skipped for lack of funds begins (the statement below writes it).
+UNPAID = "insufficient_funds:"
+
+
+def unpaid(reason: str | None) -> bool:
+    """Whether a skipped event's ``reason`` says the tenant could not cover the hold."""
+    return reason is not None and reason.startswith(UNPAID)
 
 
 @dataclass(frozen=True)
@@ -92,36 +102,57 @@ WITH c AS (
     SELECT * FROM jsonb_to_recordset(CAST(:causes AS jsonb)) AS x(
         ord int, trigger_id int, cause_key text, cause jsonb, input jsonb, skip text)
 ),
+-- The tenants' default accounts, locked in id order (so concurrent batches never deadlock):
+-- the balance test and the holds below are one step.
+acct AS MATERIALIZED (
+    SELECT ga.id, ga.user_id, ga.balance FROM gas_accounts ga
+    WHERE ga.is_default AND ga.deleted_at IS NULL
+      AND ga.user_id IN (SELECT tr.user_id FROM c JOIN triggers tr ON tr.id = c.trigger_id)
+    ORDER BY ga.id
+    FOR UPDATE
+),
 t0 AS MATERIALIZED (
     SELECT c.*, tr.user_id, tr.function_id, tr.name, tr.trigger_type,
            tr.status AS trigger_status, f.status AS function_status, f.version, f.timeout,
-           (CAST(:cheapest AS numeric) <= 0 OR COALESCE(ga.balance, 0) >= :cheapest) AS can_pay
+           acct.id AS account_id, acct.balance,
+           -- The most the execution can cost: a run until its timeout.
+           CAST(:base_fee AS numeric) + CAST(:fee_per_100ms AS numeric) * f.timeout * 10
+               AS hold,
+           (c.skip IS NULL AND tr.status = 'active' AND f.status = 'active') AS eligible
     FROM c
     JOIN triggers tr ON tr.id = c.trigger_id
     JOIN functions f ON f.id = tr.function_id
-    LEFT JOIN gas_accounts ga
-        ON ga.user_id = tr.user_id AND ga.is_default AND ga.deleted_at IS NULL
+    LEFT JOIN acct ON acct.user_id = tr.user_id
     ORDER BY c.ord
+),
+-- A tenant's firings in this batch are paid in the causes' order: one fires while the
+-- holds of its tenant's firings so far fit in the balance.
+t1 AS MATERIALIZED (
+    SELECT t0.*,
+        (hold <= 0 OR (account_id IS NOT NULL AND balance >= sum(
+            CASE WHEN eligible THEN hold ELSE 0 END) OVER (PARTITION BY user_id ORDER BY ord)
+        )) AS can_pay
+    FROM t0
+    ORDER BY ord
 ),
 -- Ids drawn in the causes' order (a materialised CTE is read back in the order it was
 -- written), so a trigger's history lists its events in the order they were caused.
 t AS (
-    SELECT t0.*, nextval('trigger_events_id_seq') AS event_id FROM t0
+    SELECT t1.*, nextval('trigger_events_id_seq') AS event_id FROM t1
 ),
 d AS (
     SELECT t.*,
-        CASE WHEN skip IS NOT NULL OR trigger_status <> 'active' OR function_status <> 'active'
-                THEN 'skipped'
-             WHEN NOT can_pay THEN 'failed'
-             ELSE 'fired' END AS status,
+        CASE WHEN NOT eligible OR NOT can_pay THEN 'skipped' ELSE 'fired' END AS status,
         CASE WHEN skip IS NOT NULL THEN skip
              WHEN trigger_status <> 'active' THEN 'the trigger is paused'
              WHEN function_status <> 'active' THEN 'the function is paused'
-             WHEN NOT can_pay THEN :unpaid
+             WHEN NOT can_pay THEN
+                 'insufficient_funds: the default gas account cannot cover the hold of '
+                 || trim_scale(hold) || ' GAS (a run until the function''s timeout)'
         END AS reason,
-        CASE WHEN skip IS NULL AND trigger_status = 'active' AND function_status = 'active'
-                  AND can_pay
-             THEN nextval('executions_id_seq') END AS execution_id
+        CASE WHEN eligible AND can_pay THEN nextval('executions_id_seq') END AS execution_id,
+        CASE WHEN eligible AND can_pay AND hold > 0
+             THEN nextval('transactions_id_seq') END AS hold_id
     FROM t
 ),
 ev AS (
@@ -135,13 +166,30 @@ ev AS (
     RETURNING id
 ),
 ex AS (
-    INSERT INTO executions (id, function_id, user_id, version, timeout, status, input, trigger)
+    INSERT INTO executions (id, function_id, user_id, version, timeout, status, input, trigger,
+                            hold_transaction_id)
     SELECT d.execution_id, d.function_id, d.user_id, d.version, d.timeout, 'queued', d.input,
            jsonb_build_object('trigger_id', d.trigger_id, 'event_id', d.event_id,
-                              'type', d.trigger_type, 'name', d.name, 'cause', d.cause)
+                              'type', d.trigger_type, 'name', d.name, 'cause', d.cause),
+           d.hold_id
     FROM d JOIN ev ON ev.id = d.event_id
     WHERE d.execution_id IS NOT NULL
     RETURNING id
+),
+-- Each execution created holds its most expensive run on its tenant's default account.
+hx AS (
+    INSERT INTO transactions (id, user_id, account_id, type, amount, status, reference)
+    SELECT d.hold_id, d.user_id, d.account_id, 'function', d.hold, 'pending',
+           'execution:' || d.execution_id
+    FROM d JOIN ev ON ev.id = d.event_id
+    WHERE d.hold_id IS NOT NULL
+    RETURNING account_id, amount
+),
+debit AS (
+    UPDATE gas_accounts ga SET balance = ga.balance - held.total
+    FROM (SELECT account_id, sum(amount) AS total FROM hx GROUP BY account_id) AS held
+    WHERE ga.id = held.account_id
+    RETURNING ga.id
 )
 SELECT c.ord, c.trigger_id, c.cause_key, (ev.id IS NOT NULL) AS new,
        COALESCE(ev.id, old.id) AS event_id,
@@ -169,7 +217,6 @@ def fire(
     """
     if not causes:
         return []
-    cheapest = cheapest_execution(settings)
     rows = [
         {
             "ord": i,
@@ -185,11 +232,8 @@ def fire(
         _statement(),
         {
             "causes": json.dumps(rows, separators=(",", ":"), default=_json_default),
-            "cheapest": cheapest,
-            "unpaid": (
-                "your default gas account cannot pay for an execution "
-                f"(at least {format_amount(cheapest)} GAS)"
-            ),
+            "base_fee": settings.function_base_fee,
+            "fee_per_100ms": settings.function_fee_per_100ms,
         },
     ).all()
     outcomes = [

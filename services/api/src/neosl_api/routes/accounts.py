@@ -78,5 +78,6 @@ def me() -> accounts.Caller:
 @blp.route("/me/api-key", methods=["POST"])
 @blp.response(201, ApiKeySchema)
 def rotate_api_key() -> accounts.Registered:
-    """Issue a new API key; the old one stops working at once."""
+    """Issue a new API key; the old one, and every login token issued before, stop working
+    at once."""
     return accounts.rotate_api_key(context.db(), context.current_user().id)

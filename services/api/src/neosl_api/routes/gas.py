@@ -73,7 +73,7 @@ def get_account(account_id: int) -> GasAccount:
 
 @blp.route("/accounts/<int:account_id>", methods=["DELETE"])
 @blp.response(204)
-@blp.alt_response(409, description="Balance not zero or a withdrawal pending")
+@blp.alt_response(409, description="Balance not zero, or a withdrawal or a held fee pending")
 def delete_account(account_id: int) -> None:
     """Remove an account with zero balance and nothing pending. Its history is kept."""
     gas.delete_account(context.db(), context.current_user().id, account_id)

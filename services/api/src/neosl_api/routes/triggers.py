@@ -196,6 +196,7 @@ def list_events(args: dict[str, Any], trigger_id: int) -> Page[TriggerEvent]:
 
 @blp.route("/hooks/<int:trigger_id>", methods=["POST"])
 @blp.response(202, HookAcceptedSchema)
+@blp.alt_response(400, description="The body is not UTF-8 JSON, or nested too deep")
 @blp.alt_response(401, description="Unknown trigger, bad, stale or replayed signature")
 @blp.alt_response(409, description="The trigger or its function is paused")
 @blp.alt_response(413, description="The body is over 256 KB")

@@ -121,7 +121,7 @@ def login(
         session.commit()
     ratelimit.reset(redis, account_key)
     token = credentials.issue_token(
-        settings.require_secret_key(), user.id, settings.token_ttl_seconds
+        settings.require_secret_key(), user.id, user.token_generation, settings.token_ttl_seconds
     )
     return LoginResult(user, token)
 
@@ -143,13 +143,16 @@ class Caller:
 # load only what a Caller holds (never the password or key hash).
 _CALLER_COLUMNS = (User.id, User.username, User.email, User.is_active, User.created_at)
 _CALLER_BY_KEY_HASH = select(*_CALLER_COLUMNS).where(User.api_key_hash == bindparam("key_hash"))
-_CALLER_BY_ID = select(*_CALLER_COLUMNS).where(User.id == bindparam("user_id"))
+# A login token of an earlier generation (issued before the last key rotation) finds no row.
+_CALLER_BY_TOKEN = select(*_CALLER_COLUMNS).where(
+    User.id == bindparam("user_id"), User.token_generation == bindparam("generation")
+)
 
 
 def authenticate(session: Session, settings: Settings, bearer: str) -> Caller:
     """The active account an API key or login token belongs to, read from the database on
-    every call (nothing is cached, so a rotated key or a deactivated account is refused at
-    once).
+    every call (nothing is cached, so a rotated key, a login token issued before the rotation
+    or a deactivated account is refused at once).
 
     Raises:
         Unauthorized: unknown, malformed, expired or revoked credential, or inactive account.
@@ -160,17 +163,22 @@ def authenticate(session: Session, settings: Settings, bearer: str) -> Caller:
         row = (
             session.connection().execute(_CALLER_BY_KEY_HASH, {"key_hash": key_hash}).one_or_none()
         )
-    elif (user_id := credentials.verify_token(settings.require_secret_key(), bearer)) is not None:
-        row = session.connection().execute(_CALLER_BY_ID, {"user_id": user_id}).one_or_none()
+    elif (claims := credentials.verify_token(settings.require_secret_key(), bearer)) is not None:
+        params = {"user_id": claims.user_id, "generation": claims.generation}
+        row = session.connection().execute(_CALLER_BY_TOKEN, params).one_or_none()
     if row is None or not row.is_active:
         raise Unauthorized("invalid or expired credentials")
     return Caller(row.id, row.username, row.email, row.is_active, row.created_at)
 
 
 def rotate_api_key(session: Session, user_id: int) -> Registered:
-    """Replace the user's API key; the old one stops working when this commits."""
+    """Replace the user's API key. The old key and every login token issued before stop
+    working when this commits: rotating is how a tenant whose credentials leaked starts afresh.
+    """
     user = session.get_one(User, user_id, with_for_update=True)
     api_key = credentials.new_api_key()
     user.api_key_hash = credentials.hash_api_key(api_key)
+    # In SQL: the increment must not depend on what this session happened to load before.
+    user.token_generation = User.token_generation + 1
     session.commit()
     return Registered(user, api_key)

@@ -1,8 +1,10 @@
 """API keys and login tokens.
 
 API keys are ``nsl_`` + 256 random bits; only their SHA-256 is stored. Login tokens are
-``nslt_<user id>.<expiry>.<HMAC-SHA256>``, signed with ``NSL_SECRET_KEY``: they need no
-storage, and the account is still checked (exists, active) on every request.
+``nslt_<user id>.<generation>.<expiry>.<HMAC-SHA256>``, signed with ``NSL_SECRET_KEY``: they
+need no storage, and the account is still checked on every request (exists, active, and its
+``token_generation`` is still the token's: rotating the API key increments it, which revokes
+every token issued before).
 """
 
 from __future__ import annotations
@@ -30,7 +32,16 @@ def hash_api_key(key: str) -> str:
 class Token:
     value: str
     user_id: int
+    generation: int
     expires_at: int
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    """What a genuine, unexpired token says; the account must still be at ``generation``."""
+
+    user_id: int
+    generation: int
 
 
 def _sign(secret_key: bytes, payload: str) -> str:
@@ -39,23 +50,29 @@ def _sign(secret_key: bytes, payload: str) -> str:
 
 
 def issue_token(
-    secret_key: bytes, user_id: int, ttl_seconds: int, now: float | None = None
+    secret_key: bytes, user_id: int, generation: int, ttl_seconds: int, now: float | None = None
 ) -> Token:
     expires_at = int((time.time() if now is None else now) + ttl_seconds)
-    payload = f"{user_id}.{expires_at}"
-    return Token(f"{TOKEN_PREFIX}{payload}.{_sign(secret_key, payload)}", user_id, expires_at)
+    payload = f"{user_id}.{generation}.{expires_at}"
+    return Token(
+        f"{TOKEN_PREFIX}{payload}.{_sign(secret_key, payload)}", user_id, generation, expires_at
+    )
 
 
-def verify_token(secret_key: bytes, value: str, now: float | None = None) -> int | None:
-    """The user id of a valid, unexpired token; None for anything else."""
+def verify_token(secret_key: bytes, value: str, now: float | None = None) -> TokenClaims | None:
+    """The claims of a genuine, unexpired token; None for anything else (including tokens of
+    the earlier format without a generation, which may predate a key rotation)."""
     if not value.startswith(TOKEN_PREFIX):
         return None
     parts = value[len(TOKEN_PREFIX) :].split(".")
-    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
+    # isascii: str.isdigit also accepts "²", which int() refuses.
+    if len(parts) != 4 or not all(p.isascii() and p.isdigit() for p in parts[:3]):
         return None
-    user_id, expires_at, signature = parts
-    if not hmac.compare_digest(signature, _sign(secret_key, f"{user_id}.{expires_at}")):
+    user_id, generation, expires_at, signature = parts
+    expected = _sign(secret_key, f"{user_id}.{generation}.{expires_at}")
+    # As bytes: compare_digest raises TypeError on str with non-ASCII characters.
+    if not hmac.compare_digest(signature.encode(), expected.encode()):
         return None
     if int(expires_at) <= (time.time() if now is None else now):
         return None
-    return int(user_id)
+    return TokenClaims(int(user_id), int(generation))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis import Redis
-from sqlalchemy import Select, bindparam, insert, literal, select
+from sqlalchemy import Row, Select, bindparam, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningInsert
@@ -28,7 +28,7 @@ from neosl.functions.executions import wait_done
 from neosl.functions.sandbox.types import CompileError
 from neosl.gas import ledger
 from neosl.gas.money import format_amount
-from neosl.gas.prices import cheapest_execution
+from neosl.gas.prices import charge_reference, execution_hold
 from neosl.models import Execution, ExecutionLog, Function, FunctionSecret, FunctionVersion
 from neosl.models.functions import TERMINAL_STATUSES
 from neosl_api.pagination import Page, paginate
@@ -169,12 +169,23 @@ def update_function(
 
 
 def delete_function(session: Session, user_id: int, function_id: int) -> None:
-    """Delete a function, its versions, executions and logs.
+    """Delete a function, its versions, executions and logs. What its unfinished executions
+    hold is released: they will not run.
 
     Raises:
         NotFound: no such function of this tenant.
     """
     fn = get_owned(session, Function, function_id, user_id, for_update=True)
+    holds = session.scalars(
+        select(Execution.hold_transaction_id).where(
+            Execution.function_id == function_id,
+            Execution.status.in_(("queued", "running")),
+            Execution.hold_transaction_id.is_not(None),
+        )
+    ).all()
+    for transaction_id in holds:
+        if transaction_id is not None:
+            ledger.release_hold(session, transaction_id, "the function was deleted")
     session.delete(fn)
     session.commit()
 
@@ -196,7 +207,7 @@ def get_version(session: Session, user_id: int, function_id: int, version: int) 
 
 
 @functools.cache
-def _invoke_statement() -> ReturningInsert[int]:
+def _invoke_statement() -> ReturningInsert[int, int]:
     # Built once: building it costs more than running it, and invoking is the hot path.
     return (
         insert(Execution)
@@ -216,7 +227,7 @@ def _invoke_statement() -> ReturningInsert[int]:
                 Function.status == "active",
             ),
         )
-        .returning(Execution.id)
+        .returning(Execution.id, Execution.timeout)
     )
 
 
@@ -232,15 +243,19 @@ def invoke(
     """Queue an execution of the function's current version; the executor runs it.
     Returns the execution's id.
 
+    When executions cost something, the most this one can cost (its timeout at the
+    per-100 ms fee) is held on the tenant's default account in the same transaction; the
+    executor settles the hold to what really ran.
+
     Raises:
         NotFound: no such function of this tenant.
         Conflict: the function is paused.
-        PaymentRequired: executions cost something and the tenant cannot pay the base fee.
+        PaymentRequired: the tenant's default account cannot cover the hold.
     """
-    execution_id: int | None = None
+    row: Row[int, int] | None = None
     if 0 < function_id <= id_limit(Function.id):
         # The function's check and the execution's row in one statement.
-        execution_id = (
+        row = (
             session.connection()
             .execute(
                 _invoke_statement(),
@@ -251,18 +266,29 @@ def invoke(
                     "trigger_value": trigger,
                 },
             )
-            .scalar_one_or_none()
+            .one_or_none()
         )
-    if execution_id is None:
+    if row is None:
         get_owned(session, Function, function_id, user_id)  # raises NotFound
         raise Conflict(f"function {function_id} is paused; resume it to invoke it")
-    cheapest = cheapest_execution(settings)
-    if cheapest > 0 and not ledger.can_pay(session, user_id, cheapest):
-        session.rollback()
-        raise PaymentRequired(
-            "your default gas account cannot pay for an execution "
-            f"(at least {format_amount(cheapest)} GAS); deposit GAS first",
-            {"balance": ["Insufficient for the cheapest execution."]},
+    execution_id: int = row.id
+    timeout: int = row.timeout
+    held = execution_hold(settings, timeout)
+    if held > 0:
+        result = ledger.hold(session, user_id, "function", held, charge_reference(execution_id))
+        if result.status is not ledger.ChargeStatus.CHARGED:
+            session.rollback()
+            raise PaymentRequired(
+                "your default gas account cannot pay for this execution: invoking holds "
+                f"{format_amount(held)} GAS (a run until its {timeout} s timeout), settled "
+                "to what really runs; deposit GAS first",
+                {"balance": [f"Insufficient for the hold of {format_amount(held)} GAS."]},
+            )
+        session.execute(
+            update(Execution)
+            .where(Execution.id == execution_id)
+            .values(hold_transaction_id=result.transaction_id),
+            execution_options={"synchronize_session": False},
         )
     dispatcher.send_after_commit(session, jobs.RUN_EXECUTION, execution_id=execution_id)
     session.commit()

@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import Select, delete, exists, select, text, update
+from sqlalchemy import Select, delete, exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -24,17 +24,18 @@ from neosl.errors import Conflict, InvalidInput, NotFound, ServiceError
 from neosl.gas import ledger
 from neosl.gas.money import format_amount
 from neosl.models import GasAccount, GasAddressChallenge, Transaction, User
+from neosl.models.gas import CHARGE_TYPES
 from neosl.neo.addresses import InvalidAddress, validate_address
 from neosl.onchain.blocks import DEPOSITS
 from neosl.onchain.deployment import followed
 from neosl_api.messages import InvalidProof, verify_ownership
 from neosl_api.pagination import Page, paginate
-from neosl_api.tenancy import get_owned, owned_by
+from neosl_api.tenancy import TenantLock, get_owned, lock_tenant, owned_by
 
-# pg_advisory_xact_lock(class, key): this class is "a tenant's gas bank"; the key its id.
-_TENANT_GAS_LOCK = 0x6A5B
 # Open challenges kept per tenant and address; older ones are dropped.
 _OPEN_CHALLENGES = 5
+# Pending transactions named in the answer to a refused account removal.
+_PENDING_SHOWN = 20
 
 
 class NotConfigured(ServiceError):
@@ -43,9 +44,7 @@ class NotConfigured(ServiceError):
 
 
 def _lock_tenant(session: Session, user_id: int) -> None:
-    session.execute(
-        text("SELECT pg_advisory_xact_lock(:cls, :key)"), {"cls": _TENANT_GAS_LOCK, "key": user_id}
-    )
+    lock_tenant(session, user_id, TenantLock.GAS_BANK)
 
 
 def _active(user_id: int) -> Select[GasAccount]:
@@ -283,11 +282,16 @@ def set_default(session: Session, user_id: int, account_id: int) -> GasAccount:
 
 
 def delete_account(session: Session, user_id: int, account_id: int) -> None:
-    """Remove an account with zero balance and no withdrawal in flight; its history stays.
+    """Remove an account with zero balance and nothing in flight; its history stays.
+
+    In flight is any ``pending`` transaction of the account: a withdrawal, or a hold (the most
+    an on-chain action or an execution can cost, held until it settles). Settling refunds
+    what was not spent to this very account, so it must not be gone by then. Holds and
+    withdrawals take the account's row lock, as this does: one that commits first is seen.
 
     Raises:
         NotFound: no such account of this tenant.
-        Conflict: the balance is not zero, or a withdrawal is pending.
+        Conflict: the balance is not zero, or a transaction is pending.
     """
     _lock_tenant(session, user_id)
     account = _get_account(session, user_id, account_id, lock=True)
@@ -295,13 +299,16 @@ def delete_account(session: Session, user_id: int, account_id: int) -> None:
         raise Conflict(
             f"the account still holds {format_amount(account.balance)} GAS; withdraw it first"
         )
-    pending = session.scalar(
-        select(
-            exists().where(Transaction.account_id == account.id, Transaction.status == "pending")
-        )
-    )
+    pending = session.execute(
+        select(Transaction.id, Transaction.type)
+        .where(Transaction.account_id == account.id, Transaction.status == "pending")
+        .order_by(Transaction.id)
+    ).all()
     if pending:
-        raise Conflict("a withdrawal from this account is still pending")
+        raise Conflict(
+            _pending_message({row.type for row in pending}),
+            {"pending_transactions": [row.id for row in pending[:_PENDING_SHOWN]]},
+        )
     account.deleted_at = dt.datetime.now(dt.UTC)
     if account.is_default:
         account.is_default = False
@@ -310,6 +317,20 @@ def delete_account(session: Session, user_id: int, account_id: int) -> None:
         if heir is not None:
             heir.is_default = True
     session.commit()
+
+
+def _pending_message(types: set[str]) -> str:
+    what = []
+    if "withdraw" in types:
+        what.append("a withdrawal is pending")
+    if types & set(CHARGE_TYPES):
+        what.append("fees are held for on-chain actions or executions in flight")
+    if types - {"withdraw", *CHARGE_TYPES}:
+        what.append("a transaction is pending")
+    return (
+        f"the account cannot be removed while {' and '.join(what)}; try again once they "
+        "settle (GET /v1/gas/transactions?status=pending)"
+    )
 
 
 def deposit_address(session: Session, settings: Settings) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import json
 import re
 import secrets
 import uuid
@@ -37,9 +36,10 @@ from neosl.errors import (
 from neosl.functions import secretbox
 from neosl.models import Function, PriceData, PriceFeed, Trigger, TriggerEvent
 from neosl.triggers import firing, rules
+from neosl_api import jsonbody
 from neosl_api.pagination import Page, paginate
 from neosl_api.services import ratelimit
-from neosl_api.tenancy import get_owned, id_limit, owned_by
+from neosl_api.tenancy import TenantLock, get_owned, id_limit, lock_tenant, owned_by
 
 # A delivery's signature is valid this long around its timestamp.
 SIGNATURE_TOLERANCE_SECONDS = 300
@@ -172,6 +172,8 @@ def create_trigger(
     """
     get_owned(session, Function, spec.function_id, user_id)
     config = _validated(settings, spec.trigger_type, spec.trigger_config)
+    # Held until the commit: concurrent creates count one after the other, never past the cap.
+    lock_tenant(session, user_id, TenantLock.TRIGGERS)
     count = session.scalar(select(func.count()).where(Trigger.user_id == user_id)) or 0
     if count >= settings.triggers_per_tenant:
         raise Conflict(
@@ -410,9 +412,10 @@ def deliver(
         Unauthorized: no such webhook trigger, a missing, malformed or wrong signature, a
             timestamp more than 300 s from now, or a signature used before (a replay).
         RateLimited: too many deliveries to this trigger this minute.
-        InvalidInput: the body is not JSON.
+        MalformedBody: the body is not UTF-8, not JSON, or nested too deep (400).
         Conflict: the trigger or its function is paused (recorded as skipped).
-        PaymentRequired: the tenant cannot pay (recorded as failed).
+        PaymentRequired: the tenant cannot cover the execution's hold (recorded as skipped,
+            reason ``insufficient_funds: …``).
     """
     if len(body) > MAX_HOOK_BODY_BYTES:
         raise PayloadTooLarge(f"a webhook body is at most {MAX_HOOK_BODY_BYTES // 1024} KB")
@@ -443,10 +446,7 @@ def deliver(
     wait = ratelimit.hit(redis, f"nsl:hook:{trigger.id}", settings.webhook_rate_limit, 60)
     if wait is not None:
         raise RateLimited(f"too many deliveries to trigger {trigger.id}; retry later", wait)
-    try:
-        payload = json.loads(body) if body.strip() else None
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput("the body is not JSON", {"body": ["Not valid JSON."]}) from None
+    payload = jsonbody.loads(body) if body.strip() else None
     cause_key = f"hook:{matched[0]}"
     detail = {"type": "webhook", "trigger_id": trigger.id, "timestamp": stamp}
     (outcome,) = firing.fire(
@@ -463,8 +463,8 @@ def deliver(
     if not outcome.new:
         raise Unauthorized("this signature was used before (a replay)")
     event = _event(session, trigger.id, cause_key)
+    if event.status == "skipped" and firing.unpaid(event.reason):
+        raise PaymentRequired(f"{event.reason}; the delivery was recorded as skipped")
     if event.status == "skipped":
         raise Conflict(f"{event.reason}; the delivery was recorded as skipped")
-    if event.status == "failed":
-        raise PaymentRequired(event.reason or "cannot pay for an execution")
     return event

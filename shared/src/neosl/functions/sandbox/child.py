@@ -21,6 +21,7 @@ cost of an execution, and this keeps it off the execution's path.
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import functools
 import json
@@ -35,14 +36,20 @@ from typing import IO, Any, NoReturn
 
 import quickjs
 
-from neosl.functions.fetching import MAX_BODY_BYTES, MAX_REQUESTS_PER_EXECUTION
+from neosl.functions import fetching
+from neosl.functions.fetching import MAX_REQUESTS_PER_EXECUTION
 from neosl.functions.sandbox import protocol
 from neosl.functions.sandbox.types import (
     LOG_LEVELS,
+    MAX_ERROR_BYTES,
+    MAX_JSON_DEPTH,
     MAX_LOG_BYTES,
     MAX_LOG_LINES,
     MAX_MEMORY_MB,
+    MAX_NEO_ARGS_CHARS,
+    MAX_NEO_ARGS_ITEMS,
     MAX_RESULT_BYTES,
+    cut_error,
 )
 
 MB = 1024 * 1024
@@ -57,8 +64,6 @@ JOBS_PER_STATE_CHECK = 64
 # What a final drain of the console may still take after the deadline (CPU seconds).
 DRAIN_GRACE_SECONDS = 0.05
 COMPILE_MEMORY_MB = 128
-# The JSON of one call's arguments at most (the executor checks them again, tighter).
-MAX_NEO_ARGS_CHARS = 256 * 1024
 PREPARE_SECONDS = 1.0
 COMPILE_SECONDS = 2.0
 # Thrown before the first statement of a source that is only being compiled: the engine
@@ -73,17 +78,60 @@ _NO_MAIN = (
 _POSITION = re.compile(r"at <input>:(\d+):(\d+)")
 _STRICT = re.compile(r"""\A(?:\s|//[^\n]*|/\*.*?\*/)*(["'])use strict\1""", re.DOTALL)
 
+# Why neo.call and neo.invoke refuse arguments (after "neo.call: " or "neo.invoke: ").
+ARGS_TOO_LONG = f"the arguments are longer than {MAX_NEO_ARGS_CHARS:,} characters of JSON"
+ARGS_TOO_DEEP = f"the arguments are nested more than {MAX_JSON_DEPTH} levels deep"
+ARGS_TOO_MANY = f"the arguments hold more than {MAX_NEO_ARGS_ITEMS:,} values"
+
 _HERE = importlib_resources.files("neosl.functions.sandbox")
-_LIMITS = {
-    "MAX_RESULT_BYTES": MAX_RESULT_BYTES,
-    "MAX_LINES": MAX_LOG_LINES,
-    "MAX_CHARS": MAX_LOG_BYTES,
-    "MAX_REQUESTS": MAX_REQUESTS_PER_EXECUTION,
-}
-PRELUDE = _HERE.joinpath("prelude.js").read_text() + f"({MAX_RESULT_BYTES}, {json.dumps(_LIMITS)})"
-PRELUDE_CONSOLE = _HERE.joinpath("prelude_console.js").read_text()
-PRELUDE_FETCH = _HERE.joinpath("prelude_fetch.js").read_text()
-PRELUDE_NEO = _HERE.joinpath("prelude_neo.js").read_text()
+
+
+def _part(name: str, limits: dict[str, int | str]) -> str:
+    """The source of a part of the prelude with its limits given: ``(P, host) => …``.
+
+    A part checks its bounds first, so that a function's code can catch a refusal; this
+    process checks each of them again on what the prelude hands over (a character count is a
+    lower bound of a UTF-8 size: the prelude counts characters, this process bytes). Only a
+    part that is used compiles its limits, into an object without a prototype: nothing the
+    function's code puts on Object.prototype is ever read as a limit.
+    """
+    given = '{"__proto__":null,' + json.dumps(limits)[1:]
+    return f"(P, host) => ({_HERE.joinpath(name).read_text()})(P, host, {given})"
+
+
+PRELUDE = (
+    _HERE.joinpath("prelude.js").read_text()
+    + f"({MAX_RESULT_BYTES}, {MAX_ERROR_BYTES}, {MAX_LOG_LINES}, {MAX_LOG_BYTES})"
+)
+PRELUDE_CONSOLE = _part(
+    "prelude_console.js",
+    {"MAX_RESULT_BYTES": MAX_RESULT_BYTES, "MAX_ERROR_CHARS": MAX_ERROR_BYTES},
+)
+PRELUDE_FETCH = _part(
+    "prelude_fetch.js",
+    {
+        "MAX_REQUESTS": MAX_REQUESTS_PER_EXECUTION,
+        "MAX_URL_CHARS": fetching.MAX_URL_BYTES,
+        "MAX_HEADERS_CHARS": fetching.MAX_HEADERS_BYTES,
+        "MAX_METHOD_CHARS": fetching.MAX_METHOD_BYTES,
+        "MAX_BODY_CHARS": fetching.MAX_BODY_BYTES,
+        "URL_TOO_LONG": fetching.URL_TOO_LONG,
+        "HEADERS_TOO_LARGE": fetching.HEADERS_TOO_LARGE,
+        "METHOD_TOO_LONG": fetching.METHOD_TOO_LONG,
+        "BODY_TOO_LARGE": fetching.BODY_TOO_LARGE,
+    },
+)
+PRELUDE_NEO = _part(
+    "prelude_neo.js",
+    {
+        "MAX_ARGS_CHARS": MAX_NEO_ARGS_CHARS,
+        "MAX_ARGS_DEPTH": MAX_JSON_DEPTH,
+        "MAX_ARGS_ITEMS": MAX_NEO_ARGS_ITEMS,
+        "ARGS_TOO_LONG": ARGS_TOO_LONG,
+        "ARGS_TOO_DEEP": ARGS_TOO_DEEP,
+        "ARGS_TOO_MANY": ARGS_TOO_MANY,
+    },
+)
 
 
 class _Stop(Exception):
@@ -136,8 +184,8 @@ class _Channel:
             return None
         return protocol.decode(line)
 
-    def send(self, message: dict[str, Any]) -> None:
-        self._writer.write(protocol.encode(message))
+    def send(self, message: dict[str, Any] | bytes) -> None:
+        self._writer.write(message if isinstance(message, bytes) else protocol.encode(message))
         self._writer.flush()
 
 
@@ -209,10 +257,23 @@ def _valid_neo(item: Any, *, with_id: bool) -> bool:
         isinstance(item, dict)
         and (not with_id or isinstance(item.get("id"), int))
         and isinstance(item.get("contract"), str)
+        and protocol.CONTRACT.fullmatch(item["contract"]) is not None
         and isinstance(item.get("method"), str)
+        and protocol.METHOD.fullmatch(item["method"]) is not None
         and isinstance(item.get("args"), str)
-        and len(item["args"]) <= MAX_NEO_ARGS_CHARS
     )
+
+
+def _args_refusal(args: str) -> str | None:
+    """Why neo.call or neo.invoke refuses these arguments (JSON text), if it does."""
+    if len(args) > MAX_NEO_ARGS_CHARS:
+        return ARGS_TOO_LONG
+    depth, items = protocol.shape(args.encode("utf-8", "surrogatepass"))
+    if depth > MAX_JSON_DEPTH:
+        return ARGS_TOO_DEEP
+    if items > MAX_NEO_ARGS_ITEMS:
+        return ARGS_TOO_MANY
+    return None
 
 
 class _Fresh:
@@ -253,11 +314,12 @@ class _Run:
         self.host = fresh.host
         self.context.set_memory_limit(self.memory_mb * MB)
 
-    def execute(self) -> dict[str, Any]:
+    def execute(self) -> bytes:
+        """The ``done`` message that ends the run, encoded."""
         status, result, error = "failed", None, None
         host = self.host
         try:
-            self._call(self.context.eval, self.source)
+            self._call(self._evaluate)
             self._call(
                 host,
                 "start",
@@ -268,18 +330,21 @@ class _Run:
             )
             self._loop(host)
         except _Settled as settled:
-            size = len(settled.result.encode("utf-8", "replace"))
-            if size > MAX_RESULT_BYTES:
+            data = settled.result.encode("utf-8", "replace")
+            depth, _items = protocol.shape(data)
+            if len(data) > MAX_RESULT_BYTES:
                 error = (
-                    f"the result of main is too large: {size:,} bytes of JSON, "
+                    f"the result of main is too large: {len(data):,} bytes of JSON, "
                     f"at most {MAX_RESULT_BYTES:,}"
                 )
+            elif depth > MAX_JSON_DEPTH:
+                error = f"the result of main is nested more than {MAX_JSON_DEPTH} levels deep"
             else:
                 status, result = "succeeded", settled.result
         except _Stop as stop:
-            status, error = stop.status, _clean(stop.error)
+            status, error = stop.status, _clean(cut_error(stop.error))
             self._last_logs(host)
-        return {
+        reply = {
             "op": protocol.DONE,
             "status": status,
             "result": result,
@@ -289,6 +354,26 @@ class _Run:
             "actions": self.actions if status == "succeeded" else [],
             "retire": False,
         }
+        data = protocol.encode(reply)
+        if len(data) <= protocol.MAX_CHILD_MESSAGE_BYTES:
+            return data
+        # Only a function that means to can get here (many actions with long arguments, a
+        # result and console output of escaped control characters): it fails, with its logs.
+        limit = protocol.MAX_CHILD_MESSAGE_BYTES // MB
+        reply.update(
+            status="failed",
+            result=None,
+            actions=[],
+            error=f"the execution's output is too large: {len(data):,} bytes, at most {limit} MB",
+        )
+        return protocol.encode(reply)
+
+    def _evaluate(self) -> None:
+        # The script runs; its last value may have no Python form (a BigInt, a Symbol, a long
+        # concatenated string): the binding raises TypeError then, and the value is not
+        # wanted anyway.
+        with contextlib.suppress(TypeError):
+            self.context.eval(self.source)
 
     def _loop(self, host: Any) -> NoReturn:
         while True:
@@ -304,9 +389,7 @@ class _Run:
                     "main's promise never settled: nothing was left to wait for "
                     "(no promise job, no fetch)",
                 )
-            self.outstanding.update(r["id"] for r in self.to_send)
-            self.channel.send({"op": protocol.WAIT, "fetches": self.to_send})
-            self.to_send = []
+            self.channel.send(self._next_wait())
             reply = self.channel.receive()
             if reply is None:
                 sys.exit(0)
@@ -320,7 +403,24 @@ class _Run:
                 if isinstance(a, dict) and a.get("id") in self.outstanding
             ]
             self.outstanding.difference_update(a["id"] for a in answers)
-            self._call(host, "settle", json.dumps(answers))
+            if answers:
+                self._call(host, "settle", json.dumps(answers))
+
+    def _next_wait(self) -> bytes:
+        """A ``wait`` with as many of the requests to send as fit in one message; ``more``
+        if some are left for the next one."""
+        budget = protocol.MAX_CHILD_MESSAGE_BYTES - 64
+        parts: list[bytes] = []
+        size = 0
+        while self.to_send:
+            part = protocol.encode_json(self.to_send[0])
+            # One request always fits (12 MB at most); a few of them may not.
+            if parts and size + len(part) + 1 > budget:
+                break
+            parts.append(part)
+            size += len(part) + 1
+            self.outstanding.add(self.to_send.pop(0)["id"])
+        return protocol.wait_message(parts, more=bool(self.to_send))
 
     def _run_jobs(self, host: Any) -> None:
         """Run promise jobs until there are none, or main has settled."""
@@ -363,8 +463,10 @@ class _Run:
             _Stop: main threw, or the prelude's answer makes no sense.
         """
         try:
-            state, payload, truncated_at, flat, requests, actions = json.loads(snapshot)
-        except (TypeError, ValueError):
+            state, payload, truncated_at, flat, requests, actions = protocol.loads(
+                snapshot, max_depth=protocol.MAX_MESSAGE_DEPTH
+            )
+        except Exception:
             raise _Stop("failed", "the function broke the sandbox's console and fetch") from None
         self.logs.add(flat, truncated_at)
         if isinstance(requests, list):
@@ -388,6 +490,9 @@ class _Run:
             raise _Stop(
                 "failed", f"neo.invoke: at most {self.neo_actions_allowed} actions per execution"
             )
+        refusal = _args_refusal(action["args"])
+        if refusal is not None:
+            raise _Stop("failed", f"neo.invoke: {refusal}")
         self.actions.append(
             {"contract": action["contract"], "method": action["method"], "args": action["args"]}
         )
@@ -400,15 +505,14 @@ class _Run:
         if not _valid_request(request) or request["id"] in self.seen:
             return
         self.seen.add(request["id"])
-        if self.fetches >= MAX_REQUESTS_PER_EXECUTION:
+        error = fetching.refusal(
+            request["url"], request["method"], request["headers"], request["body"]
+        )
+        if error is None and self.fetches >= MAX_REQUESTS_PER_EXECUTION:
             error = f"fetch: at most {MAX_REQUESTS_PER_EXECUTION} requests per execution"
-        elif request["body"] is not None and len(request["body"].encode("utf-8", "replace")) > (
-            MAX_BODY_BYTES
-        ):
-            error = f"fetch: the request body is larger than {MAX_BODY_BYTES // MB} MB"
-        else:
+        if error is None:
             self.fetches += 1
-            self.to_send.append(request)
+            self.to_send.append({k: request[k] for k in ("id", "url", "method", "headers", "body")})
             return
         self.refused.append({"id": request["id"], "error": error})
 
@@ -416,6 +520,10 @@ class _Run:
         if not _valid_neo(request, with_id=True) or request["id"] in self.seen:
             return
         self.seen.add(request["id"])
+        refusal = _args_refusal(request["args"])
+        if refusal is not None:
+            self.refused.append({"id": request["id"], "error": f"neo.call: {refusal}"})
+            return
         if self.neo_calls >= self.neo_calls_allowed:
             error = f"neo.call: at most {self.neo_calls_allowed} calls per execution"
             self.refused.append({"id": request["id"], "error": error})
@@ -435,7 +543,7 @@ class _Run:
         # The execution is over; keep what it logged if that is still cheap to get.
         try:
             self.context.set_time_limit(DRAIN_GRACE_SECONDS)
-            snapshot = json.loads(host("drain"))
+            snapshot = protocol.loads(host("drain"), max_depth=protocol.MAX_MESSAGE_DEPTH)
             self.logs.add(snapshot[3], snapshot[2])
         except Exception:  # noqa: S110 - whatever broke, the outcome is already decided
             pass
@@ -490,7 +598,8 @@ def check_syntax(source: str) -> dict[str, Any]:
         line, column = int(position[1]) - 1, int(position[2])
     if head.startswith("InternalError: interrupted"):
         head = "the source took too long to parse"
-    return {"op": protocol.COMPILED, "message": _clean(head), "line": line, "column": column}
+    message = _clean(cut_error(head))
+    return {"op": protocol.COMPILED, "message": message, "line": line, "column": column}
 
 
 @functools.cache
@@ -541,6 +650,7 @@ def main() -> int:
             return 0
         if message["op"] == protocol.RUN:
             run = None
+            retire = False
             try:
                 run = _Run(channel, message, fresh or _Fresh())
                 fresh = None
@@ -549,17 +659,21 @@ def main() -> int:
                 raise
             except Exception as exc:
                 # Python itself failed (e.g. MemoryError): this process may be damaged.
-                reply = {
-                    "op": protocol.DONE,
-                    "status": "failed",
-                    "result": None,
-                    "error": f"the sandbox failed: {type(exc).__name__}",
-                    "logs": [],
-                    "fetches": 0,
-                    "retire": True,
-                }
+                retire = True
+                reply = protocol.encode(
+                    {
+                        "op": protocol.DONE,
+                        "status": "failed",
+                        "result": None,
+                        "error": f"the sandbox failed: {type(exc).__name__}",
+                        "logs": [],
+                        "fetches": 0,
+                        "actions": [],
+                        "retire": True,
+                    }
+                )
             channel.send(reply)
-            if reply["retire"]:
+            if retire:
                 return 1
             # Freeing the old context and making the next one happen after the answer.
             del run

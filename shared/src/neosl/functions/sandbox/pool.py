@@ -13,7 +13,14 @@ Limits, from the inside out:
   replaced; while the function waits for fetches, the pool tells the child to stop at the
   deadline;
 * the child caps its address space (``RLIMIT_AS``) in case memory escapes the engine's
-  accounting, and an engine crash takes down only that child.
+  accounting, and an engine crash takes down only that child;
+* this process trusts nothing a child says (tenant code runs there, and an engine bug could
+  give it the child): it reads at most ``protocol.MAX_CHILD_MESSAGE_BYTES`` for one message
+  and checks every message through (``protocol.parse_child_message``) before acting on it.
+  A child that breaks the protocol in any way is killed and replaced, and its run fails.
+
+Whatever ends a run, its ``duration_ms`` is the time it really took (at least 1 ms, at most
+its timeout): what it is charged for.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import math
 import os
 import re
 import select
@@ -45,14 +53,14 @@ from neosl.functions.fetching import (
 )
 from neosl.functions.sandbox import protocol
 from neosl.functions.sandbox.types import (
-    LOG_LEVELS,
+    ERROR_CUT,
     MAX_MEMORY_MB,
     Action,
     CompileError,
     LogLine,
     Outcome,
     RunRequest,
-    Status,
+    cut_error,
 )
 
 log = logging.getLogger(__name__)
@@ -64,6 +72,7 @@ KILL_GRACE_SECONDS = 0.15
 START_TIMEOUT_SECONDS = 30.0
 COMPILE_TIMEOUT_SECONDS = 10.0
 REDACTED = "***"
+MB = 1024 * 1024
 
 CHILD_COMMAND = (sys.executable, "-m", "neosl.functions.sandbox.child")
 # The children get only these of our environment variables: tenant code cannot read the
@@ -97,7 +106,11 @@ class SandboxError(RuntimeError):
 
 
 class _Gone(Exception):
-    """The child died, or said something the protocol does not allow."""
+    """The child died, or said something the protocol does not allow (``_Violation``)."""
+
+
+class _Violation(_Gone):
+    """The child said something the protocol does not allow: it is killed."""
 
 
 class _Stale(Exception):
@@ -123,6 +136,8 @@ class _Child:
         self._writable = select.poll()
         self._writable.register(self._write_fd, select.POLLOUT)
         self._buffer = bytearray()
+        # How much of the buffer is known to hold no line end.
+        self._scanned = 0
 
     @classmethod
     def start(cls, command: Iterable[str], env: dict[str, str]) -> _Child:
@@ -141,7 +156,7 @@ class _Child:
         except _Gone as exc:
             child.kill()
             raise SandboxError(f"a sandbox process failed to start: {exc}") from exc
-        if hello is None or hello["op"] != protocol.READY:
+        if not isinstance(hello, protocol.Ready):
             child.kill()
             raise SandboxError("a sandbox process did not get ready in time")
         return child
@@ -164,30 +179,36 @@ class _Child:
             except OSError as exc:
                 raise _Gone(self.exit_description()) from exc
 
-    def receive(self, until: float) -> dict[str, Any] | None:
-        """The child's next message, or None if it sent none by ``until``.
+    def receive(self, until: float) -> protocol.ChildMessage | None:
+        """The child's next message, checked, or None if it sent none by ``until``.
 
         Raises:
-            _Gone: the child closed its output (it died), or sent garbage.
+            _Violation: the child sent anything the protocol does not allow (reading no
+                more than ``protocol.MAX_CHILD_MESSAGE_BYTES`` of a message that is longer).
+            _Gone: the child closed its output (it died).
         """
+        limit = protocol.MAX_CHILD_MESSAGE_BYTES
         while True:
-            end = self._buffer.find(b"\n")
+            end = self._buffer.find(b"\n", self._scanned)
             if end >= 0:
                 line = bytes(self._buffer[:end])
                 del self._buffer[: end + 1]
+                self._scanned = 0
                 try:
-                    return protocol.decode(line)
+                    return protocol.parse_child_message(line)
                 except protocol.ProtocolError as exc:
-                    raise _Gone(str(exc)) from exc
-            if len(self._buffer) > protocol.MAX_MESSAGE_BYTES:
-                raise _Gone("it sent an oversized message")
+                    raise _Violation(str(exc)) from None
+            self._scanned = len(self._buffer)
+            # The line end may be the byte after the longest message.
+            if len(self._buffer) > limit:
+                raise _Violation(f"a message longer than {limit // MB} MB")
             remaining = until - time.monotonic()
             if remaining <= 0:
                 return None
             if not self._readable.poll(remaining * 1000):
                 continue
             try:
-                data = os.read(self._read_fd, 1 << 20)
+                data = os.read(self._read_fd, min(1 << 20, limit + 1 - len(self._buffer)))
             except OSError as exc:
                 raise _Gone(str(exc)) from exc
             if not data:
@@ -239,10 +260,36 @@ class _Redactor:
             if isinstance(secrets, dict)
             else []
         )
+        self._values = values
         self._pattern = re.compile("|".join(map(re.escape, values))) if values else None
 
     def __call__(self, text: str) -> str:
         return self._pattern.sub(REDACTED, text) if self._pattern is not None else text
+
+    def cut(self, text: str) -> str:
+        """``text``, which was cut at its end, redacted: a secret the cut split leaves its
+        beginning at the very end, which is dropped too."""
+        text = self(text)
+        longest = 0
+        for value in self._values:
+            for size in range(min(len(value) - 1, len(text)), longest, -1):
+                if text.endswith(value[:size]):
+                    longest = size
+                    break
+        return text[: len(text) - longest]
+
+    def error(self, text: str) -> str:
+        """An execution's error, redacted and within MAX_ERROR_BYTES."""
+        if text.endswith(ERROR_CUT):
+            text = self.cut(text[: -len(ERROR_CUT)]) + ERROR_CUT
+        else:
+            text = self(text)
+        return cut_error(text)
+
+
+def _how(exc: _Gone) -> str:
+    """How a child that is being discarded went wrong, for the log."""
+    return "broke the protocol" if isinstance(exc, _Violation) else "crashed"
 
 
 def _host(url: str) -> str:
@@ -290,65 +337,69 @@ def _answer(request_id: int, request: FetchRequest, response: FetchResponse) -> 
     }
 
 
+# Room in a ``resolved`` message for what is not an answer.
+_RESOLVED_OVERHEAD = 64
+
+
 class _Fetches:
-    """The requests of one execution, performed concurrently on the pool's fetch threads."""
+    """The requests of one execution, performed concurrently on the pool's fetch threads.
+
+    Answers wait here encoded, and go to the child in messages of at most
+    ``protocol.MAX_MESSAGE_BYTES`` (those that do not fit go with the next one)."""
 
     def __init__(self, pool: SandboxPool, neo_calls: int) -> None:
         self._pool = pool
-        self._ready: list[dict[str, Any]] = []
+        self._ready: list[bytes] = []
         self._running: dict[Future[FetchResponse], tuple[int, FetchRequest | None]] = {}
         self.count = 0
         self.neo_calls = 0
         self._neo_allowed = neo_calls
 
-    def _neo(self, raw: dict[str, Any]) -> None:
-        try:
-            request_id = raw["id"]
-            contract, method = str(raw["contract"]), str(raw["method"])
-            args = json.loads(raw["args"])
-        except (TypeError, KeyError, ValueError):
-            return
+    def _add(self, answer: dict[str, Any]) -> None:
+        data = protocol.encode_json(answer)
+        if len(data) > protocol.MAX_MESSAGE_BYTES - _RESOLVED_OVERHEAD:
+            # Only a fetcher that does not keep to MAX_BODY_BYTES gets here.
+            data = protocol.encode_json({"id": answer["id"], "error": "fetch: response too large"})
+        self._ready.append(data)
+
+    def _neo(self, item: protocol.NeoCallItem) -> None:
         caller = self._pool.neo_caller
         if caller is None or self._neo_allowed <= 0:
-            self._ready.append({"id": request_id, "error": "neo.call is not available here"})
+            self._add({"id": item.id, "error": "neo.call is not available here"})
         elif self.neo_calls >= self._neo_allowed:
             error = f"neo.call: at most {self._neo_allowed} calls per execution"
-            self._ready.append({"id": request_id, "error": error})
+            self._add({"id": item.id, "error": error})
         else:
             self.neo_calls += 1
-            future = self._pool.fetch_threads().submit(_call_neo, caller, contract, method, args)
-            self._running[future] = (request_id, None)
+            future = self._pool.fetch_threads().submit(
+                _call_neo, caller, item.contract, item.method, item.args
+            )
+            self._running[future] = (item.id, None)
 
-    def start(self, requests: Any) -> None:
-        for raw in requests if isinstance(requests, list) else []:
-            if isinstance(raw, dict) and raw.get("kind") == "neo.call":
-                self._neo(raw)
+    def start(self, requests: list[protocol.FetchItem | protocol.NeoCallItem]) -> None:
+        for item in requests:
+            if isinstance(item, protocol.NeoCallItem):
+                self._neo(item)
                 continue
-            try:
-                request_id = raw["id"]
-                request = FetchRequest(
-                    url=str(raw["url"]),
-                    method=str(raw["method"]),
-                    headers={str(k): str(v) for k, v in raw["headers"].items()},
-                    body=None if raw["body"] is None else str(raw["body"]),
-                )
-            except (TypeError, KeyError, AttributeError):
-                continue
+            request = FetchRequest(
+                url=item.url, method=item.method, headers=item.headers, body=item.body
+            )
             fetcher = self._pool.fetcher
             if fetcher is None:
-                self._ready.append({"id": request_id, "error": "fetch is not available here"})
+                self._add({"id": item.id, "error": "fetch is not available here"})
             elif self.count >= MAX_REQUESTS_PER_EXECUTION:
                 error = f"fetch: at most {MAX_REQUESTS_PER_EXECUTION} requests per execution"
-                self._ready.append({"id": request_id, "error": error})
+                self._add({"id": item.id, "error": error})
             else:
                 self.count += 1
                 future = self._pool.fetch_threads().submit(_perform, fetcher, request)
-                self._running[future] = (request_id, request)
+                self._running[future] = (item.id, request)
 
-    def answers(self, deadline: float) -> list[dict[str, Any]] | None:
-        """Answers for the child: those ready now, else the first to finish before the
-        deadline. None when the deadline came first (or there is nothing to wait for)."""
-        if not self._ready:
+    def answers(self, deadline: float, block: bool = True) -> list[bytes] | None:
+        """Answers for the child (encoded): those ready now, else (``block``) the first to
+        finish before the deadline; as many as fit in one message. None when the deadline
+        came first (or, blocking, there is nothing to wait for)."""
+        if block and not self._ready:
             if not self._running:
                 return None
             wait(self._running, max(deadline - time.monotonic(), 0.0), FIRST_COMPLETED)
@@ -356,15 +407,26 @@ class _Fetches:
             request_id, request = self._running.pop(future)
             response = future.result()
             if request is not None:
-                self._ready.append(_answer(request_id, request, response))
+                self._add(_answer(request_id, request, response))
             elif response.error is not None:
-                self._ready.append({"id": request_id, "error": response.error})
+                self._add({"id": request_id, "error": response.error})
             else:
-                self._ready.append({"id": request_id, "value": response.body})
-        ready, self._ready = self._ready, []
-        return ready or None
+                self._add({"id": request_id, "value": response.body})
+        if not self._ready:
+            return [] if not block and time.monotonic() < deadline else None
+        size = _RESOLVED_OVERHEAD
+        count = 0
+        for data in self._ready:
+            size += len(data) + 1
+            if count and size > protocol.MAX_MESSAGE_BYTES:
+                break
+            count += 1
+        ready, self._ready = self._ready[:count], self._ready[count:]
+        return ready
 
 
+# How the child's note that it cut the console output begins.
+_LOGS_CUT = "log output truncated"
 # A \u escape of a UTF-16 surrogate: JSON.stringify writes lone ones that way.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
 
@@ -388,56 +450,32 @@ def _timestamp(ms: Any) -> dt.datetime:
         return dt.datetime.now(dt.UTC)
 
 
-def _outcome(reply: dict[str, Any], redact: _Redactor, duration_ms: int, fetches: int) -> Outcome:
-    error = reply.get("error")
-    error = redact(error) if isinstance(error, str) else None
+def _outcome(done: protocol.Done, redact: _Redactor, duration_ms: int, fetches: int) -> Outcome:
     result = None
-    status: Status
-    match reply.get("status"):
-        case "succeeded":
-            status = "succeeded"
-            try:
-                result = json.loads(reply["result"])
-                if _SURROGATE_ESCAPE.search(reply["result"]):
-                    result = _scrub(result)
-            except (KeyError, TypeError, ValueError):
-                status, error = "failed", "the sandbox returned a result that is not JSON"
-        case "failed" | "timeout" as ended:
-            status = ended
-        case _:
-            status, error = "failed", "the sandbox returned an unknown status"
+    if done.status == "succeeded":
+        result = done.result
+        if done.result_text is not None and _SURROGATE_ESCAPE.search(done.result_text):
+            result = _scrub(result)
+    # The line before the child's note that it cut the output may end in part of a secret.
+    cut = len(done.logs) - 2 if done.logs and done.logs[-1][2].startswith(_LOGS_CUT) else -1
     logs = [
-        LogLine(line[0], redact(line[2]), _timestamp(line[1]))
-        for line in reply.get("logs") or []
-        if isinstance(line, list)
-        and len(line) == 3
-        and line[0] in LOG_LEVELS
-        and isinstance(line[2], str)
+        LogLine(level, redact.cut(message) if i == cut else redact(message), _timestamp(ms))
+        for i, (level, ms, message) in enumerate(done.logs)
     ]
-    actions = [
-        Action(a["contract"], a["method"], _json_or_none(a["args"]))
-        for a in (reply.get("actions") or [] if status == "succeeded" else [])
-        if isinstance(a, dict)
-        and isinstance(a.get("contract"), str)
-        and isinstance(a.get("method"), str)
-        and isinstance(a.get("args"), str)
-    ]
+    actions = (
+        [Action(a.contract, a.method, a.args) for a in done.actions]
+        if done.status == "succeeded"
+        else []
+    )
     return Outcome(
-        status=status,
+        status=done.status,
         result=result,
-        error=error,
+        error=None if done.error is None else redact.error(done.error),
         logs=logs,
         duration_ms=duration_ms,
         fetches=fetches,
         actions=actions,
     )
-
-
-def _json_or_none(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
 
 
 class SandboxPool(Closing):
@@ -602,39 +640,57 @@ class SandboxPool(Closing):
         fetches = _Fetches(self, neo_calls)
 
         def took() -> int:
-            return int((time.monotonic() - started) * 1000)
+            # What the run is charged for: the time it really took, however it ended.
+            elapsed = math.ceil((time.monotonic() - started) * 1000)
+            return max(1, min(elapsed, math.ceil(timeout * 1000)))
 
         try:
             while True:
                 reply = child.receive(hard_deadline)
                 if reply is None:
+                    duration_ms = took()
                     self._discard(child, "killed past its deadline")
                     return Outcome(
                         "timeout",
                         error=f"the execution timed out after {timeout:g} s "
                         "(its sandbox process was stopped)",
-                        duration_ms=took(),
+                        duration_ms=duration_ms,
                         fetches=fetches.count,
                     )
-                if reply["op"] == protocol.DONE:
+                if isinstance(reply, protocol.Done):
                     outcome = _outcome(reply, redact, took(), fetches.count)
-                    if reply.get("retire"):
+                    if reply.retire:
                         self._discard(child, "retired after an internal error")
                     else:
                         self._release(child)
                     return outcome
-                if reply["op"] != protocol.WAIT:
-                    raise _Gone(f"unexpected {reply['op']!r}")
-                fetches.start(reply.get("fetches"))
-                answers = fetches.answers(deadline)
+                if not isinstance(reply, protocol.Wait):
+                    raise _Violation(f"an unexpected {type(reply).__name__.lower()} message")
+                fetches.start(reply.requests)
+                answers = fetches.answers(deadline, block=not reply.more)
                 if answers is None:
                     child.send({"op": protocol.ABORT}, hard_deadline)
                 else:
-                    child.send({"op": protocol.RESOLVED, "responses": answers}, hard_deadline)
+                    child.send(protocol.resolved_message(answers), hard_deadline)
         except _Gone as exc:
-            closed = self._discard(child, f"crashed ({exc})")
-            error = "the sandbox pool was closed" if closed else f"sandbox crashed ({exc})"
-            return Outcome("failed", error=error, duration_ms=took(), fetches=fetches.count)
+            # Up to the violation or the crash, not the time it takes to kill the process.
+            duration_ms = took()
+            closed = self._discard(child, f"{_how(exc)} ({exc})")
+            if closed:
+                error = "the sandbox pool was closed"
+            elif isinstance(exc, _Violation):
+                error = f"the sandbox process broke the protocol ({exc}) and was replaced"
+            else:
+                error = f"sandbox crashed ({exc})"
+            return Outcome("failed", error=error, duration_ms=duration_ms, fetches=fetches.count)
+        except Exception as exc:
+            # Nothing a child sends should get here; if something does, the run still ends
+            # as failed, charged for the time it took, and the child is not trusted again.
+            duration_ms = took()
+            log.exception("sandbox process %d: the pool failed on what it sent", child.pid)
+            self._discard(child, f"failed ({type(exc).__name__})")
+            error = f"the sandbox failed ({type(exc).__name__})"
+            return Outcome("failed", error=error, duration_ms=duration_ms, fetches=fetches.count)
 
     def compile(self, source: str) -> CompileError | None:
         """Check that ``source`` parses, without running any of it.
@@ -660,23 +716,18 @@ class SandboxPool(Closing):
             try:
                 reply = child.receive(until)
             except _Gone as exc:
-                self._discard(child, f"crashed while compiling ({exc})")
+                self._discard(child, f"{_how(exc)} while compiling ({exc})")
                 return CompileError("the sandbox crashed while checking the source")
             except BaseException:
                 self._discard(child, "the pool failed while it compiled")
                 raise
-            if reply is None or reply["op"] != protocol.COMPILED:
+            if not isinstance(reply, protocol.Compiled):
                 self._discard(child, "killed: no answer to compile")
                 return CompileError("the source could not be checked in time")
             self._release(child)
-            if reply.get("message") is None:
+            if reply.message is None:
                 return None
-            line, column = reply.get("line"), reply.get("column")
-            return CompileError(
-                str(reply["message"]),
-                line if isinstance(line, int) else None,
-                column if isinstance(column, int) else None,
-            )
+            return CompileError(cut_error(reply.message), reply.line, reply.column)
         raise SandboxError("sandbox processes keep dying before they take work")
 
     def close(self) -> None:

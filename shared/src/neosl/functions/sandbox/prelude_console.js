@@ -1,19 +1,42 @@
 // Console lines, and showing values and errors as a console does. Compiled by prelude.js on
 // first use, by an indirect eval that may run after the function's code: so it names no
-// global, only what prelude.js captured (P) and the run's queues (run).
-(function (P, run, limits) {
+// global and calls no method it did not get from prelude.js (P: built-ins captured before
+// the function's code ran; host: appends a line to the run's queue).
+(function (P, host, limits) {
   "use strict";
+  const apply = P.apply;
+  const slice = P.slice;
+  const indexOf = P.indexOf;
+  const MAX_ERROR_CHARS = limits.MAX_ERROR_CHARS;
+
+  // At most one character more than an error may have: the child cuts it and says so.
+  function bounded(text) {
+    return text.length > MAX_ERROR_CHARS ? apply(slice, text, [0, MAX_ERROR_CHARS + 1]) : text;
+  }
+
+  // The stack without the host API's own frames ($sandbox_*).
+  function frames(stack) {
+    let kept = "";
+    let start = 0;
+    while (start < stack.length) {
+      let end = apply(indexOf, stack, ["\n", start]);
+      if (end < 0) end = stack.length;
+      const frame = apply(slice, stack, [start, end]);
+      if (frame && apply(indexOf, frame, [" at $sandbox_"]) < 0) kept += "\n" + frame;
+      start = end + 1;
+    }
+    return kept;
+  }
 
   function describe(e) {
     try {
       if (e instanceof P.Error) {
-        const head = P.String(e);
+        const head = bounded(P.String(e));
         const stack = e.stack;
         if (typeof stack !== "string") return head;
-        const frames = stack.split("\n").filter((f) => f && !f.includes(" at $sandbox_"));
-        return frames.length ? head + "\n" + frames.join("\n") : head;
+        return head + frames(bounded(stack));
       }
-      return "Uncaught " + show(e);
+      return "Uncaught " + bounded(show(e));
     } catch (_) {
       return "Uncaught exception (it cannot be shown)";
     }
@@ -25,15 +48,17 @@
     return v;
   }
 
-  // One console argument, as a console shows it.
+  // One console argument, as a console shows it; always a string.
   function show(v) {
     switch (typeof v) {
       case "string":
         return v;
       case "bigint":
         return v + "n";
-      case "function":
-        return "[Function: " + (v.name || "anonymous") + "]";
+      case "function": {
+        const name = v.name;
+        return "[Function: " + (typeof name === "string" && name ? name : "anonymous") + "]";
+      }
       case "object":
         if (v === null) return "null";
         if (v instanceof P.Error) return describe(v);
@@ -54,26 +79,24 @@
   }
 
   function $sandbox_log(level, args) {
-    if (run.truncatedAt) return;
-    if (run.lines >= limits.MAX_LINES) {
-      run.truncatedAt = P.now();
-      return;
-    }
     let text = "";
     for (let i = 0; i < args.length; i++) text += (i ? " " : "") + show(args[i]);
-    if (run.chars + text.length > limits.MAX_CHARS) {
-      text = text.slice(0, limits.MAX_CHARS - run.chars);
-      run.truncatedAt = P.now();
-      if (!text) return;
-    }
-    run.logs.push(level, P.now(), text);
-    run.lines++;
-    run.chars += text.length;
+    host.log(level, text);
   }
 
+  // The function's own object (an ordinary one), filled without assignments: a setter the
+  // function put on Object.prototype is never called.
   const console = {};
-  for (const level of ["log", "info", "warn", "error", "debug"]) {
-    console[level] = (...args) => $sandbox_log(level, args);
+  const method = (level) => (...args) => $sandbox_log(level, args);
+  const levels = ["log", "info", "warn", "error", "debug"];
+  for (let i = 0; i < levels.length; i++) {
+    P.define(console, levels[i], {
+      __proto__: null,
+      value: method(levels[i]),
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    });
   }
 
   // Why main gave no result: it threw `value`; or its JSON is too long, JSON.stringify threw
@@ -88,5 +111,5 @@
     return "the result of main is not JSON-serialisable" + why;
   }
 
-  return { console, failure };
+  return P.freeze({ __proto__: null, console, failure });
 })

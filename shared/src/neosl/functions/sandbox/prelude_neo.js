@@ -1,21 +1,33 @@
 // neo: read Neo N3 contracts (neo.call) and ask for transactions (neo.invoke). Compiled by
-// prelude.js on first use, like prelude_fetch.js: it names no global, only what prelude.js
-// captured (P) and the run's state (run).
+// prelude.js on first use, like prelude_fetch.js: it names no global and calls no method it
+// did not get from prelude.js (P: built-ins captured before the function's code ran; host:
+// queues a request or an action, and tells how many of each this run may make).
 //
-// neo.call waits in run.requests like a fetch; the executor test-invokes the contract and
-// answers with the decoded result stack. neo.invoke only records the action in run.actions:
-// nothing is sent while the function runs, and the actions of a run that does not succeed
-// are dropped. Arguments cross as JSON; the typed helpers below tag values that plain JSON
-// cannot say ({"$neo": type, "value": ...}). Everything is checked again outside.
-(function (P, run) {
+// neo.call waits in the request queue like a fetch; the executor test-invokes the contract
+// and answers with the decoded result stack. neo.invoke only records the action: nothing is
+// sent while the function runs, and the actions of a run that does not succeed are dropped.
+// Arguments cross as JSON; the typed helpers below tag values that plain JSON cannot say
+// ({"$neo": type, "value": ...}). Everything is checked again outside.
+(function (P, host, limits) {
   "use strict";
-  const freeze = P.Object.freeze;
-  const isArray = P.Array.isArray;
+  const apply = P.apply;
+  const exec = P.exec;
+  const freeze = P.freeze;
+  const stringify = P.stringify;
   const CONTRACT = /^0x[0-9a-fA-F]{40}$/;
   const METHOD = /^[A-Za-z_][A-Za-z0-9_]{0,99}$/;
+  const ADDRESS = /^(N[1-9A-HJ-NP-Za-km-z]{33}|0x[0-9a-fA-F]{40})$/;
+  const HASH256 = /^0x[0-9a-fA-F]{64}$/;
+  const HEX = /^(0x)?([0-9a-fA-F]{2})*$/;
+  const DECIMAL = /^-?[0-9]{1,78}$/;
+  const PUBLIC_KEY = /^0[23][0-9a-fA-F]{64}$/;
   let callsMade = 0;
   let actionsMade = 0;
 
+  // The captured exec: RegExp.prototype.test would look up the function's own `exec`.
+  function matches(re, text) {
+    return typeof text === "string" && apply(exec, re, [text]) !== null;
+  }
   function tag(type, value) {
     return freeze({ $neo: type, value });
   }
@@ -24,34 +36,30 @@
   }
 
   function hash160(value) {
-    if (typeof value !== "string" || !/^(N[1-9A-HJ-NP-Za-km-z]{33}|0x[0-9a-fA-F]{40})$/.test(value)) {
+    if (!matches(ADDRESS, value)) {
       fail("neo.hash160", "expects an address (N...) or a 0x script hash of 40 hex digits");
     }
     return tag("Hash160", value);
   }
   function hash256(value) {
-    if (typeof value !== "string" || !/^0x[0-9a-fA-F]{64}$/.test(value)) {
-      fail("neo.hash256", "expects a 0x hash of 64 hex digits");
-    }
+    if (!matches(HASH256, value)) fail("neo.hash256", "expects a 0x hash of 64 hex digits");
     return tag("Hash256", value);
   }
   function bytes(value) {
-    if (typeof value !== "string" || !/^(0x)?([0-9a-fA-F]{2})*$/.test(value)) {
-      fail("neo.bytes", "expects hex digits (an even number, 0x optional)");
-    }
+    if (!matches(HEX, value)) fail("neo.bytes", "expects hex digits (an even number, 0x optional)");
     return tag("ByteArray", value);
   }
   function integer(value) {
     let text = value;
     if (typeof value === "bigint") text = P.String(value);
-    else if (typeof value === "number" && P.Number.isSafeInteger(value)) text = P.String(value);
-    if (typeof text !== "string" || !/^-?[0-9]{1,78}$/.test(text)) {
+    else if (typeof value === "number" && P.isSafeInteger(value)) text = P.String(value);
+    if (!matches(DECIMAL, text)) {
       fail("neo.integer", "expects a whole number, as a string of decimal digits or a BigInt");
     }
     return tag("Integer", text);
   }
   function publicKey(value) {
-    if (typeof value !== "string" || !/^0[23][0-9a-fA-F]{64}$/.test(value)) {
+    if (!matches(PUBLIC_KEY, value)) {
       fail("neo.publicKey", "expects a compressed public key of 66 hex digits");
     }
     return tag("PublicKey", value);
@@ -61,52 +69,90 @@
     return tag("String", value);
   }
 
+  // Why the JSON of some arguments is refused (too deep, too many values), or null. A scan,
+  // like the child's: nothing recurses.
+  function complexity(json) {
+    let depth = 0;
+    let deepest = 0;
+    let items = 0;
+    let inString = false;
+    for (let i = 0; i < json.length; i++) {
+      const c = json[i];
+      if (inString) {
+        if (c === "\\") i++;
+        else if (c === '"') inString = false;
+      } else if (c === '"') {
+        inString = true;
+      } else if (c === "[" || c === "{") {
+        items++;
+        if (++depth > deepest) deepest = depth;
+      } else if (c === "]" || c === "}") {
+        depth--;
+      } else if (c === ",") {
+        items++;
+      }
+    }
+    if (deepest > limits.MAX_ARGS_DEPTH) return limits.ARGS_TOO_DEEP;
+    if (items > limits.MAX_ARGS_ITEMS) return limits.ARGS_TOO_MANY;
+    return null;
+  }
+
+  // The checked target of a call, as JSON fields ('"contract":...,"method":...,"args":...').
   function target(where, contract, method, args) {
-    if (typeof contract !== "string" || !CONTRACT.test(contract)) {
+    if (!matches(CONTRACT, contract)) {
       fail(where, "the contract must be a 0x script hash of 40 hex digits");
     }
-    if (typeof method !== "string" || !METHOD.test(method)) {
-      fail(where, "the method must be a name of letters, digits and _");
+    if (!matches(METHOD, method)) fail(where, "the method must be a name of letters, digits and _");
+    let json = "[]";
+    if (args !== undefined && args !== null) {
+      if (!P.isArray(args)) fail(where, "the arguments must be an array");
+      try {
+        json = stringify(args);
+      } catch (e) {
+        fail(where, "the arguments cannot be written as JSON (" + e + ")");
+      }
+      // The function's own toJSON may have said anything.
+      if (typeof json !== "string") fail(where, "the arguments cannot be written as JSON");
     }
-    const list = args === undefined || args === null ? [] : args;
-    if (!isArray(list)) fail(where, "the arguments must be an array");
-    let json;
-    try {
-      json = P.stringify(list);
-    } catch (e) {
-      fail(where, "the arguments cannot be written as JSON (" + e + ")");
-    }
-    return { contract: contract.toLowerCase(), method, args: json };
+    if (json.length > limits.MAX_ARGS_CHARS) fail(where, limits.ARGS_TOO_LONG);
+    const refused = complexity(json);
+    if (refused !== null) fail(where, refused);
+    return (
+      '"contract":' + stringify(apply(P.toLowerCase, contract, [])) +
+      ',"method":' + stringify(method) +
+      ',"args":' + stringify(json)
+    );
   }
 
   function $sandbox_neo_call(contract, method, args) {
     return new P.Promise(function $sandbox_neo_request(resolve, reject) {
-      if (callsMade >= run.neoCalls) {
-        fail("neo.call", "at most " + run.neoCalls + " calls per execution");
-      }
-      const call = target("neo.call", contract, method, args);
+      const allowed = host.neoCalls();
+      if (callsMade >= allowed) fail("neo.call", "at most " + allowed + " calls per execution");
+      const fields = target("neo.call", contract, method, args);
+      // Checked again: toJSON, run by target, may have called neo.call itself.
+      if (callsMade >= allowed) fail("neo.call", "at most " + allowed + " calls per execution");
       callsMade++;
-      const id = ++run.lastId;
-      if (run.waiting === null) run.waiting = new P.Map();
       // The answer: {id, error} or {id, value} (the decoded result as JSON).
-      run.waiting.set(id, (a) =>
-        typeof a.error === "string" ? reject(new P.Error(a.error)) : resolve(P.parse(a.value)),
-      );
-      run.requests.push({ id, kind: "neo.call", contract: call.contract, method, args: call.args });
+      const answered = (a) =>
+        P.hasOwn(a, "error") && typeof a.error === "string"
+          ? reject(new P.Error(a.error))
+          : resolve(P.parse(a.value));
+      host.request('"kind":"neo.call",' + fields, answered);
     });
   }
 
   function $sandbox_neo_invoke(contract, method, args) {
-    if (actionsMade >= run.neoActions) {
-      fail("neo.invoke", "at most " + run.neoActions + " actions per execution");
-    }
-    const action = target("neo.invoke", contract, method, args);
+    const allowed = host.neoActions();
+    if (actionsMade >= allowed) fail("neo.invoke", "at most " + allowed + " actions per execution");
+    const fields = target("neo.invoke", contract, method, args);
+    if (actionsMade >= allowed) fail("neo.invoke", "at most " + allowed + " actions per execution");
     const index = actionsMade++;
-    run.actions.push(action);
+    host.action("{" + fields + "}");
     return index;
   }
 
-  return {
+  return freeze({
+    __proto__: null,
     neo: freeze({
       call: $sandbox_neo_call,
       invoke: $sandbox_neo_invoke,
@@ -117,5 +163,5 @@
       publicKey,
       string,
     }),
-  };
+  });
 })
