@@ -389,8 +389,11 @@ def test_the_api_probes_and_metrics(
     assert "0.0.0.0:8000" in container["command"]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    # Metrics on their own port, served by the gunicorn master (neosl_api.serving).
+    assert {"name": "metrics", "containerPort": 9100, "protocol": "TCP"} in container["ports"]
+    assert container["command"][1:3] == ["-c", "python:neosl_api.serving"]
     annotations = api["spec"]["template"]["metadata"]["annotations"]
-    assert annotations["prometheus.io/port"] == "8000"
+    assert annotations["prometheus.io/port"] == "9100"
     assert annotations["prometheus.io/path"] == "/metrics"
 
 
@@ -645,6 +648,8 @@ def test_ingress_is_denied_but_for_the_api_flower_and_metrics(
                         }
     assert allowed == {
         ("api", 8000, "anywhere"),
+        # The API's metrics too only from Prometheus: never on its public port.
+        ("api", 9100, "limited"),
         ("flower", 5555, "anywhere"),
         *((worker, 9100, "limited") for worker in WORKERS),
     }

@@ -238,10 +238,11 @@ def task_problems(settings: Settings) -> list[str]:
 
 
 def dev_stack_problems(processes: Processes) -> list[str]:
-    """`neosl-dev up` gives each worker process the metrics port NSL_DEV_METRICS_PORT + its
-    Procfile line; the end-to-end test's map of those lines names the same processes."""
+    """`neosl-dev up` gives the API and each worker process the metrics port
+    NSL_DEV_METRICS_PORT + its Procfile line; the end-to-end test's map of those lines names
+    the same processes."""
     problems = []
-    workers = {name for name in processes if name not in (API, FLOWER)}
+    workers = {name for name in processes if name != FLOWER}
     if set(METRICS_LINES) != workers:
         problems.append(f"tests/e2e/test_dev_stack.py: METRICS_LINES has {sorted(METRICS_LINES)}")
     for line, name in enumerate(processes):

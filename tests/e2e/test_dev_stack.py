@@ -79,6 +79,7 @@ def http(
 
 # Each worker process's line in the Procfile (the API is line 0).
 METRICS_LINES = {
+    "api": 0,
     "executor": 1,
     "scheduler": 2,
     "scheduler-clock": 3,
@@ -477,7 +478,10 @@ def metrics_walkthrough(stack: DevStack) -> None:
     ledger = scrape(port["gasbank"])
     assert ledger[("neosl_hot_wallet_balance_gas", ())] > 0
     assert ledger[("neosl_ledger_mismatched_accounts", ())] == 0
-    api = scrape(stack.ports["api"])
+    # The API's metrics are on its metrics port, from the gunicorn master, never on the
+    # public port.
+    assert http("GET", f"{stack.api}/metrics")[0] == 404
+    api = scrape(port["api"])
     assert (
         api[
             (

@@ -27,6 +27,8 @@ from neosl_api.services import functions
 from tests.api.test_basics import assert_error
 from tests.gas.test_api import fund, queued, tenant
 from tests.proofs import register_key
+from tests.scraping import api_figures
+from tests.waiting import wait_until
 
 SOURCE = "function main(input, ctx) { return {echo: input, version: ctx.version}; }"
 
@@ -329,7 +331,7 @@ def test_metrics_show_executions_durations_and_sandbox_pools(
         row.status, row.duration = status, duration
     db.commit()
     redis_client.hset("nsl:executor:pool:host:1", mapping={"size": 3, "restarts": 2})
-    text = client.get("/metrics").get_data(as_text=True)
+    text = api_figures(client.application)
     assert 'neosl_executions{status="succeeded"} 1.0' in text
     assert 'neosl_executions{status="timeout"} 1.0' in text
     assert 'neosl_executions{status="queued"} 1.0' in text
@@ -361,9 +363,60 @@ def test_wait_outlasts_the_redis_socket_timeout(
     worker = threading.Thread(target=finish_later)
     worker.start()
     try:
-        found = functions.wait_for(db, short, user_id, execution_id, 5)
+        found = functions.wait_for(db, short, user_id, execution_id, 5, limit=4)
     finally:
         worker.join(10)
         short.close()
     assert found is not None
     assert found.status == "succeeded"
+
+
+def test_a_tenant_waits_on_at_most_its_share_of_requests(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    redis_client: Redis,
+    sandbox: SandboxPool,
+) -> None:
+    """With one waiting request allowed per tenant, a tenant's second ?wait answers 202 at
+    once while its first still waits; another tenant still waits. (No executor runs here:
+    every wait runs to its end.)"""
+    app = create_app(
+        dataclasses.replace(settings, waiting_per_tenant=1),
+        session_factory=session_factory,
+        redis=redis_client,
+        sandbox=sandbox,
+    )
+    client = app.test_client()
+    greedy, other = tenant(client, "greedy"), tenant(client, "other")
+    greedy_fn, other_fn = created(client, greedy), created(client, other)
+    user_id = client.get("/v1/me", headers=greedy).get_json()["id"]
+    answers: list[int] = []
+    first = threading.Thread(
+        target=lambda: answers.append(
+            client.post(
+                f"/v1/functions/{greedy_fn['id']}/invoke?wait=3", json={}, headers=greedy
+            ).status_code
+        )
+    )
+    first.start()
+    try:
+        wait_until(
+            lambda: redis_client.zcard(f"nsl:waiting:{user_id}") == 1, "the first request to wait"
+        )
+        started = time.monotonic()
+        second = client.post(
+            f"/v1/functions/{greedy_fn['id']}/invoke?wait=3", json={}, headers=greedy
+        )
+        assert second.status_code == 202
+        assert time.monotonic() - started < 1.5  # not made to wait its 3 s
+        started = time.monotonic()
+        elsewhere = client.post(
+            f"/v1/functions/{other_fn['id']}/invoke?wait=1", json={}, headers=other
+        )
+        assert elsewhere.status_code == 202
+        assert time.monotonic() - started >= 1.0  # it did wait: its share is its own
+    finally:
+        first.join(10)
+    assert answers == [202]
+    # The first waiter left: the greedy tenant may wait again.
+    assert redis_client.zcard(f"nsl:waiting:{user_id}") == 0

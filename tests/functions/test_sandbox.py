@@ -31,6 +31,7 @@ from neosl.functions.sandbox import (
     RunRequest,
     SandboxError,
     SandboxPool,
+    containment,
     cut_error,
     protocol,
 )
@@ -906,8 +907,11 @@ def test_the_host_parses_crafted_bytes_without_fail() -> None:
         with pytest.raises(protocol.ProtocolError):
             protocol.parse_child_message(line)
     # Brackets and escapes inside strings are text, not nesting.
-    tricky = b'{"op":"ready","pid":7,"x":"[[[[[[[[[[\\"{{{{{{{{{{"}'
-    assert protocol.parse_child_message(tricky) == protocol.Ready(7)
+    held = ",".join(f'"{step}":"held"' for step in containment.STEPS).encode()
+    tricky = b'{"op":"ready","pid":7,"containment":{%s},"x":"[[[[[[[[[[\\"{{{{{{{{{{"}' % held
+    assert protocol.parse_child_message(tricky) == protocol.Ready(
+        7, dict.fromkeys(containment.STEPS, "held")
+    )
     done = protocol.parse_child_message(
         b'{"op":"done","status":"succeeded","result":"{\\"a\\":[1,2]}","error":null,'
         b'"logs":[["info",1.5,"hi"]],"fetches":0,"actions":[{"contract":"%s","method":"m",'

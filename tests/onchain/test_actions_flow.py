@@ -44,6 +44,9 @@ from tests.waiting import wait_until
 pytestmark = [pytest.mark.neo, pytest.mark.celery]
 
 SERVICE_FEE = Decimal("0.002")
+# The relay asks for a balance covering this cap before it test-invokes: tenants here hold
+# a few GAS.
+MAX_FEE = Decimal(1)
 WRITE = """
 function main(input, ctx) {
   const position = neo.invoke(input.contract, "set", [input.key, input.value]);
@@ -60,7 +63,7 @@ async function main(input) {
 
 @pytest.fixture
 def relay_settings(settings: Settings) -> Settings:
-    return dataclasses.replace(settings, action_service_fee=SERVICE_FEE)
+    return dataclasses.replace(settings, action_service_fee=SERVICE_FEE, action_max_fee=MAX_FEE)
 
 
 @pytest.fixture
@@ -72,7 +75,11 @@ def workers(
     hot = load_hot_wallet(relay_settings)
     if chain.rpc.gas_balance(hot.address) < 20 * GAS:
         chain.fund(hot.address, 100 * GAS)
-    env = {**server_env, "NSL_ACTION_SERVICE_FEE": str(SERVICE_FEE)}
+    env = {
+        **server_env,
+        "NSL_ACTION_SERVICE_FEE": str(SERVICE_FEE),
+        "NSL_ACTION_MAX_FEE": str(MAX_FEE),
+    }
     ledger = subprocess.Popen(
         [sys.executable, "-m", "neosl_gasbank", "--pool", "solo"],
         env=env,
@@ -223,7 +230,12 @@ def test_sigkill_of_the_relaying_worker_while_it_sends(
     consumer = chain.deploy_consumer(signer_address)
     with RpcProxy(relay_settings.neo_rpc_url) as proxy:
         proxy.modes["sendrawtransaction"] = mode
-        env = {**server_env, "NEO_RPC_URL": proxy.url, "NSL_ACTION_SERVICE_FEE": str(SERVICE_FEE)}
+        env = {
+            **server_env,
+            "NEO_RPC_URL": proxy.url,
+            "NSL_ACTION_SERVICE_FEE": str(SERVICE_FEE),
+            "NSL_ACTION_MAX_FEE": str(MAX_FEE),
+        }
         env.pop("NEO_RPC_URLS", None)
         worker = subprocess.Popen(
             [sys.executable, "-m", "neosl_gasbank", "--pool", "solo"],

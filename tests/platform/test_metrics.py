@@ -39,7 +39,7 @@ from tests.factories import credit, make_account, make_function, make_user
 from tests.functions.test_api import created
 from tests.gas.test_api import tenant
 from tests.processes import running
-from tests.scraping import samples
+from tests.scraping import api_figures, samples
 from tests.waiting import wait_until
 
 
@@ -210,7 +210,7 @@ def test_the_api_counts_requests_by_route_template(client: FlaskClient) -> None:
         assert client.get("/healthz").status_code == 200
     assert client.get("/v1/functions/12345").status_code == 401
     assert client.get("/no/such/thing").status_code == 404
-    scraped = samples(client.get("/metrics").get_data(as_text=True))
+    scraped = samples(api_figures(client.application))
 
     def count(method: str, route: str, status: str) -> float | None:
         labels = (("method", method), ("route", route), ("status", status))

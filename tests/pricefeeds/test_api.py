@@ -19,6 +19,7 @@ from tests.api.test_basics import assert_error
 from tests.clirun import run_cli
 from tests.factories import make_user
 from tests.gas.test_api import tenant
+from tests.scraping import api_figures
 
 FEED = {"asset_pair": "NEO/USD", "frequency": 60, "sources": ["binance", "okx", "kucoin"]}
 
@@ -173,9 +174,9 @@ def test_pause_resume_delete(client: FlaskClient) -> None:
     h = tenant(client)
     feed = created(client, h)
     paused = client.post(f"/v1/price-feeds/{feed['id']}/pause", headers=h).get_json()
-    assert paused["status"] == "paused"
+    assert (paused["status"], paused["paused_reason"]) == ("paused", "owner")
     resumed = client.post(f"/v1/price-feeds/{feed['id']}/resume", headers=h).get_json()
-    assert resumed["status"] == "active"
+    assert (resumed["status"], resumed["paused_reason"]) == ("active", None)
     assert client.delete(f"/v1/price-feeds/{feed['id']}", headers=h).status_code == 204
     assert_error(client.get(f"/v1/price-feeds/{feed['id']}", headers=h), 404, "not_found")
 
@@ -451,7 +452,7 @@ def test_metrics_show_feeds_stale_feeds_and_publications_in_flight(
         )
     )
     db.flush()
-    text = client.get("/metrics").get_data(as_text=True)
+    text = api_figures(client.application)
     assert 'neosl_price_feeds{status="active"} 3.0' in text
     assert 'neosl_price_feeds{status="paused"} 1.0' in text
     # The stale feed's last price is an hour old, the other never priced in an hour; the

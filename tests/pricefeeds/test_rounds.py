@@ -205,10 +205,10 @@ def test_the_schedule_does_not_drift_skips_late_slots_and_never_overlaps(
         assert clock.claim_due(db, dispatcher, slot + dt.timedelta(seconds=55), 10) == []
         # A worker takes it; the same message delivered again finds nothing to run.
         taken = slot + dt.timedelta(seconds=56)
-        claimed = pricing.claim(db, queued.round_id, taken)
-        assert claimed is not None
+        claimed = pricing.claim(db, settings, queued.round_id, taken)
+        assert isinstance(claimed, pricing.Claimed)
         assert (claimed.feed_id, claimed.scheduled_at) == (feed_id, queued.scheduled_at)
-        assert pricing.claim(db, queued.round_id, taken) is None
+        assert pricing.claim(db, settings, queued.round_id, taken) is None
         # While it runs, the feed's next slot is not claimed either.
         assert clock.claim_due(db, dispatcher, slot + dt.timedelta(seconds=70), 10) == []
         # A round whose worker died is failed after a while, and the feed goes on.

@@ -64,6 +64,11 @@ def _up(args: argparse.Namespace) -> int:
         # A small, non-zero price, so that billing shows in the dev stack.
         env.setdefault("NSL_FUNCTION_BASE_FEE", "0.0001")
         env.setdefault("NSL_FUNCTION_FEE_PER_100MS", "0.00001")
+        env.setdefault("NSL_PRICEFEED_ROUND_FEE", "0.00001")
+        env.setdefault("NSL_PRICEFEED_SOURCE_FEE", "0.000001")
+        # Actions need a balance covering this cap (plus the service fee) before the relay
+        # test-invokes them: a dev-sized cap, so that a tenant holding a few GAS can act.
+        env.setdefault("NSL_ACTION_MAX_FEE", "1")
         # Price sources answer from local demo markets, unless pointed elsewhere.
         markets = DemoMarkets().__enter__()
         for name in catalog.NAMES:
@@ -214,8 +219,8 @@ def fund_operator(neo: EmbeddedNeo, engine: Engine, settings: Settings) -> str |
     return str(credited)
 
 
-# Processes that serve their own /metrics (the API serves it on its port, Flower its own).
-_NO_METRICS_PORT = ("api", "flower")
+# Processes without a metrics port of ours (Flower serves its own).
+_NO_METRICS_PORT = ("flower",)
 
 
 def metrics_dir(root: Path) -> Path:
@@ -250,9 +255,9 @@ def _print_urls(env: dict[str, str], neo_rpc: str) -> None:
                 f"  API docs     {api}/docs",
                 f"  Flower       http://127.0.0.1:{env['NSL_FLOWER_PORT']}",
                 f"  Neo N3 RPC   {neo_rpc}",
-                "  Metrics      API /metrics; workers from port"
-                f" {metrics_base(env) + 1}"
-                " (NSL_DEV_METRICS_PORT + the Procfile line), /metrics and /healthz",
+                f"  Metrics      http://127.0.0.1:{metrics_base(env)}/metrics (the API), the"
+                " workers from the next port on (NSL_DEV_METRICS_PORT + the Procfile line),"
+                " /metrics and /healthz",
                 "  Prices       local demo markets; public feeds NEO/USD, GAS/USD every 10 s",
                 "  Ctrl-C stops everything.",
             ]

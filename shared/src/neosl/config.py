@@ -113,6 +113,9 @@ class Settings:
     sandbox_processes: int = 64
     # Sandbox processes an executor starts as soon as it is up (at most sandbox_processes).
     sandbox_warm: int = 64
+    # The user sandbox processes switch to when the executor runs as root (name, UID or
+    # UID:GID; never root).
+    sandbox_user: str = "nobody"
     fetch_allow: tuple[str, ...] = ()
     fetch_timeout_seconds: float = 10.0
     function_base_fee: Decimal = Decimal(0)
@@ -136,6 +139,9 @@ class Settings:
     cron_batch: int = 500
     cron_poll_seconds: float = 0.5
     webhook_rate_limit: int = 60
+    # Requests of one tenant that may wait (?wait) for their execution at once; beyond
+    # them an invoke answers 202 at once, so one tenant cannot hold every API thread.
+    waiting_per_tenant: int = 4
     triggers_per_tenant: int = 1000
     price_check_seconds: float = 5.0
     # Price feeds: each market-data source's base URL (NSL_PRICE_SOURCE_<NAME>_URL), one
@@ -147,6 +153,15 @@ class Settings:
     pricefeed_contract: str | None = None
     # Charged per publication on top of its chain fees, GAS.
     pricefeed_service_fee: Decimal = Decimal(0)
+    # Charged to a feed's owner per round, before any source is asked: a fee per round plus
+    # one per source the round asks, GAS.
+    pricefeed_round_fee: Decimal = Decimal(0)
+    pricefeed_source_fee: Decimal = Decimal(0)
+    # Price feeds one tenant may have (public ones count for their operator).
+    feeds_per_tenant: int = 50
+    # On-chain actions one tenant may have queued or pending at once; past it, the API
+    # answers 409 and an execution's neo.invoke is recorded failed.
+    actions_in_flight_per_tenant: int = 100
 
     @property
     def neo_rpc_url(self) -> str:
@@ -472,6 +487,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sandbox_warm=min(
             _int(env, "NSL_SANDBOX_WARM", sandbox_processes, 0, 1024), sandbox_processes
         ),
+        sandbox_user=env.get("NSL_SANDBOX_USER", "").strip() or "nobody",
         fetch_allow=_fetch_allow(env, "NSL_FETCH_ALLOW"),
         fetch_timeout_seconds=_int(env, "NSL_FETCH_TIMEOUT_MS", 10_000, 100, 300_000) / 1000,
         function_base_fee=_fee(env, "NSL_FUNCTION_BASE_FEE"),
@@ -491,6 +507,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         cron_batch=_int(env, "NSL_CRON_BATCH", 500, 1, 10_000),
         cron_poll_seconds=_int(env, "NSL_CRON_POLL_MS", 500, 10, 60_000) / 1000,
         webhook_rate_limit=_int(env, "NSL_WEBHOOK_RATE_LIMIT", 60, 1, 1_000_000),
+        waiting_per_tenant=_int(env, "NSL_WAITING_PER_TENANT", 4, 0, 10_000),
         triggers_per_tenant=_int(env, "NSL_TRIGGERS_PER_TENANT", 1000, 1, 1_000_000),
         price_check_seconds=_int(env, "NSL_PRICE_CHECK_MS", 5000, 100, 3_600_000) / 1000,
         price_source_urls=_price_source_urls(env),
@@ -499,6 +516,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         pricefeed_min_frequency=_int(env, "NSL_PRICEFEED_MIN_FREQUENCY_SECONDS", 10, 1, 86400),
         pricefeed_contract=_contract_hash(env, "NSL_PRICEFEED_CONTRACT"),
         pricefeed_service_fee=_fee(env, "NSL_PRICEFEED_SERVICE_FEE"),
+        pricefeed_round_fee=_fee(env, "NSL_PRICEFEED_ROUND_FEE"),
+        pricefeed_source_fee=_fee(env, "NSL_PRICEFEED_SOURCE_FEE"),
+        feeds_per_tenant=_int(env, "NSL_FEEDS_PER_TENANT", 50, 1, 1_000_000),
+        actions_in_flight_per_tenant=_int(
+            env, "NSL_ACTIONS_IN_FLIGHT_PER_TENANT", 100, 1, 1_000_000
+        ),
     )
 
 

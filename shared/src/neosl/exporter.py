@@ -33,10 +33,21 @@ log = logging.getLogger(__name__)
 
 
 class Sources:
-    """Where scrape-time collectors read from, made on first use."""
+    """Where scrape-time collectors read from, made on first use (or given: a test passes
+    its own sessions and client)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sessions: sessionmaker[Session] | None = None,
+        redis: Redis | None = None,
+    ) -> None:
         self.settings = settings
+        if sessions is not None:
+            self.__dict__["sessions"] = sessions
+        if redis is not None:
+            self.__dict__["redis"] = redis
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:

@@ -26,6 +26,9 @@ from redis import Redis, RedisError
 log = logging.getLogger(__name__)
 
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+# Scrape-time figures that read a whole table are read at most this often per process and
+# exported from memory in between: a scrape (or a burst of them) costs the database little.
+AGGREGATES_EVERY_SECONDS = 15.0
 
 
 def prepare_multiprocess_dir() -> None:

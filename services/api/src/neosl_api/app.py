@@ -19,14 +19,10 @@ from neosl.celery_app import make_celery
 from neosl.config import Settings, load_settings
 from neosl.db import make_engine, make_session_factory
 from neosl.dispatch import Dispatcher
-from neosl.functions.metrics import ExecutionCollector
 from neosl.functions.sandbox import SandboxPool
 from neosl.gas import bank
-from neosl.gas.metrics import BankCollector
-from neosl.metrics import exported, prepare_multiprocess_dir
+from neosl.metrics import prepare_multiprocess_dir
 from neosl.onchain import relaybox
-from neosl.onchain.metrics import FollowerCollector
-from neosl.pricefeeds.metrics import PriceFeedCollector
 from neosl_api import auth, bodies, context, errors, jsonbody, requests
 from neosl_api.metrics import HttpMetrics
 from neosl_api.routes import (
@@ -99,18 +95,8 @@ def create_app(
         redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
     dispatcher = Dispatcher(make_celery(settings, "neosl_api"))
     http_metrics = HttpMetrics()
-    metrics = exported(
-        [http_metrics.registry],
-        [
-            FollowerCollector(session_factory),
-            # The ledger's books are the gasbank's to export (they read every row).
-            BankCollector(session_factory, books=False),
-            ExecutionCollector(session_factory, redis),
-            PriceFeedCollector(session_factory),
-        ],
-    )
     app.extensions["neosl"] = context.ApiState(
-        settings, session_factory, redis, dispatcher, metrics, sandbox
+        settings, session_factory, redis, dispatcher, http_metrics.registry, sandbox
     )
     app.teardown_appcontext(context.close_db)
 
@@ -136,9 +122,8 @@ def create_app(
     api.register_blueprint(onchain.blp)
     api.register_blueprint(triggers.blp)
     api.register_blueprint(pricefeeds.blp)
-    # Plain Flask blueprints, outside the OpenAPI document: static files and metrics.
+    # Plain Flask blueprints, outside the OpenAPI document: static files.
     app.register_blueprint(docs_assets.blp)
-    app.register_blueprint(health.metrics_blp)
     # Registered by Flask and flask-smorest, so marked here by their exact names.
     auth.mark_public(app, *_OTHER_PUBLIC_ENDPOINTS)
     return app

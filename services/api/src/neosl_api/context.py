@@ -32,6 +32,7 @@ class ApiState:
     session_factory: sessionmaker[Session]
     redis: Redis
     dispatcher: Dispatcher
+    # The API's own counts (its requests); what it exports is served by the gunicorn master.
     metrics: CollectorRegistry
     # Made on first use: most requests never compile anything.
     sandbox: SandboxPool | None = None
@@ -60,7 +61,9 @@ def compiler() -> Callable[[str], CompileError | None]:
     api_state = state()
     with api_state.lock:
         if api_state.sandbox is None:
-            api_state.sandbox = SandboxPool(max_processes=_COMPILE_PROCESSES)
+            api_state.sandbox = SandboxPool(
+                max_processes=_COMPILE_PROCESSES, user=api_state.settings.sandbox_user
+            )
         return api_state.sandbox.compile
 
 

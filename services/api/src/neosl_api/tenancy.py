@@ -63,6 +63,12 @@ class TenantLock(IntEnum):
     GAS_BANK = 0x6A5B
     # Its number of triggers, against NSL_TRIGGERS_PER_TENANT.
     TRIGGERS = 0x7467
+    # Its number of price feeds, against NSL_FEEDS_PER_TENANT: the number
+    # ``neosl.pricefeeds.definitions.create_feed`` locks (the CLI creates feeds too).
+    PRICE_FEEDS = 0x7066
+    # Its on-chain actions queued or pending, against NSL_ACTIONS_IN_FLIGHT_PER_TENANT: the
+    # number ``neosl.onchain.actions.queue`` locks (the executor queues actions too).
+    ACTIONS_IN_FLIGHT = 0x6163
 
 
 _LOCK_TENANT = text("SELECT pg_advisory_xact_lock(:cls, :key)")

@@ -259,6 +259,7 @@ def finish(
                 call,
                 execution_id=execution_id,
                 position=position,
+                limit=settings.actions_in_flight_per_tenant,
             )
     if row.hold_transaction_id is not None:
         status, amount = _settle(

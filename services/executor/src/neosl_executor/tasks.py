@@ -44,6 +44,7 @@ class ExecutorResources(Resources):
                     max_processes=self.settings.sandbox_processes,
                     fetcher=Fetcher.from_settings(self.settings),
                     neo_caller=NeoReader(self.rpc),
+                    user=self.settings.sandbox_user,
                 )
             return self._pool
 

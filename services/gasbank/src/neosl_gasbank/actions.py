@@ -3,7 +3,10 @@
 An action (``neo_actions``) is a contract call a tenant asked for, from a function's
 ``neo.invoke`` or ``POST /v1/neo/actions``. Relaying it:
 
-1. ``relay``: under the action's row lock, build the transaction (``neosl_gasbank.invocations``:
+1. ``relay``: under the action's row lock, first check that the tenant's default account
+   covers the most the hold can be (``NSL_ACTION_MAX_FEE`` plus the service fee): if not,
+   the action fails with "insufficient funds" before any RPC call. Then build the
+   transaction (``neosl_gasbank.invocations``:
    the hot wallet pays, the tenant's signer witnesses; a price round published to the
    service's PriceFeed contract is witnessed by the hot wallet as its publisher). A test
    invocation that does not HALT fails the action with the VM's exception: nothing is sent
@@ -43,6 +46,7 @@ from neosl.models.gas import CHARGE_TYPES
 from neosl.neo import params
 from neosl.neo.rpc import NeoRpc
 from neosl.neo.transfers import application_execution
+from neosl.onchain import actions as onchain
 from neosl.onchain import relaybox, signers
 from neosl.onchain.relaybox import RelayKey, SignerKeyUnreadable
 from neosl_gasbank import relay
@@ -99,6 +103,16 @@ def _sign(
     action: NeoAction,
 ) -> str:
     """Build, price, hold and store; the caller commits when this answers "signed"."""
+    # Before any RPC call: a tenant who cannot cover the most the hold can be costs the
+    # shared node nothing (the hold below still decides).
+    if not ledger.can_pay(session, action.user_id, onchain.most_held(settings, action.charge_type)):
+        return _fail_now(
+            session,
+            action,
+            "insufficient funds: the default gas account does not cover the most an action "
+            f"may hold, {onchain.describe_most_held(settings, action.charge_type)}; "
+            "nothing was sent",
+        )
     try:
         account = None
         if action.as_publisher:
@@ -137,11 +151,7 @@ def _sign(
             f"the transaction would cost {fees} GAS in fees, more than the cap of "
             f"{settings.action_max_fee} GAS per action",
         )
-    service_fee = (
-        settings.pricefeed_service_fee
-        if action.charge_type == "pricefeed"
-        else settings.action_service_fee
-    )
+    service_fee = onchain.service_fee(settings, action.charge_type)
     held = ledger.hold(
         session, action.user_id, action.charge_type, fees + service_fee, charge_reference(action.id)
     )

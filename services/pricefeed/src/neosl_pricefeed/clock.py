@@ -18,6 +18,11 @@ took its message) is failed, and the feed goes on.
 
 Between passes the clock sleeps until the earliest ``next_round_at``, at most 0.5 s, so new
 and resumed feeds are noticed within that time.
+
+Every ``RESUME_SECONDS`` it also resumes, in one statement, the feeds the pricefeed worker
+paused because their owner could not pay a round (``paused_reason`` ``insufficient_funds``)
+whose owner's default account now covers one of their rounds; their next round is due at
+once. A feed its owner paused is never resumed here.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import datetime as dt
 import logging
 import sys
 import threading
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import case, exists, func, select, update
@@ -36,7 +42,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from neosl import jobs
 from neosl.config import Settings
 from neosl.dispatch import Dispatcher
-from neosl.models import PriceFeed, PriceRound
+from neosl.models import GasAccount, PriceFeed, PriceRound
+from neosl.pricefeeds import billing
 from neosl.worker_main import run_loop
 from neosl_pricefeed.metrics import ClockMetrics
 
@@ -49,6 +56,8 @@ ABANDONED_AFTER = dt.timedelta(minutes=2)
 BATCH = 200
 # The longest sleep between passes: how soon a new or resumed feed is noticed.
 POLL_SECONDS = 0.5
+# How often feeds paused for want of funds are resumed if their owners can pay again.
+RESUME_SECONDS = 5.0
 IN_PROGRESS = ("queued", "running")
 
 NOT_TAKEN = "never started: no pricefeed worker took it in time"
@@ -120,6 +129,37 @@ def claim_due(
     return scheduled
 
 
+def resume_funded(session: Session, settings: Settings, now: dt.datetime) -> list[int]:
+    """Resume the feeds paused for want of funds whose owner's default account covers one
+    of their rounds now (``billing.round_cost`` of the feed's sources), their next round due
+    at ``now``: one statement; commits. Returns their ids.
+
+    The balance is read without a lock: a feed resumed on a balance that is spent before its
+    round is claimed is paused again by that round, having asked nothing.
+    """
+    balance = (
+        select(GasAccount.balance)
+        .where(
+            GasAccount.user_id == PriceFeed.user_id,
+            GasAccount.is_default,
+            GasAccount.deleted_at.is_(None),
+        )
+        .scalar_subquery()
+    )
+    resumed = session.scalars(
+        update(PriceFeed)
+        .where(
+            PriceFeed.status == "paused",
+            PriceFeed.paused_reason == billing.UNPAID,
+            func.coalesce(balance, 0) >= billing.round_cost_sql(settings),
+        )
+        .values(status="active", paused_reason=None, next_round_at=now)
+        .returning(PriceFeed.id)
+    ).all()
+    session.commit()
+    return list(resumed)
+
+
 def earliest(session: Session, after: dt.datetime) -> dt.datetime | None:
     """The earliest next slot later than ``after`` (the time of the last claim). Feeds due
     before it and still unclaimed are in progress or another replica's: they are looked at
@@ -143,9 +183,17 @@ class Clock:
         self.stop = threading.Event()
         self.metrics = ClockMetrics()
         self.registries = [self.metrics.registry]
+        self.next_resume = 0.0  # time.monotonic() of the next resume_funded pass
 
     def tick(self) -> float:
-        """Queue the due rounds; seconds to sleep."""
+        """Resume the feeds whose owners can pay again (every ``RESUME_SECONDS``), queue the
+        due rounds; seconds to sleep."""
+        if time.monotonic() >= self.next_resume:
+            with self.sessions() as session:
+                resumed = resume_funded(session, self.settings, dt.datetime.now(dt.UTC))
+            if resumed:
+                log.info("resumed price feeds %s: their owners can pay a round again", resumed)
+            self.next_resume = time.monotonic() + RESUME_SECONDS
         while True:
             now = dt.datetime.now(dt.UTC)
             with self.sessions() as session:

@@ -6,14 +6,21 @@ acknowledges a message only after its task ran, so a worker killed mid-round has
 delivered again, and the claim makes that second delivery do nothing. A slot's round runs at
 most once.
 
+The claim's transaction also charges the round to its feed's owner, before any source is
+asked (``neosl.pricefeeds.billing``: a fee per round plus one per source, type
+``pricefeed``, reference ``round:<id>``: once, whatever the deliveries). An owner who cannot
+pay gets no round: it ends ``failed`` (reason ``insufficient_funds: …``), no source is
+asked, and the feed is paused for want of funds until the clock sees the owner's default
+account cover a round again.
+
 A round asks every source at once, each within ``NSL_PRICE_SOURCE_TIMEOUT_MS`` (a tenant's
 generic ``{url, json_path, headers}`` source through the SSRF guard, with its secrets), drops
 the failures and the outliers (``aggregate.reject_outliers``), and prices the feed if at least
 ``min_sources`` are left; else the round fails with the reasons. Either way the round keeps
 what every source answered (value, latency, error or why it was rejected). A priced round
 stores ``price_data``, asks the trigger-scheduler to evaluate the feed's price triggers and,
-when it is due, queues its publication on chain (``publishing``). Rounds are not charged;
-publications are.
+when it is due, queues its publication on chain (``publishing``). The round was paid for;
+the publication (by the relay, NSL_PRICEFEED_SERVICE_FEE plus chain fees) is charged apart.
 
 A round the clock gave up on (left running too long, ``clock.ABANDONED_AFTER``) stores
 nothing when its slow worker finishes after all: the feed has moved on.
@@ -41,8 +48,9 @@ from neosl.db import ride_out
 from neosl.dispatch import Dispatcher
 from neosl.functions.netguard import Fetcher
 from neosl.functions.secretbox import SecretUnreadable, granted_secrets
+from neosl.gas import ledger
 from neosl.models import PriceData, PriceFeed, PriceRound
-from neosl.pricefeeds import definitions
+from neosl.pricefeeds import billing, definitions
 from neosl_pricefeed import aggregate, generic, publishing
 from neosl_pricefeed.metrics import RoundMetrics
 from neosl_pricefeed.sources import REGISTRY
@@ -70,10 +78,26 @@ class Claimed:
     user_id: int
 
 
-def claim(session: Session, round_id: int, now: dt.datetime) -> Claimed | None:
-    """Mark a queued round running, as started at ``now``, and read its feed; commits. None
-    when it is not queued (another delivery of its message claimed it, the clock gave up on
-    it, or its feed was deleted)."""
+@dataclass(frozen=True)
+class Unpaid:
+    """A round its feed's owner could not pay for: failed, its feed paused, nothing asked."""
+
+    round_id: int
+    feed_id: int
+    reason: str
+
+
+def claim(
+    session: Session, settings: Settings, round_id: int, now: dt.datetime
+) -> Claimed | Unpaid | None:
+    """Mark a queued round running, as started at ``now``, charge it to its feed's owner and
+    read its feed; commits. None when it is not queued (another delivery of its message
+    claimed it, the clock gave up on it, or its feed was deleted).
+
+    An owner who cannot pay (``billing.round_cost``, from the default account) gets
+    ``Unpaid``: the round is failed and its feed, if still active, paused for want of funds,
+    in the same transaction.
+    """
     row = session.execute(
         update(PriceRound)
         .where(
@@ -92,10 +116,10 @@ def claim(session: Session, round_id: int, now: dt.datetime) -> Claimed | None:
             PriceFeed.user_id,
         )
     ).one_or_none()
-    session.commit()
     if row is None:
+        session.commit()
         return None
-    return Claimed(
+    claimed = Claimed(
         round_id,
         row.feed_id,
         row.asset_pair,
@@ -105,6 +129,32 @@ def claim(session: Session, round_id: int, now: dt.datetime) -> Claimed | None:
         row.scheduled_at,
         row.user_id,
     )
+    cost = billing.round_cost(settings, len(claimed.sources))
+    if cost > 0:
+        paid = ledger.charge(
+            session,
+            claimed.user_id,
+            billing.CHARGE_TYPE,
+            cost,
+            billing.charge_reference(round_id),
+        )
+        if not paid.ok:
+            reason = billing.unpaid_reason(settings, len(claimed.sources))
+            session.execute(
+                update(PriceRound)
+                .where(PriceRound.id == round_id)
+                .values(status="failed", reason=reason, finished_at=now)
+            )
+            # A feed its owner paused meanwhile stays paused by its owner.
+            session.execute(
+                update(PriceFeed)
+                .where(PriceFeed.id == claimed.feed_id, PriceFeed.status == "active")
+                .values(status="paused", paused_reason=billing.UNPAID)
+            )
+            session.commit()
+            return Unpaid(round_id, claimed.feed_id, reason)
+    session.commit()
+    return claimed
 
 
 @dataclass(frozen=True)
@@ -343,10 +393,11 @@ def run_round(
     metrics: RoundMetrics,
     round_id: int,
 ) -> str:
-    """Run the queued round ``round_id`` once, whatever number of times its message comes.
-    Returns its status ("priced", "failed"), ``SKIPPED`` when it was not queued, or
-    ``GIVEN_UP`` when the clock gave up on it while it ran (nothing stored). ``metrics``
-    counts the rounds this process finished.
+    """Run the queued round ``round_id`` once, whatever number of times its message comes,
+    paid for by its feed's owner before any source is asked (``claim``). Returns its status
+    ("priced", "failed": also when the owner could not pay), ``SKIPPED`` when it was not
+    queued, or ``GIVEN_UP`` when the clock gave up on it while it ran (nothing stored).
+    ``metrics`` counts the rounds this process finished.
 
     A round that fails unexpectedly is recorded as failed ("internal error") at once, so
     that its feed's next slot need not wait for it to count as abandoned.
@@ -358,10 +409,15 @@ def run_round(
     """
     started = time.perf_counter()
     with sessions() as session:
-        claimed = claim(session, round_id, dt.datetime.now(dt.UTC))
+        claimed = claim(session, settings, round_id, dt.datetime.now(dt.UTC))
     if claimed is None:
         log.info("round %d is not queued: nothing to do", round_id)
         return SKIPPED
+    if isinstance(claimed, Unpaid):
+        with logs.context(feed_id=claimed.feed_id):
+            log.info("round %d not run, feed paused: %s", round_id, claimed.reason)
+        metrics.finished("failed", None, time.perf_counter() - started)
+        return "failed"
     with logs.context(feed_id=claimed.feed_id):
         try:
             outcome = price_claimed(sessions, settings, dispatcher, askers, claimed)

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from neosl.metrics import ScrapeTimeCollector
+from neosl.metrics import AGGREGATES_EVERY_SECONDS, AtMostEvery, ScrapeTimeCollector
 from neosl.models import Execution
 from neosl.models.functions import EXECUTION_STATUSES
 
@@ -33,8 +33,12 @@ class ExecutionCollector(ScrapeTimeCollector):
     def __init__(self, session_factory: sessionmaker[Session], redis: Redis) -> None:
         self.session_factory = session_factory
         self.redis = redis
+        self._aggregates: AtMostEvery[tuple[dict[str, int], list[int]]] = AtMostEvery(
+            AGGREGATES_EVERY_SECONDS
+        )
 
-    def collect(self) -> Iterator[Any]:
+    def _read(self) -> tuple[dict[str, int], list[int]] | None:
+        """Executions by status, and (count, sum, cumulative buckets) of their durations."""
         try:
             with self.session_factory() as session:
                 by_status = dict(
@@ -53,14 +57,22 @@ class ExecutionCollector(ScrapeTimeCollector):
                 ).one()
         except SQLAlchemyError as exc:
             log.warning("metrics: database unreachable: %s", exc)
+            return None
+        return by_status, [int(v or 0) for v in row]
+
+    def collect(self) -> Iterator[Any]:
+        # Both read every execution kept: at most once per AGGREGATES_EVERY_SECONDS.
+        read = self._aggregates.get(self._read)
+        if read is None:
             return
+        by_status, row = read
         executions = GaugeMetricFamily(
             "neosl_executions", "Executions kept, by status", labels=["status"]
         )
         for status in EXECUTION_STATUSES:
             executions.add_metric([status], by_status.get(status, 0))
         yield executions
-        total, duration_sum, *cumulative = (int(v or 0) for v in row)
+        total, duration_sum, *cumulative = row
         yield HistogramMetricFamily(
             "neosl_execution_duration_milliseconds",
             "Run time of finished executions (those kept), milliseconds",

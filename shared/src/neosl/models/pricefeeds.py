@@ -27,6 +27,13 @@ if TYPE_CHECKING:
     from neosl.models.neo import NeoAction
 
 
+# Why a feed is paused: its owner paused it (only the owner resumes it), or a round found
+# the owner unable to pay (resumed by the pricefeed clock once the owner can pay a round).
+PAUSED_BY_OWNER = "owner"
+PAUSED_UNFUNDED = "insufficient_funds"
+PAUSED_REASONS = (PAUSED_BY_OWNER, PAUSED_UNFUNDED)
+
+
 class PriceFeed(Base):
     __tablename__ = "price_feeds"
 
@@ -47,10 +54,21 @@ class PriceFeed(Base):
     # None: the service's PriceFeed contract; else {"contract", "method"} of the tenant's.
     target: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     next_round_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Why a paused feed is paused (PAUSED_REASONS; None: by its owner too); None while it is
+    # active. Only a feed paused for want of funds is resumed by the service (the clock).
+    paused_reason: Mapped[str | None] = mapped_column(String(30))
 
     __table_args__ = (
         CheckConstraint("frequency > 0", name="price_feeds_frequency_positive"),
         CheckConstraint("status IN ('active', 'paused')", name="price_feeds_status_known"),
+        CheckConstraint(
+            "paused_reason IN ('owner', 'insufficient_funds')",
+            name="price_feeds_paused_reason_known",
+        ),
+        CheckConstraint(
+            "paused_reason IS NULL OR status = 'paused'",
+            name="price_feeds_paused_reason_when_paused",
+        ),
         CheckConstraint(
             "aggregation IN ('median', 'mean', 'trimmed_mean', 'weighted')",
             name="price_feeds_aggregation_known",
@@ -60,6 +78,11 @@ class PriceFeed(Base):
         CheckConstraint("min_sources >= 1", name="price_feeds_min_sources_positive"),
         Index("idx_price_feeds_public_pair", "asset_pair", postgresql_where=text("public")),
         Index("idx_price_feeds_due", "next_round_at", postgresql_where=text("status = 'active'")),
+        Index(
+            "idx_price_feeds_unfunded",
+            "user_id",
+            postgresql_where=text("paused_reason = 'insufficient_funds'"),
+        ),
     )
 
 

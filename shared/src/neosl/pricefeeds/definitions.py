@@ -1,4 +1,5 @@
-"""Price feed definitions: validation of every field (together), and creation.
+"""Price feed definitions: validation of every field (together), and creation (within
+``NSL_FEEDS_PER_TENANT``, by an owner who can pay a round: ``billing``).
 
 Shared by the API and the operator's CLI (``neosl feeds create --public``). Errors name the
 field (``sources[2]``, ``heartbeat``…).
@@ -14,13 +15,15 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import httpx
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from neosl.config import Settings
-from neosl.errors import InvalidInput
+from neosl.errors import Conflict, InvalidInput
 from neosl.functions import secretbox
 from neosl.models import PriceFeed
-from neosl.pricefeeds import catalog, jsonpath
+from neosl.models.pricefeeds import PAUSED_UNFUNDED
+from neosl.pricefeeds import billing, catalog, jsonpath
 from neosl.triggers.rules import CONTRACT_HASH, PAIR
 
 AGGREGATIONS = ("median", "mean", "trimmed_mean", "weighted")
@@ -30,6 +33,9 @@ MAX_SOURCES = 16
 MAX_DEVIATION = Decimal(100)
 MAX_WEIGHT = Decimal(1000)
 DEFAULT_DEVIATION = Decimal("0.5")
+# pg_advisory_xact_lock class of a tenant's number of feeds (against NSL_FEEDS_PER_TENANT);
+# the API's ``TenantLock.PRICE_FEEDS`` is the same number.
+FEEDS_LOCK = 0x7066
 
 # A generic source: a tenant's own URL and where the price is in its JSON answer.
 GENERIC_PREFIX = "http:"
@@ -317,15 +323,48 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def lock_feeds(session: Session, user_id: int) -> None:
+    """Hold the tenant's feeds lock until the transaction ends: a count-then-insert under it
+    cannot interleave with another one of the same tenant's."""
+    session.execute(select(func.pg_advisory_xact_lock(FEEDS_LOCK, user_id)))
+
+
 def create_feed(session: Session, settings: Settings, user_id: int, spec: FeedSpec) -> PriceFeed:
-    """A new feed, active: its first round is due now.
+    """A new feed, active: its first round is due now; commits.
+
+    The owner's default account must cover one of its rounds (``billing``). A public feed
+    (an operator's, ``neosl feeds create --public``) whose owner cannot pay yet is created
+    paused for want of funds instead: it starts by itself once the owner can pay.
 
     Raises:
         InvalidInput: naming the field.
+        Conflict: the tenant has ``NSL_FEEDS_PER_TENANT`` feeds already.
+        PaymentRequired: the owner's default account cannot pay for a round.
     """
     fields = validated(settings, spec.__dict__)
+    # Held until the commit: concurrent creates count one after the other, never past the cap.
+    lock_feeds(session, user_id)
+    count = session.scalar(select(func.count()).where(PriceFeed.user_id == user_id)) or 0
+    if count >= settings.feeds_per_tenant:
+        session.rollback()
+        raise Conflict(
+            f"you have {count} price feeds, the most allowed (NSL_FEEDS_PER_TENANT); "
+            "delete some first"
+        )
+    status, paused_reason = "active", None
+    sources = len(fields["sources"])
+    if not billing.can_pay_round(session, settings, user_id, sources):
+        if not spec.public:
+            session.rollback()
+            raise billing.payment_required(settings, sources, "create this feed")
+        status, paused_reason = "paused", PAUSED_UNFUNDED
     feed = PriceFeed(
-        user_id=user_id, status="active", public=spec.public, next_round_at=_now(), **fields
+        user_id=user_id,
+        status=status,
+        paused_reason=paused_reason,
+        public=spec.public,
+        next_round_at=_now(),
+        **fields,
     )
     session.add(feed)
     session.commit()

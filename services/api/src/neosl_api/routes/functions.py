@@ -112,7 +112,10 @@ def get_version(function_id: int, version: int) -> FunctionVersion:
 @blp.alt_response(402, description="Your gas account cannot pay for an execution")
 @blp.alt_response(409, description="The function is paused")
 def invoke(args: dict[str, Any], body: dict[str, Any], function_id: int) -> Response:
-    """Queue an execution; with `?wait=N` (≤ 30 s) answer the finished execution if it ends."""
+    """Queue an execution; with `?wait=N` (≤ 30 s) answer the finished execution if it ends.
+
+    A tenant's waiting requests are limited (`NSL_WAITING_PER_TENANT`): one beyond them
+    answers 202 at once, as a wait that ran out does."""
     input_ = body["input"]
     if len(json.dumps(input_, separators=(",", ":"))) > MAX_INPUT_BYTES:
         message = f"input is larger than {MAX_INPUT_BYTES // 1024} KB"
@@ -122,7 +125,14 @@ def invoke(args: dict[str, Any], body: dict[str, Any], function_id: int) -> Resp
     execution_id = functions.invoke(
         session, context.settings(), context.dispatcher(), user_id, function_id, input_
     )
-    finished = functions.wait_for(session, context.redis(), user_id, execution_id, args["wait"])
+    finished = functions.wait_for(
+        session,
+        context.redis(),
+        user_id,
+        execution_id,
+        args["wait"],
+        limit=context.settings().waiting_per_tenant,
+    )
     if finished is not None:
         return context.json_response(ExecutionSchema().dump(finished), 200)
     return context.json_response({"execution_id": execution_id, "status": "queued"}, 202)

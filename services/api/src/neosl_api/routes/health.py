@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import flask
 import marshmallow as ma
 from flask import Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from neosl.onchain.metrics import follower_status
 from neosl_api import context
@@ -19,7 +17,6 @@ from neosl_api.services import health
 
 blp = Blueprint("health", __name__, description="Liveness and readiness probes")
 # Prometheus' text format is not JSON: served beside the API, not described in its spec.
-metrics_blp = flask.Blueprint("metrics", __name__)
 
 
 class HealthSchema(ma.Schema):
@@ -68,10 +65,3 @@ def readyz() -> Response | dict[str, Any]:
         follower = follower_status(session)
     # Informational: a lagging follower delays deposits but does not make the API unready.
     return {"status": "ready", "checks": checks, "chain_follower": follower}
-
-
-@metrics_blp.route("/metrics")
-@public
-def metrics() -> Response:
-    """Prometheus metrics (chain follower lag, pending withdrawals)."""
-    return Response(generate_latest(context.state().metrics), mimetype=CONTENT_TYPE_LATEST)

@@ -34,17 +34,32 @@ def get_signer() -> NeoSigner:
 @blp.route("/actions", methods=["POST"])
 @blp.arguments(ActionCreateSchema)
 @blp.response(202, ActionSchema)
-@blp.alt_response(409, description="The key was used for another request")
+@blp.alt_response(
+    402,
+    description="Your default gas account cannot cover the most the relay holds for an "
+    "action (NSL_ACTION_MAX_FEE plus the service fee)",
+)
+@blp.alt_response(
+    409,
+    description="The key was used for another request, or you have "
+    "NSL_ACTIONS_IN_FLIGHT_PER_TENANT actions queued or pending",
+)
 @blp.alt_response(422, description="Invalid contract, method or arguments")
 @blp.doc(**idempotency.OPENAPI)
 def create_action(body: dict[str, Any]) -> Response:
     """Queue a contract call: test-invoked, paid from your gas account, sent and settled by
-    the relay. Watch its status with GET /v1/neo/actions/{id}."""
+    the relay. Your default gas account must cover the most the relay holds while it is
+    in flight (NSL_ACTION_MAX_FEE in chain fees plus the service fee), settled to what the
+    chain takes. Watch its status with GET /v1/neo/actions/{id}."""
     return idempotency.respond(
         202,
         lambda: ActionSchema().dump(
             onchain.create_action(
-                context.db(), context.dispatcher(), context.current_user().id, body
+                context.db(),
+                context.settings(),
+                context.dispatcher(),
+                context.current_user().id,
+                body,
             )
         ),
     )

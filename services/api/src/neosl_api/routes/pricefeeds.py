@@ -40,9 +40,13 @@ def list_sources() -> list[dict[str, object]]:
 @blp.route("/price-feeds", methods=["POST"])
 @blp.arguments(FeedCreateSchema)
 @blp.response(201, FeedSchema)
+@blp.alt_response(402, description="Your default gas account cannot pay for one round")
+@blp.alt_response(409, description="You have NSL_FEEDS_PER_TENANT feeds already")
 @blp.alt_response(422, description="Invalid fields; errors name the field")
 def create_feed(body: dict[str, Any]) -> PriceFeed:
-    """Create a feed; its first round is due at once."""
+    """Create a feed; its first round is due at once. Each round is charged to you before
+    its sources are asked (a fee per round plus one per source): your default gas account
+    must cover one round."""
     return definitions.create_feed(
         context.db(), context.settings(), context.current_user().id, definitions.FeedSpec(**body)
     )
@@ -88,15 +92,21 @@ def delete_feed(feed_id: int) -> None:
 @blp.route("/price-feeds/<int:feed_id>/pause", methods=["POST"])
 @blp.response(200, FeedSchema)
 def pause_feed(feed_id: int) -> PriceFeed:
-    """Stop running rounds."""
-    return pricefeeds.set_status(context.db(), context.current_user().id, feed_id, "paused")
+    """Stop running rounds until you resume the feed."""
+    return pricefeeds.set_status(
+        context.db(), context.settings(), context.current_user().id, feed_id, "paused"
+    )
 
 
 @blp.route("/price-feeds/<int:feed_id>/resume", methods=["POST"])
 @blp.response(200, FeedSchema)
+@blp.alt_response(402, description="Your default gas account cannot pay for one round")
 def resume_feed(feed_id: int) -> PriceFeed:
-    """Run rounds again; the next one is due at once."""
-    return pricefeeds.set_status(context.db(), context.current_user().id, feed_id, "active")
+    """Run rounds again; the next one is due at once. A feed paused because you could not
+    pay a round resumes by itself once your default gas account covers one."""
+    return pricefeeds.set_status(
+        context.db(), context.settings(), context.current_user().id, feed_id, "active"
+    )
 
 
 @blp.route("/price-feeds/<int:feed_id>/data", methods=["GET"])

@@ -84,6 +84,11 @@ class FeedSchema(ma.Schema):
     target = ma.fields.Dict(allow_none=True)
     public = ma.fields.Boolean(required=True)
     status = ma.fields.String(required=True, metadata={"enum": ["active", "paused"]})
+    # Why a paused feed is paused: by its owner, or for lack of funds (resumed by itself
+    # once the owner's account covers a round).
+    paused_reason = ma.fields.String(
+        allow_none=True, metadata={"enum": ["owner", "insufficient_funds", None]}
+    )
     next_round_at = ma.fields.DateTime(allow_none=True)
     created_at = ma.fields.DateTime(required=True)
     updated_at = ma.fields.DateTime(required=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -331,11 +332,43 @@ def list_logs(
 
 
 def wait_for(
-    session: Session, redis: Redis, user_id: int, execution_id: int, seconds: float
+    session: Session,
+    redis: Redis,
+    user_id: int,
+    execution_id: int,
+    seconds: float,
+    *,
+    limit: int,
 ) -> Execution | None:
-    """The execution once finished, if that happens within ``seconds``; else None."""
-    if seconds <= 0:
+    """The execution once finished, if that happens within ``seconds``; else None.
+
+    At most ``limit`` requests of one tenant wait at once (across every API process): a
+    request beyond them does not wait (None at once), so one tenant cannot hold every API
+    thread. A waiter is counted until it ends, or ``seconds`` + 5 s if its process dies.
+    """
+    if seconds <= 0 or limit <= 0:
         return None
+    key = f"nsl:waiting:{user_id}"
+    waiter = secrets.token_hex(8)
+    now = time.time()
+    pipe = redis.pipeline()
+    pipe.zremrangebyscore(key, "-inf", now)
+    pipe.zadd(key, {waiter: now + seconds + 5})
+    pipe.zrank(key, waiter)
+    pipe.expire(key, int(seconds) + 10)
+    rank = pipe.execute()[2]
+    try:
+        if rank is None or rank >= limit:
+            return None
+        _wait_done(redis, execution_id, seconds)
+    finally:
+        redis.zrem(key, waiter)
+    session.expire_all()
+    execution = get_execution(session, user_id, execution_id)
+    return execution if execution.status in TERMINAL_STATUSES else None
+
+
+def _wait_done(redis: Redis, execution_id: int, seconds: float) -> None:
     # Blocking longer than the client's socket timeout would end in a TimeoutError (a 503
     # for a ?wait longer than the API's 2 s): wait in slices shorter than it. An
     # announcement made between two slices stays in its list for the next one.
@@ -348,7 +381,4 @@ def wait_for(
     while (remaining := deadline - time.monotonic()) > 0:
         # At least 10 ms: Redis reads a timeout under 1 ms as 0, "block forever".
         if wait_done(redis, execution_id, max(min(step, remaining), 0.01)):
-            break
-    session.expire_all()
-    execution = get_execution(session, user_id, execution_id)
-    return execution if execution.status in TERMINAL_STATUSES else None
+            return

@@ -11,6 +11,8 @@ from sqlalchemy.orm import Session
 
 from neosl.config import Settings
 from neosl.dispatch import Dispatcher
+from neosl.errors import PaymentRequired
+from neosl.gas import ledger
 from neosl.models import NeoAction, NeoSigner
 from neosl.onchain import actions, relaybox, signers
 from neosl_api.pagination import Page, paginate
@@ -29,9 +31,18 @@ def get_signer(session: Session, settings: Settings, user_id: int) -> NeoSigner:
 
 
 def create_action(
-    session: Session, dispatcher: Dispatcher, user_id: int, body: dict[str, Any]
+    session: Session,
+    settings: Settings,
+    dispatcher: Dispatcher,
+    user_id: int,
+    body: dict[str, Any],
 ) -> NeoAction:
     """Queue a contract call for the relay.
+
+    The tenant's default account must cover the most the relay may hold for it
+    (``actions.most_held``), and the tenant may have at most
+    ``NSL_ACTIONS_IN_FLIGHT_PER_TENANT`` actions queued or pending (counted under the
+    tenant's ``TenantLock.ACTIONS_IN_FLIGHT``, which ``actions.queue`` takes).
 
     Writes through ``session`` without committing: the entrypoint commits it together with
     the request's idempotency record, and the relay job is sent only once that commit
@@ -39,9 +50,25 @@ def create_action(
 
     Raises:
         InvalidInput: the contract, method or an argument (named).
+        PaymentRequired: the default account cannot cover the hold (nothing is queued).
+        actions.TooManyInFlight: a Conflict; nothing is queued.
     """
     call = actions.check(body["contract"], body["method"], body["args"])
-    action = actions.queue(session, dispatcher, user_id, call)
+    if not ledger.can_pay(session, user_id, actions.most_held(settings, "function")):
+        held = actions.describe_most_held(settings, "function")
+        raise PaymentRequired(
+            f"your default gas account cannot pay for this action: while it is in flight "
+            f"the relay holds up to {held}, settled to what the chain takes; deposit GAS first",
+            {"balance": [f"Insufficient for a hold of {held}."]},
+        )
+    action = actions.queue(
+        session,
+        dispatcher,
+        user_id,
+        call,
+        limit=settings.actions_in_flight_per_tenant,
+        refuse_over_limit=True,
+    )
     session.flush()
     session.refresh(action)
     return action

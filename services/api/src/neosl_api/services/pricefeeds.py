@@ -2,6 +2,10 @@
 them), pause and resume, and read their history: prices, OHLC buckets, rounds, the latest
 price.
 
+Each round is charged to the feed's owner before its sources are asked
+(``neosl.pricefeeds.billing``): creating or resuming a feed needs a default account that
+covers one round.
+
 Public feeds (created by an operator with ``neosl feeds create --public``) can be read by
 every tenant and named by their price triggers; only their owner changes them.
 """
@@ -17,7 +21,8 @@ from sqlalchemy.orm import Session, selectinload
 from neosl.config import Settings
 from neosl.errors import Forbidden, InvalidInput, NotFound
 from neosl.models import NeoAction, PriceData, PriceFeed, PriceRound
-from neosl.pricefeeds import definitions
+from neosl.models.pricefeeds import PAUSED_BY_OWNER
+from neosl.pricefeeds import billing, definitions
 from neosl_api.pagination import Page, paginate
 from neosl_api.tenancy import id_limit
 
@@ -106,13 +111,28 @@ def delete_feed(session: Session, user_id: int, feed_id: int) -> None:
     session.commit()
 
 
-def set_status(session: Session, user_id: int, feed_id: int, status: str) -> PriceFeed:
-    """Pause or resume; a resumed feed's next round is due at once."""
+def set_status(
+    session: Session, settings: Settings, user_id: int, feed_id: int, status: str
+) -> PriceFeed:
+    """Pause or resume; a resumed feed's next round is due at once.
+
+    A feed its owner paused stays paused until the owner resumes it, also one the service
+    had paused for want of funds (the pricefeed clock resumes only those). Resuming needs
+    a default account that covers one round of the feed.
+
+    Raises:
+        NotFound, Forbidden: as ``_own``.
+        PaymentRequired: resuming, and the default account cannot pay for a round.
+    """
     feed = _own(session, user_id, feed_id)
-    if feed.status != status:
-        feed.status = status
-        if status == "active":
-            feed.next_round_at = _now()
+    if status == "paused":
+        feed.status, feed.paused_reason = "paused", PAUSED_BY_OWNER
+    elif feed.status != "active":
+        billing.require_round_funds(
+            session, settings, user_id, len(feed.sources), "resume this feed"
+        )
+        feed.status, feed.paused_reason = "active", None
+        feed.next_round_at = _now()
     session.commit()
     return feed
 

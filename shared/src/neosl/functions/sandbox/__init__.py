@@ -3,7 +3,9 @@
 ``SandboxPool.run(job)`` runs a ``RunRequest`` in a warm sandbox process and returns its
 ``Outcome``; ``SandboxPool.compile(source)`` checks a source without running it. This package
 never imports ``quickjs`` itself: only the sandbox processes
-(``neosl.functions.sandbox.child``) do.
+(``neosl.functions.sandbox.child``, through ``engine``) do, once the operating system
+contains them (``containment``: no network, no file written, another user, no access to
+the executor's environment or memory).
 
 Every bound an execution's output keeps is a constant here (``MAX_RESULT_BYTES``,
 ``MAX_ERROR_BYTES``, ``MAX_LOG_LINES``, ``MAX_LOG_BYTES``, ``MAX_JSON_DEPTH``,

@@ -14,6 +14,12 @@ Limits, from the inside out:
   deadline;
 * the child caps its address space (``RLIMIT_AS``) in case memory escapes the engine's
   accounting, and an engine crash takes down only that child;
+* the operating system contains each child, in case an engine bug hands it to tenant code
+  (``containment``): it starts with a clean environment in ``/``, and before it reads any
+  tenant code it takes a network namespace of its own, a seccomp filter (no socket, no file
+  written), the sandbox user (when root), resource limits (no file grows, no new process)
+  and becomes not dumpable; this process becomes not dumpable too, so that no child can
+  read its environment or memory. A step the system refuses is logged once, and skipped;
 * this process trusts nothing a child says (tenant code runs there, and an engine bug could
   give it the child): it reads at most ``protocol.MAX_CHILD_MESSAGE_BYTES`` for one message
   and checks every message through (``protocol.parse_child_message``) before acting on it.
@@ -34,13 +40,16 @@ import os
 import re
 import select
 import signal
+import site
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -52,6 +61,7 @@ from neosl.functions.fetching import (
     FetchResponse,
 )
 from neosl.functions.sandbox import protocol
+from neosl.functions.sandbox.containment import DEFAULT_USER, HELD, protect_host, resolve_user
 from neosl.functions.sandbox.types import (
     ERROR_CUT,
     MAX_MEMORY_MB,
@@ -75,21 +85,41 @@ REDACTED = "***"
 MB = 1024 * 1024
 
 CHILD_COMMAND = (sys.executable, "-m", "neosl.functions.sandbox.child")
-# The children get only these of our environment variables: tenant code cannot read the
-# environment, but an engine exploit should not find the service's credentials either.
-_ENV_KEPT = (
-    "PATH",
-    "PYTHONPATH",
-    "PYTHONHOME",
-    "PYTHONFAULTHANDLER",
-    "LANG",
-    "LC_ALL",
-    "LC_CTYPE",
-    "TZ",
-    "TMPDIR",
-    "VIRTUAL_ENV",
-    "SYSTEMROOT",
-)
+# Where the children start: a directory that neither the sandbox user nor any user but root
+# can write to (and their seccomp filter refuses to create files anyway).
+CHILD_DIRECTORY = "/"
+# The children get only these of our environment variables, which Python and the engine
+# need: an engine exploit must not find the service's keys and URLs there.
+_ENV_KEPT = ("PATH", "PYTHONPATH", "PYTHONHOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
+# Where our package is: the children import it from there, whatever their directory.
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[3])
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    """How a sandbox process is started: ``subprocess.Popen(args, env=env, cwd=cwd)``, with
+    pipes for its stdin and stdout (no ``preexec_fn``: this process has threads)."""
+
+    args: tuple[str, ...]
+    env: dict[str, str]
+    cwd: str
+
+
+def child_spec(command: Iterable[str] = CHILD_COMMAND, user: str = DEFAULT_USER) -> ChildSpec:
+    """How the pool starts a sandbox process running ``command``, which switches to ``user``
+    when started as root (see ``containment.resolve_user``).
+
+    Raises:
+        ValueError: no such user, or root.
+    """
+    env = {k: v for k in _ENV_KEPT if (v := os.environ.get(k)) is not None}
+    # Unless it is installed: ahead of the standard library, site-packages could shadow it.
+    if _PACKAGE_ROOT not in {os.path.realpath(p) for p in site.getsitepackages()}:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))
+    # It could not write them anyway.
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    args = (*command, "--user", str(resolve_user(user)))
+    return ChildSpec(args, env, CHILD_DIRECTORY)
 
 
 # Performs a function's neo.call: (contract, method, args as parsed JSON) → the JSON text of
@@ -125,6 +155,8 @@ class _Child:
         assert process.stdout is not None
         self.process = process
         self.pid = process.pid
+        # What its ready message said of its containment: step → "held", or why not.
+        self.containment: dict[str, str] = {}
         self._stdin = process.stdin
         self._stdout = process.stdout
         self._write_fd = process.stdin.fileno()
@@ -140,13 +172,17 @@ class _Child:
         self._scanned = 0
 
     @classmethod
-    def start(cls, command: Iterable[str], env: dict[str, str]) -> _Child:
+    def start(cls, spec: ChildSpec) -> _Child:
         """Raises:
         SandboxError: the process did not start or did not say it was ready.
         """
         try:
             process = subprocess.Popen(
-                list(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+                spec.args,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=spec.env,
+                cwd=spec.cwd,
             )
         except OSError as exc:
             raise SandboxError(f"cannot start a sandbox process: {exc}") from exc
@@ -159,6 +195,7 @@ class _Child:
         if not isinstance(hello, protocol.Ready):
             child.kill()
             raise SandboxError("a sandbox process did not get ready in time")
+        child.containment = hello.containment
         return child
 
     def alive(self) -> bool:
@@ -493,6 +530,12 @@ class SandboxPool(Closing):
     ``fetch`` rejects with "fetch is not available here". ``neo_caller`` performs
     ``neo.call`` on the same threads (without one, or with ``Limits.neo_calls`` 0, it rejects
     with "neo.call is not available here").
+
+    Started as root, the processes run as ``user`` (``nobody`` by default; a name, ``UID`` or
+    ``UID:GID``). Creating a pool makes this process not dumpable (``containment``).
+
+    Raises:
+        ValueError: ``max_processes`` below 1; ``user`` does not exist, or is root.
     """
 
     def __init__(
@@ -505,9 +548,12 @@ class SandboxPool(Closing):
         max_starting: int | None = None,
         kill_grace_seconds: float = KILL_GRACE_SECONDS,
         command: Iterable[str] = CHILD_COMMAND,
+        user: str = DEFAULT_USER,
     ) -> None:
         if max_processes < 1:
             raise ValueError("max_processes must be at least 1")
+        # How its processes are started (the tests start probes exactly so).
+        self.spec = child_spec(command, user)
         self.max_processes = max_processes
         self.max_starting = max_starting or max(os.cpu_count() or 1, 2)
         self.fetcher = fetcher
@@ -515,14 +561,22 @@ class SandboxPool(Closing):
         self.kill_grace_seconds = kill_grace_seconds
         self._fetch_thread_count = fetch_threads or max_processes * MAX_REQUESTS_PER_EXECUTION
         self._fetch_threads: ThreadPoolExecutor | None = None
-        self._command = tuple(command)
-        self._env = {k: v for k in _ENV_KEPT if (v := os.environ.get(k)) is not None}
         self._cond = threading.Condition()
         self._idle: list[_Child] = []
         self._children: set[_Child] = set()
         self._starting = 0
         self._restarts = 0
         self._closed = False
+        self._containment: dict[str, str] = {}
+        # Each step that did not hold, and why, is logged once.
+        self._warned: set[tuple[str, str]] = set()
+        host = protect_host()
+        if host != HELD:
+            log.warning(
+                "this process stays dumpable (%s): a sandbox process of the same user could "
+                "read its environment and memory",
+                host,
+            )
 
     # -- stats, for metrics and operators
 
@@ -537,6 +591,13 @@ class SandboxPool(Closing):
         """Sandbox processes killed (past a deadline) or found dead (crashed) so far."""
         with self._cond:
             return self._restarts
+
+    @property
+    def containment(self) -> dict[str, str]:
+        """What the last sandbox process started reported of its containment: for each of
+        ``containment.STEPS``, ``"held"`` or why not (empty before the first one)."""
+        with self._cond:
+            return dict(self._containment)
 
     @property
     def pids(self) -> list[int]:
@@ -794,7 +855,7 @@ class SandboxPool(Closing):
     def _start_child(self) -> _Child:
         """Start a process in the start slot the caller took (``_starting``), and count it."""
         try:
-            child = _Child.start(self._command, self._env)
+            child = _Child.start(self.spec)
         except BaseException:
             with self._cond:
                 self._starting -= 1
@@ -804,9 +865,26 @@ class SandboxPool(Closing):
             self._starting -= 1
             # Someone may be waiting for the start slot this one leaves.
             self._cond.notify()
-            if not self._closed:
+            self._containment = child.containment
+            skipped = {
+                (step, why)
+                for step, why in child.containment.items()
+                if why != HELD and (step, why) not in self._warned
+            }
+            self._warned |= skipped
+            closed = self._closed
+            if not closed:
                 self._children.add(child)
-                return child
+        for step, why in sorted(skipped):
+            held = [s for s, w in child.containment.items() if w == HELD]
+            log.warning(
+                "sandbox processes are not contained by %s: %s (still held: %s)",
+                step,
+                why,
+                ", ".join(held) or "nothing",
+            )
+        if not closed:
+            return child
         child.kill()
         raise SandboxError("the sandbox pool is closed")
 

@@ -15,7 +15,10 @@ Parent → child:
     ``{"op": "abort"}``  (answer to ``wait`` once the deadline has passed)
 
 Child → parent:
-    ``{"op": "ready", "pid"}``  once, when it can take work
+    ``{"op": "ready", "pid", "containment": {step: "held" | why not}}``  once, when it can
+    take work; ``containment`` has one entry for each of ``containment.STEPS``, saying
+    whether the operating system's containment took that step (a reason: printable ASCII,
+    at most ``containment.MAX_REASON_CHARS`` characters)
     ``{"op": "wait", "more", "fetches": [{"id", "url", "method", "headers", "body"} |
     {"id", "kind": "neo.call", "contract", "method", "args"}]}``
         the function waits for requests: these new ones, and any still outstanding; ``more``:
@@ -43,6 +46,7 @@ from itertools import accumulate
 from typing import Any, Literal
 
 from neosl.functions.fetching import refusal
+from neosl.functions.sandbox.containment import MAX_REASON_CHARS, STEPS
 from neosl.functions.sandbox.types import (
     LOG_LEVELS,
     MAX_JSON_DEPTH,
@@ -182,6 +186,8 @@ def decode(line: bytes) -> dict[str, Any]:
 @dataclass(frozen=True)
 class Ready:
     pid: int
+    # For each containment step: "held", or why it did not.
+    containment: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -263,7 +269,7 @@ def parse_child_message(line: bytes) -> ChildMessage:
     try:
         match op:
             case "ready":
-                return Ready(_int(message, "pid"))
+                return Ready(_int(message, "pid"), _containment(message.get("containment")))
             case "wait":
                 return _wait(message)
             case "done":
@@ -324,6 +330,20 @@ def _args(text: str, what: str) -> Any:
         raise ProtocolError(f"{what} arguments {exc}") from None
     except ValueError:
         raise ProtocolError(f"{what} arguments that are not JSON") from None
+
+
+def _containment(raw: Any) -> dict[str, str]:
+    if not isinstance(raw, dict) or set(raw) != set(STEPS):
+        raise ProtocolError("'containment' missing, or not one report per step")
+    for report in raw.values():
+        if not (
+            isinstance(report, str)
+            and 0 < len(report) <= MAX_REASON_CHARS
+            and report.isascii()
+            and report.isprintable()
+        ):
+            raise ProtocolError("a containment report that is not a short line of text")
+    return {step: raw[step] for step in STEPS}
 
 
 def _wait(message: dict[str, Any]) -> Wait:
