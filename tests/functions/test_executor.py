@@ -109,9 +109,11 @@ class Tenant:
         return execution
 
 
-def funded_tenant(api: Flask, sessions: sessionmaker[Session], amount: str = "1") -> Tenant:
+def funded_tenant(
+    api: Flask, sessions: sessionmaker[Session], amount: str = "1", name: str = "alice"
+) -> Tenant:
     client = api.test_client()
-    headers = tenant(client)
+    headers = tenant(client, name)
     account = register_key(client, headers).get_json()
     with sessions() as db:
         credit(db, db.get_one(GasAccount, account["id"]), amount)

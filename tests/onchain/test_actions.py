@@ -344,7 +344,7 @@ def queue_call(
 ) -> int:
     with sessions() as db:
         action = actions.queue(
-            db, dispatcher, tenant.user_id, actions.check(contract, method, args)
+            db, dispatcher, tenant.user_id, actions.check(contract, method, args), limit=100
         )
         db.commit()
         return action.id

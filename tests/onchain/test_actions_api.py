@@ -303,7 +303,7 @@ def test_an_execution_past_the_limit_records_its_actions_failed(
         dispatcher = Dispatcher(producer)
         # Two in flight already, from the API.
         for i in range(2):
-            actions.queue(db, dispatcher, user.id, actions.check(GAS, "symbol", [i]))
+            actions.queue(db, dispatcher, user.id, actions.check(GAS, "symbol", [i]), limit=3)
         execution = Execution(
             function_id=fn.id, user_id=user.id, version=1, timeout=30, status="running"
         )

@@ -247,7 +247,7 @@ def test_sigkill_of_the_relaying_worker_while_it_sends(
         try:
             with sessions() as db:
                 call = actions.check(consumer, "set", ["k", "killed mid-send"])
-                action_id = actions.queue(db, Dispatcher(producer), user_id, call).id
+                action_id = actions.queue(db, Dispatcher(producer), user_id, call, limit=100).id
                 db.commit()
             assert proxy.held.wait(60), "the worker never sent the transaction"
             with sessions() as db:

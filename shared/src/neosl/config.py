@@ -142,6 +142,9 @@ class Settings:
     # Requests of one tenant that may wait (?wait) for their execution at once; beyond
     # them an invoke answers 202 at once, so one tenant cannot hold every API thread.
     waiting_per_tenant: int = 4
+    # Executions of one tenant dispatched to the executor (sent or running) at once; the
+    # rest wait in PostgreSQL for a slot of their tenant, so one backlog delays no one else.
+    executions_per_tenant: int = 8
     triggers_per_tenant: int = 1000
     price_check_seconds: float = 5.0
     # Price feeds: each market-data source's base URL (NSL_PRICE_SOURCE_<NAME>_URL), one
@@ -508,6 +511,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         cron_poll_seconds=_int(env, "NSL_CRON_POLL_MS", 500, 10, 60_000) / 1000,
         webhook_rate_limit=_int(env, "NSL_WEBHOOK_RATE_LIMIT", 60, 1, 1_000_000),
         waiting_per_tenant=_int(env, "NSL_WAITING_PER_TENANT", 4, 0, 10_000),
+        executions_per_tenant=_int(env, "NSL_EXECUTIONS_PER_TENANT", 8, 1, 100_000),
         triggers_per_tenant=_int(env, "NSL_TRIGGERS_PER_TENANT", 1000, 1, 1_000_000),
         price_check_seconds=_int(env, "NSL_PRICE_CHECK_MS", 5000, 100, 3_600_000) / 1000,
         price_source_urls=_price_source_urls(env),

@@ -6,6 +6,8 @@
 - ``queued`` for longer than the requeue delay: its message was taken by an executor that
   died before claiming it (the broker would hand it back only after its visibility timeout,
   an hour). The job is sent again; the claim makes a second copy harmless.
+- ``queued`` and waiting for a slot of its tenant (fair share) while the tenant has one free:
+  dispatched (``functions.executions.release``; normally the end of another execution does).
 - Older than the retention: deleted with its logs.
 """
 
@@ -20,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from neosl import jobs
 from neosl.config import Settings
 from neosl.dispatch import Dispatcher
+from neosl.functions.executions import release, waiting_tenants
 from neosl.models import Execution
 from neosl_executor.runner import finish, lost_outcome
 
@@ -50,7 +53,7 @@ def reap(
     for execution_id, start_time, timeout in abandoned:
         with sessions() as session:
             lost = lost_outcome(start_time, timeout, now)
-            if finish(session, settings, execution_id, lost, billed=False):
+            if finish(session, settings, execution_id, lost, dispatcher=dispatcher, billed=False):
                 counts["lost"] += 1
     requeue_before = now - dt.timedelta(seconds=settings.execution_requeue_seconds)
     with sessions() as session:
@@ -59,10 +62,16 @@ def reap(
             update(Execution)
             .where(
                 Execution.status == "queued",
+                # Only those whose job was sent: the waiting ones have none yet.
+                Execution.dispatched_at.is_not(None),
                 Execution.updated_at < requeue_before,
                 Execution.id.in_(
                     select(Execution.id)
-                    .where(Execution.status == "queued", Execution.created_at < requeue_before)
+                    .where(
+                        Execution.status == "queued",
+                        Execution.dispatched_at.is_not(None),
+                        Execution.created_at < requeue_before,
+                    )
                     .order_by(Execution.id)
                     .limit(_BATCH)
                 ),
@@ -74,6 +83,13 @@ def reap(
             dispatcher.send_after_commit(session, jobs.RUN_EXECUTION, execution_id=execution_id)
         session.commit()
     counts["requeued"] += len(stale)
+    # A safety net for fair share: waiting executions of tenants with a free slot (a
+    # release missed, or the share raised) are dispatched.
+    with sessions() as session:
+        tenants = waiting_tenants(session)
+        released = release(session, dispatcher, tenants, settings.executions_per_tenant)
+        session.commit()
+    counts["released"] += len(released)
     return counts
 
 

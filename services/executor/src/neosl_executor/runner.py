@@ -39,6 +39,7 @@ from neosl.config import Settings
 from neosl.db import ride_out
 from neosl.dispatch import Dispatcher
 from neosl.errors import InvalidInput
+from neosl.functions import executions
 from neosl.functions.sandbox import cut_error
 from neosl.functions.sandbox.types import Limits, LogLine, Outcome, RunRequest
 from neosl.functions.secretbox import granted_secrets
@@ -271,6 +272,10 @@ def finish(
             .values(charge_status=status, charge_amount=amount),
             execution_options=_DML,
         )
+    if dispatcher is not None:
+        # Its slot is free: the tenant's next waiting execution may go. After the settle:
+        # the account's lock, then the tenant's dispatch lock, the order of every producer.
+        executions.release(session, dispatcher, [user_id], settings.executions_per_tenant)
     session.commit()
     return True
 

@@ -1,13 +1,91 @@
-"""How a finished execution is announced to whoever waits for it (``?wait=N``).
+"""Executions between the producers and the executor: dispatching a tenant's fair share,
+and announcing a finished execution to whoever waits for it (``?wait=N``).
 
-The executor pushes to a short-lived Redis list after the execution's terminal status is
-committed; the API blocks on that list. A push that happens before anyone waits stays in the
-list for a minute, so the waiter still sees it.
+**Fair share.** A tenant has at most ``NSL_EXECUTIONS_PER_TENANT`` executions dispatched
+(their job sent to the executor's queue, or running) at once. Producers (an invoke, a
+trigger firing) insert executions ``queued`` and call ``release`` in the same transaction;
+the rest wait in PostgreSQL, and ``release`` is called again when one of the tenant's
+executions ends (the executor's finish, in its transaction), so a tenant's backlog never
+stands in the broker's queue in front of other tenants' work: the queue holds at most a
+share of each tenant's. The reaper releases waiting executions too (a safety net). Jobs are
+sent after the commit; the executor's claim keeps every execution at most once.
+
+**Announcing.** The executor pushes to a short-lived Redis list after the execution's
+terminal status is committed; the API blocks on that list. A push that happens before anyone
+waits stays in the list for a minute, so the waiter still sees it.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterable
+
 from redis import Redis
+from sqlalchemy import TextClause, func, select, text
+from sqlalchemy.orm import Session
+
+from neosl import jobs
+from neosl.dispatch import Dispatcher
+
+# pg_advisory_xact_lock class of a tenant's dispatched executions.
+DISPATCH_LOCK = 0x6578
+
+
+@functools.cache
+def _release_statement() -> TextClause:
+    return text(
+        """
+WITH busy AS (
+    SELECT count(*) AS n FROM executions
+    WHERE user_id = :user_id
+      AND (status = 'running' OR (status = 'queued' AND dispatched_at IS NOT NULL))
+), pick AS (
+    SELECT e.id FROM executions e
+    WHERE e.user_id = :user_id AND e.status = 'queued' AND e.dispatched_at IS NULL
+    ORDER BY e.id
+    LIMIT GREATEST(:share - (SELECT n FROM busy), 0)
+    FOR UPDATE OF e SKIP LOCKED
+)
+UPDATE executions SET dispatched_at = clock_timestamp()
+FROM pick WHERE executions.id = pick.id
+RETURNING executions.id
+"""
+    )
+
+
+def release(
+    session: Session, dispatcher: Dispatcher, user_ids: Iterable[int], share: int
+) -> list[int]:
+    """Dispatch the waiting executions of ``user_ids`` that fit in each tenant's ``share``,
+    oldest first; their jobs are sent after the caller commits. Returns their ids.
+
+    Each tenant's lock is taken before it is counted (a statement of its own, so the count
+    sees what a concurrent release committed): two releases never exceed the share.
+    """
+    released: list[int] = []
+    for user_id in sorted(set(user_ids)):
+        session.execute(select(func.pg_advisory_xact_lock(DISPATCH_LOCK, user_id)))
+        ids = list(session.scalars(_release_statement(), {"user_id": user_id, "share": share}))
+        released.extend(ids)
+    if released:
+        dispatcher.send_many_after_commit(
+            session, jobs.RUN_EXECUTION, [{"execution_id": i} for i in sorted(released)]
+        )
+    return released
+
+
+def waiting_tenants(session: Session, limit: int = 500) -> list[int]:
+    """Tenants with executions waiting for a slot (for the reaper's safety net)."""
+    return list(
+        session.scalars(
+            text(
+                "SELECT DISTINCT user_id FROM executions "
+                "WHERE status = 'queued' AND dispatched_at IS NULL LIMIT :limit"
+            ),
+            {"limit": limit},
+        )
+    )
+
 
 _TTL_SECONDS = 60
 

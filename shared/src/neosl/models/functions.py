@@ -139,6 +139,8 @@ class Execution(Base):
     charge_amount: Mapped[Decimal | None] = mapped_column(Numeric(20, 8))
     # The pending charge holding the most it can cost (None: free when it was queued).
     hold_transaction_id: Mapped[int | None] = mapped_column(ForeignKey("transactions.id"))
+    # When its job was sent to the executor (None: it waits for a slot of its tenant).
+    dispatched_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[UpdatedAt]
 
     __table_args__ = (
@@ -149,6 +151,19 @@ class Execution(Base):
         Index("idx_executions_user_id_id", "user_id", "id"),
         Index("idx_executions_queued", "created_at", postgresql_where=text("status = 'queued'")),
         Index("idx_executions_running", "start_time", postgresql_where=text("status = 'running'")),
+        Index(
+            "idx_executions_waiting",
+            "user_id",
+            "id",
+            postgresql_where=text("status = 'queued' AND dispatched_at IS NULL"),
+        ),
+        Index(
+            "idx_executions_in_flight",
+            "user_id",
+            postgresql_where=text(
+                "status = 'running' OR (status = 'queued' AND dispatched_at IS NOT NULL)"
+            ),
+        ),
     )
 
 

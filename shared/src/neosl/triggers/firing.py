@@ -33,12 +33,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import TextClause, text
+from sqlalchemy import TextClause, select, text
 from sqlalchemy.orm import Session
 
-from neosl import jobs
 from neosl.config import Settings
 from neosl.dispatch import Dispatcher
+from neosl.functions import executions
+from neosl.models import Execution
 
 MAX_CAUSE_KEY = 200
 # How the reason of a firing skipped for lack of funds begins (the statement below writes it).
@@ -212,8 +213,9 @@ def fire(
 ) -> list[Fired]:
     """Record each cause and create the executions of those that fire (the caller commits).
 
-    The executions' jobs are sent once the caller's transaction commits. Causes already
-    recorded (same trigger and key) change nothing. Outcomes are in the order of ``causes``.
+        The executions are dispatched within their tenants' shares (``functions.executions``):
+    their jobs are sent once the caller's transaction commits. Causes already
+        recorded (same trigger and key) change nothing. Outcomes are in the order of ``causes``.
     """
     if not causes:
         return []
@@ -250,9 +252,11 @@ def fire(
     ]
     started = [o.execution_id for o in outcomes if o.new and o.execution_id is not None]
     if started:
-        dispatcher.send_many_after_commit(
-            session, jobs.RUN_EXECUTION, [{"execution_id": i} for i in started]
+        # Dispatched within each tenant's share; the rest when its executions end.
+        tenants = session.scalars(
+            select(Execution.user_id).where(Execution.id.in_(started)).distinct()
         )
+        executions.release(session, dispatcher, tenants, settings.executions_per_tenant)
     return outcomes
 
 

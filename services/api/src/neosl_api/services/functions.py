@@ -21,10 +21,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningInsert
 
-from neosl import jobs
 from neosl.config import Settings
 from neosl.dispatch import Dispatcher
 from neosl.errors import Conflict, InvalidInput, NotFound, PaymentRequired
+from neosl.functions import executions
 from neosl.functions.executions import wait_done
 from neosl.functions.sandbox.types import CompileError
 from neosl.gas import ledger
@@ -291,7 +291,8 @@ def invoke(
             .values(hold_transaction_id=result.transaction_id),
             execution_options={"synchronize_session": False},
         )
-    dispatcher.send_after_commit(session, jobs.RUN_EXECUTION, execution_id=execution_id)
+    # Dispatched now if the tenant has a free slot, else when one of its executions ends.
+    executions.release(session, dispatcher, [user_id], settings.executions_per_tenant)
     session.commit()
     return execution_id
 

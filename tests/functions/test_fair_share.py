@@ -1,0 +1,97 @@
+"""Fair share: one tenant's backlog delays no other tenant. A tenant has at most
+``NSL_EXECUTIONS_PER_TENANT`` executions dispatched to the executor at once; the rest wait in
+PostgreSQL and are dispatched, in order, as its executions end."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from neosl.celery_app import ServiceApp
+from neosl.config import Settings
+from neosl.gas import ledger
+from neosl.models import Execution
+from tests.functions.test_executor import (  # noqa: F401 (fixtures)
+    BASE,
+    PER_100MS,
+    api,
+    executor,
+    funded_tenant,
+    sessions,
+)
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.celery
+
+SHARE = 2
+# About 300 ms of CPU each.
+SLOW = "function main() { const end = Date.now() + 300; while (Date.now() < end) {} return 1 }"
+
+
+@pytest.fixture
+def priced(settings: Settings) -> Settings:
+    return dataclasses.replace(
+        settings,
+        function_base_fee=BASE,
+        function_fee_per_100ms=PER_100MS,
+        executions_per_tenant=SHARE,
+    )
+
+
+def states(factory: sessionmaker[Session], ids: list[int]) -> tuple[int, int, int]:
+    """(running, dispatched and queued, waiting) among ``ids``."""
+    with factory() as db:
+        rows = db.execute(
+            select(Execution.status, Execution.dispatched_at.is_not(None), func.count())
+            .where(Execution.id.in_(ids))
+            .group_by(Execution.status, Execution.dispatched_at.is_not(None))
+        ).all()
+    count = {(status, sent): n for status, sent, n in rows}
+    return (
+        count.get(("running", True), 0),
+        count.get(("queued", True), 0),
+        count.get(("queued", False), 0),
+    )
+
+
+def test_a_tenants_backlog_delays_no_other_tenant(
+    api: Flask,  # noqa: F811
+    executor: ServiceApp,  # noqa: F811
+    sessions: sessionmaker[Session],  # noqa: F811
+) -> None:
+    greedy = funded_tenant(api, sessions, "5", "greedy")
+    other = funded_tenant(api, sessions, "5", "other")
+    slow = greedy.function(SLOW)
+    quick = other.function("function main() { return 2 }")
+    backlog = [greedy.invoke(slow["id"]).get_json()["execution_id"] for _ in range(16)]
+    # Only its share was sent to the executor; the rest wait in PostgreSQL.
+    running, sent, waiting = states(sessions, backlog)
+    assert running + sent <= SHARE
+    assert waiting >= len(backlog) - SHARE
+
+    answer = other.invoke(quick["id"], wait=20)
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["result"] == 2
+    # The other tenant's execution ran while most of the backlog still waited: it was not
+    # queued behind it.
+    assert states(sessions, backlog)[2] >= len(backlog) // 2
+
+    most_at_once = 0
+
+    def drained() -> bool:
+        nonlocal most_at_once
+        running, sent, waiting = states(sessions, backlog)
+        most_at_once = max(most_at_once, running + sent)
+        return running + sent + waiting == 0
+
+    wait_until(drained, "the backlog to run", timeout=60, every=0.05)
+    assert most_at_once <= SHARE
+    with sessions() as db:
+        done = db.scalars(select(Execution).where(Execution.id.in_(backlog))).all()
+        assert {e.status for e in done} == {"succeeded"}
+        assert {e.charge_status for e in done} == {"charged"}
+        assert ledger.verify(db) == []
