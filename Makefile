@@ -27,8 +27,9 @@ pytest:
 	$(UV) run --no-sync pytest
 
 # Unit and API tests: no chain, no worker processes, no deployment builds, no operator
-# commands in subprocesses (under two minutes); `make test` stays the full suite CI runs.
-FAST_TESTS := -m "not neo and not celery and not e2e" --ignore=tests/deploy --ignore=tests/devstack \
+# commands in subprocesses, nothing that waits out a time limit (under two minutes);
+# `make test` stays the full suite CI runs.
+FAST_TESTS := -m "not neo and not celery and not e2e and not slow" --ignore=tests/deploy --ignore=tests/devstack \
 	--ignore=tests/cli --ignore=tests/functions/test_secrets_cli.py
 
 test-fast: install lint

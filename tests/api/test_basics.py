@@ -65,6 +65,7 @@ def test_readyz_and_the_metrics_report_follower_lag(client: FlaskClient, db: Ses
     assert "neosl_withdrawals_pending 0.0" in text
 
 
+@pytest.mark.slow
 def test_readyz_503_when_broker_is_down(
     settings: Settings, session_factory: sessionmaker[Session]
 ) -> None:

@@ -371,6 +371,7 @@ def test_wait_outlasts_the_redis_socket_timeout(
     assert found.status == "succeeded"
 
 
+@pytest.mark.slow
 def test_a_tenant_waits_on_at_most_its_share_of_requests(
     settings: Settings,
     session_factory: sessionmaker[Session],

@@ -529,6 +529,7 @@ def test_neo_arguments_nested_too_deep_are_refused(pool: SandboxPool) -> None:
     assert outcome.actions == []
 
 
+@pytest.mark.slow
 def test_output_too_large_for_one_message_fails_the_run_with_its_logs(pool: SandboxPool) -> None:
     # Sixty actions whose arguments are 240,000 characters of JSON each (escaped control
     # characters): 17 MB once written in the message.
@@ -563,6 +564,7 @@ def test_a_last_value_python_cannot_hold_is_no_crash(pool: SandboxPool) -> None:
 # -- hostile code: each ends as documented and leaves the pool healthy
 
 
+@pytest.mark.slow
 def test_infinite_loop_times_out_and_the_process_is_reused(pool: SandboxPool) -> None:
     outcome, took, replaced = timed(pool, "function main() { for (;;) {} }")
     assert outcome.status == "timeout"
@@ -572,6 +574,7 @@ def test_infinite_loop_times_out_and_the_process_is_reused(pool: SandboxPool) ->
     assert_healthy(pool)
 
 
+@pytest.mark.slow
 def test_infinite_loop_at_top_level(pool: SandboxPool) -> None:
     outcome, took, _ = timed(pool, "while (true) {}\nfunction main() {}")
     assert outcome.status == "timeout"
@@ -579,6 +582,7 @@ def test_infinite_loop_at_top_level(pool: SandboxPool) -> None:
     assert_healthy(pool)
 
 
+@pytest.mark.slow
 def test_long_native_operation_is_killed_at_the_deadline(pool: SandboxPool) -> None:
     # One join of 300 MB takes seconds and never returns to the interpreter's time checks.
     outcome, took, replaced = timed(
@@ -593,6 +597,7 @@ def test_long_native_operation_is_killed_at_the_deadline(pool: SandboxPool) -> N
     assert_healthy(pool)
 
 
+@pytest.mark.slow
 def test_redos_times_out(pool: SandboxPool) -> None:
     outcome, took, replaced = timed(
         pool, "function main() { return /(a+)+$/.test('a'.repeat(40) + 'b') }"
@@ -644,6 +649,7 @@ def test_deep_recursion_fails(pool: SandboxPool) -> None:
     assert_healthy(pool)
 
 
+@pytest.mark.slow
 def test_promise_flood_times_out(pool: SandboxPool) -> None:
     floods = [
         "async function main() { for (;;) await null }",
@@ -681,6 +687,7 @@ def test_huge_result_fails(pool: SandboxPool) -> None:
     assert replaced == 0
 
 
+@pytest.mark.slow
 def test_huge_logs_are_truncated(pool: SandboxPool) -> None:
     outcome, took, replaced = timed(
         pool, "function main() { const s = 'x'.repeat(1 << 20); for (;;) console.log(s) }"
@@ -824,6 +831,7 @@ def broken(pool: SandboxPool, fault: str, body: str = "return 1") -> tuple[Outco
     return outcome, pid
 
 
+@pytest.mark.slow
 def test_a_message_nested_100000_deep_after_burning_cpu_is_billed_its_time(
     relayed: SandboxPool,
 ) -> None:

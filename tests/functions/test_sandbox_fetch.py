@@ -262,6 +262,7 @@ def test_the_eleventh_fetch_is_refused(
     assert fetcher.calls - calls == limit
 
 
+@pytest.mark.slow
 def test_hanging_fetch_times_out_without_losing_the_process(
     pool: SandboxPool, base_url: str
 ) -> None:
@@ -454,6 +455,7 @@ def test_fetch_answers_correctly_whatever_built_ins_were_replaced(
     assert outcome.fetches == 2
 
 
+@pytest.mark.slow
 def test_requests_too_large_for_one_message_all_go(
     pool: SandboxPool, base_url: str, fetcher: HttpxFetcher
 ) -> None:

@@ -189,6 +189,7 @@ def run_concurrently(work: Callable[[int], None], n: int) -> None:
     assert not any(t.is_alive() for t in threads), "a worker thread hung"
 
 
+@pytest.mark.slow
 def test_concurrent_charges_and_withdrawals_on_one_account(
     sessions: sessionmaker[Session], server_env: dict[str, str]
 ) -> None:
@@ -246,6 +247,7 @@ def test_concurrent_spending_cannot_overdraw(sessions: sessionmaker[Session]) ->
         assert ledger.verify(db) == []
 
 
+@pytest.mark.slow
 def test_cli_verify_exits_1_on_mismatch(
     sessions: sessionmaker[Session], server_env: dict[str, str]
 ) -> None:

@@ -258,6 +258,7 @@ def test_history_ohlc_rounds_and_latest(client: FlaskClient, db: Session) -> Non
     assert last["round"]["status"] == "failed"
 
 
+@pytest.mark.slow
 def test_the_operator_creates_public_feeds_from_the_cli(
     server_env: dict[str, str], sessions: sessionmaker[Session]
 ) -> None:

@@ -425,6 +425,7 @@ def test_feeds_per_tenant_hold_under_concurrent_creates(
     assert app.test_client().post("/v1/price-feeds", json=FEED, headers=other).status_code == 201
 
 
+@pytest.mark.slow
 def test_an_operators_public_feed_waits_for_its_owner_to_pay(
     server_env: dict[str, str], sessions: sessionmaker[Session], billed: Settings
 ) -> None:

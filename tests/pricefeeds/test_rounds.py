@@ -247,6 +247,7 @@ def test_the_schedule_does_not_drift_skips_late_slots_and_never_overlaps(
         )
 
 
+@pytest.mark.slow
 def test_a_round_given_up_while_its_worker_waits_stores_nothing(
     sessions: sessionmaker[Session],
     pointed: Settings,
