@@ -357,16 +357,23 @@ def test_paused_trigger_or_function_records_skipped(client: FlaskClient, db: Ses
     assert len(skipped["items"]) == 2
 
 
-def test_a_tenant_who_cannot_cover_the_hold_records_skipped(
+@pytest.fixture
+def priced(
     settings: Settings,
     session_factory: sessionmaker[Session],
     redis_client: Redis,
     sandbox: SandboxPool,
-    db: Session,
-) -> None:
-    client = app_with(
+) -> FlaskClient:
+    """A client of an API whose executions cost something (a base fee of 0.01 GAS)."""
+    return app_with(
         settings, session_factory, redis_client, sandbox, function_base_fee=Decimal("0.01")
     )
+
+
+def test_a_tenant_who_cannot_cover_the_hold_records_skipped(
+    priced: FlaskClient, db: Session
+) -> None:
+    client = priced
     h, fn = setup(client)
     t = made(client, h, fn, "cron", CRON)
     event = client.post(f"/v1/triggers/{t['id']}/fire", json={}, headers=h).get_json()
@@ -418,15 +425,9 @@ def test_a_signed_delivery_fires_with_the_body_as_input(client: FlaskClient, db:
 
 
 def test_a_delivery_the_tenant_cannot_pay_for_is_402_and_recorded_skipped(
-    settings: Settings,
-    session_factory: sessionmaker[Session],
-    redis_client: Redis,
-    sandbox: SandboxPool,
-    db: Session,
+    priced: FlaskClient, db: Session
 ) -> None:
-    client = app_with(
-        settings, session_factory, redis_client, sandbox, function_base_fee=Decimal("0.01")
-    )
+    client = priced
     h, fn = setup(client)
     t = made(client, h, fn, "webhook", None)
     err = assert_error(deliver(client, t["id"], t["webhook_secret"]), 402, "payment_required")

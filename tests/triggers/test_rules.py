@@ -98,6 +98,40 @@ def run_clock(
         now += step
 
 
+def run_replicas(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    dispatcher: Dispatcher,
+    now: dt.datetime,
+    *,
+    batch: int,
+    replicas: int = 4,
+) -> list[int]:
+    """Clock passes at ``now`` from ``replicas`` threads at once, each until nothing is due;
+    how many each pass fired. Fails on any error of a replica."""
+    totals: list[int] = []
+    errors: list[BaseException] = []
+
+    def replica() -> None:
+        try:
+            while True:
+                with sessions() as db:
+                    done = fire_due_cron(db, settings, dispatcher, now, batch=batch)
+                if done.triggers == 0:
+                    return
+                totals.append(done.fired)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=replica) for _ in range(replicas)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    return totals
+
+
 def fired_slots(sessions: sessionmaker[Session], trigger_id: int) -> list[dt.datetime]:
     return [
         dt.datetime.fromisoformat(e.cause["slot"])
@@ -209,26 +243,7 @@ def test_concurrent_passes_fire_every_trigger_once(
         cron_trigger(sessions, owner, "* * * * *", "UTC", start, name=f"t{i}") for i in range(300)
     ]
     now = at("2026-11-26T10:01:05")
-    totals: list[int] = []
-    errors: list[BaseException] = []
-
-    def replica() -> None:
-        try:
-            while True:
-                with sessions() as db:
-                    done = fire_due_cron(db, settings, dispatcher, now, batch=25)
-                if done.triggers == 0:
-                    return
-                totals.append(done.fired)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=replica) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    totals = run_replicas(sessions, settings, dispatcher, now, batch=25)
     assert sum(totals) == len(ids)
     with sessions() as db:
         assert db.scalar(select(func.count()).select_from(Execution)) == len(ids)
@@ -442,24 +457,7 @@ def test_concurrent_firings_never_hold_more_than_the_balance(
     ids = [
         cron_trigger(sessions, owner, "* * * * *", "UTC", start, name=f"t{i}") for i in range(40)
     ]
-    now = at("2026-11-26T10:01:05")
-    errors: list[BaseException] = []
-
-    def replica() -> None:
-        try:
-            while True:
-                with sessions() as db:
-                    if fire_due_cron(db, priced, dispatcher, now, batch=3).triggers == 0:
-                        return
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=replica) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    run_replicas(sessions, priced, dispatcher, at("2026-11-26T10:01:05"), batch=3)
     statuses = [events(sessions, i)[0].status for i in ids]
     # 0.1 covers three holds of 0.031, whichever replicas fired them.
     assert statuses.count("fired") == 3

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, func, select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -59,6 +59,18 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def lock_tenant(session: Session, lock_class: int, user_id: int) -> None:
+    """Wait for the tenant's lock of ``lock_class`` and hold it until the transaction ends.
+
+    A check-then-write (count, then insert) under it cannot interleave with another one of
+    the same tenant: the second counts what the first committed. A transaction-scoped
+    advisory lock (class, tenant id) locks no row, so nothing else the tenant does waits.
+    Each class is a constant of the code that counts under it (distinct: see the API's
+    ``TenantLock``, which lists them all).
+    """
+    session.execute(select(func.pg_advisory_xact_lock(lock_class, user_id)))
 
 
 def ride_out[T](work: Callable[[], T], *, seconds: float, what: str) -> T:

@@ -8,10 +8,14 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import Any, Protocol
 
-from sqlalchemy import BigInteger, Select, select, text
+from sqlalchemy import BigInteger, Select, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from neosl import db
 from neosl.errors import NotFound
+from neosl.functions import executions
+from neosl.onchain import actions
+from neosl.pricefeeds import definitions
 
 
 class Owned(Protocol):
@@ -56,29 +60,24 @@ def _name(model: type[Any]) -> str:
 
 
 class TenantLock(IntEnum):
-    """What of a tenant's is decided one transaction at a time: the lock classes of
-    ``lock_tenant``. Distinct classes, so unrelated use cases never wait for each other."""
+    """What of a tenant's is decided one transaction at a time: every lock class of
+    ``neosl.db.lock_tenant``, the API's own and those of shared code (the executor, the CLI
+    and the workers count under those too). Distinct classes, so unrelated use cases never
+    wait for each other."""
 
     # Its gas accounts: registering, the default, removal, withdrawals against the daily limit.
     GAS_BANK = 0x6A5B
     # Its number of triggers, against NSL_TRIGGERS_PER_TENANT.
     TRIGGERS = 0x7467
-    # Its number of price feeds, against NSL_FEEDS_PER_TENANT: the number
-    # ``neosl.pricefeeds.definitions.create_feed`` locks (the CLI creates feeds too).
-    PRICE_FEEDS = 0x7066
-    # Its on-chain actions queued or pending, against NSL_ACTIONS_IN_FLIGHT_PER_TENANT: the
-    # number ``neosl.onchain.actions.queue`` locks (the executor queues actions too).
-    ACTIONS_IN_FLIGHT = 0x6163
-
-
-_LOCK_TENANT = text("SELECT pg_advisory_xact_lock(:cls, :key)")
+    # Its number of price feeds, against NSL_FEEDS_PER_TENANT.
+    PRICE_FEEDS = definitions.FEEDS_LOCK
+    # Its on-chain actions queued or pending, against NSL_ACTIONS_IN_FLIGHT_PER_TENANT.
+    ACTIONS_IN_FLIGHT = actions.IN_FLIGHT_LOCK
+    # Its executions dispatched to the executor, against NSL_EXECUTIONS_PER_TENANT.
+    EXECUTIONS_DISPATCHED = executions.DISPATCH_LOCK
 
 
 def lock_tenant(session: Session, user_id: int, what: TenantLock) -> None:
-    """Wait for the tenant's lock of ``what`` and hold it until the transaction ends.
-
-    A check-then-write (count, then insert) under it cannot interleave with another one of
-    the same tenant: the second counts what the first committed. A transaction-scoped
-    advisory lock (class, tenant id) locks no row, so nothing else the tenant does waits.
-    """
-    session.execute(_LOCK_TENANT, {"cls": int(what), "key": user_id})
+    """Wait for the tenant's lock of ``what`` and hold it until the transaction ends
+    (``neosl.db.lock_tenant``)."""
+    db.lock_tenant(session, int(what), user_id)

@@ -21,13 +21,15 @@ import functools
 from collections.abc import Iterable
 
 from redis import Redis
-from sqlalchemy import TextClause, func, select, text
+from sqlalchemy import TextClause, text
 from sqlalchemy.orm import Session
 
 from neosl import jobs
+from neosl.db import lock_tenant
 from neosl.dispatch import Dispatcher
 
-# pg_advisory_xact_lock class of a tenant's dispatched executions.
+# pg_advisory_xact_lock class of a tenant's dispatched executions (``neosl.db.lock_tenant``),
+# listed in the API's ``TenantLock`` with every other.
 DISPATCH_LOCK = 0x6578
 
 
@@ -64,7 +66,7 @@ def release(
     """
     released: list[int] = []
     for user_id in sorted(set(user_ids)):
-        session.execute(select(func.pg_advisory_xact_lock(DISPATCH_LOCK, user_id)))
+        lock_tenant(session, DISPATCH_LOCK, user_id)
         ids = list(session.scalars(_release_statement(), {"user_id": user_id, "share": share}))
         released.extend(ids)
     if released:

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from neosl import jobs
 from neosl.config import Settings
+from neosl.db import lock_tenant
 from neosl.dispatch import Dispatcher
 from neosl.errors import Conflict, InvalidInput
 from neosl.gas.money import format_amount
@@ -35,7 +36,7 @@ from neosl.models import NeoAction
 from neosl.neo import params
 
 # pg_advisory_xact_lock class of a tenant's actions in flight (against
-# NSL_ACTIONS_IN_FLIGHT_PER_TENANT); the API's ``TenantLock.ACTIONS_IN_FLIGHT`` is the same.
+# NSL_ACTIONS_IN_FLIGHT_PER_TENANT), listed in the API's ``TenantLock`` with every other.
 IN_FLIGHT_LOCK = 0x6163
 IN_FLIGHT = ("queued", "pending")
 
@@ -131,7 +132,7 @@ def make_room(session: Session, user_id: int, limit: int) -> None:
     Raises:
         TooManyInFlight: ``limit`` actions are queued or pending already.
     """
-    session.execute(select(func.pg_advisory_xact_lock(IN_FLIGHT_LOCK, user_id)))
+    lock_tenant(session, IN_FLIGHT_LOCK, user_id)
     count = in_flight(session, user_id)
     if count >= limit:
         raise TooManyInFlight(

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from neosl.config import Settings
+from neosl.db import lock_tenant
 from neosl.errors import Conflict, InvalidInput
 from neosl.functions import secretbox
 from neosl.models import PriceFeed
@@ -34,7 +35,7 @@ MAX_DEVIATION = Decimal(100)
 MAX_WEIGHT = Decimal(1000)
 DEFAULT_DEVIATION = Decimal("0.5")
 # pg_advisory_xact_lock class of a tenant's number of feeds (against NSL_FEEDS_PER_TENANT);
-# the API's ``TenantLock.PRICE_FEEDS`` is the same number.
+# listed in the API's ``TenantLock`` with every other.
 FEEDS_LOCK = 0x7066
 
 # A generic source: a tenant's own URL and where the price is in its JSON answer.
@@ -326,7 +327,7 @@ def _now() -> dt.datetime:
 def lock_feeds(session: Session, user_id: int) -> None:
     """Hold the tenant's feeds lock until the transaction ends: a count-then-insert under it
     cannot interleave with another one of the same tenant's."""
-    session.execute(select(func.pg_advisory_xact_lock(FEEDS_LOCK, user_id)))
+    lock_tenant(session, FEEDS_LOCK, user_id)
 
 
 def create_feed(session: Session, settings: Settings, user_id: int, spec: FeedSpec) -> PriceFeed:

@@ -33,13 +33,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import TextClause, select, text
+from sqlalchemy import TextClause, text
 from sqlalchemy.orm import Session
 
 from neosl.config import Settings
 from neosl.dispatch import Dispatcher
 from neosl.functions import executions
-from neosl.models import Execution
 
 MAX_CAUSE_KEY = 200
 # How the reason of a firing skipped for lack of funds begins (the statement below writes it).
@@ -192,7 +191,7 @@ debit AS (
     WHERE ga.id = held.account_id
     RETURNING ga.id
 )
-SELECT c.ord, c.trigger_id, c.cause_key, (ev.id IS NOT NULL) AS new,
+SELECT c.ord, c.trigger_id, c.cause_key, (ev.id IS NOT NULL) AS new, d.user_id,
        COALESCE(ev.id, old.id) AS event_id,
        CASE WHEN ev.id IS NOT NULL THEN d.status ELSE old.status END AS status,
        CASE WHEN ev.id IS NOT NULL THEN d.execution_id ELSE old.execution_id END
@@ -250,12 +249,10 @@ def fire(
         )
         for row in result
     ]
-    started = [o.execution_id for o in outcomes if o.new and o.execution_id is not None]
-    if started:
-        # Dispatched within each tenant's share; the rest when its executions end.
-        tenants = session.scalars(
-            select(Execution.user_id).where(Execution.id.in_(started)).distinct()
-        )
+    # The executions created are dispatched within each tenant's share; the rest when its
+    # executions end.
+    tenants = {row.user_id for row in result if row.new and row.execution_id is not None}
+    if tenants:
         executions.release(session, dispatcher, tenants, settings.executions_per_tenant)
     return outcomes
 
