@@ -21,6 +21,7 @@ from neosl.config import Settings
 from neosl.functions.executions import announce_done
 from neosl.functions.sandbox import SandboxPool
 from neosl.gas import ledger
+from neosl.gas.prices import execution_hold
 from neosl.models import Execution, ExecutionLog, FunctionVersion, GasAccount, Transaction
 from neosl_api.app import create_app
 from neosl_api.services import functions
@@ -246,6 +247,26 @@ def test_a_tenant_who_cannot_cover_the_hold_gets_402_and_nothing_is_queued(
     assert db.get_one(GasAccount, account["id"]).balance == 0
     # Nothing left to hold for a second run.
     assert client.post(f"/v1/functions/{fn['id']}/invoke", json={}, headers=h).status_code == 402
+
+
+@pytest.mark.parametrize("timeout", [1, 7, 60])
+def test_invoking_holds_the_price_of_a_run_until_the_timeout(
+    priced: Flask, db: Session, timeout: int
+) -> None:
+    client = priced.test_client()
+    h = tenant(client)
+    fn = created(client, h, timeout=timeout)
+    account = register_key(client, h).get_json()
+    fund(db, account["id"], "1")
+    accepted = client.post(f"/v1/functions/{fn['id']}/invoke", json={}, headers=h)
+    assert accepted.status_code == 202
+    execution = db.get_one(Execution, accepted.get_json()["execution_id"])
+    hold = db.get_one(Transaction, execution.hold_transaction_id)
+    settings: Settings = priced.extensions["neosl"].settings
+    assert hold.amount == execution_hold(settings, timeout)
+    assert hold.user_id == execution.user_id
+    assert db.get_one(GasAccount, account["id"]).balance == Decimal(1) - hold.amount
+    assert ledger.verify(db) == []
 
 
 def test_deleting_a_function_releases_what_its_queued_executions_hold(

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import (
     DateTime,
+    Numeric,
     Select,
     Update,
     and_,
@@ -45,7 +46,7 @@ from neosl.functions.sandbox.types import Limits, LogLine, Outcome, RunRequest
 from neosl.functions.secretbox import granted_secrets
 from neosl.gas import ledger
 from neosl.gas.prices import execution_price
-from neosl.models import Execution, ExecutionLog, Function, FunctionVersion
+from neosl.models import Execution, ExecutionLog, Function, FunctionVersion, Transaction
 from neosl.onchain import actions
 
 log = logging.getLogger(__name__)
@@ -136,11 +137,28 @@ def _finish_statement() -> Update:
             duration=bindparam("duration_ms"),
             result=bindparam("result_value"),
             error=bindparam("error_text"),
-            # Nothing held when it was queued: it is free. A hold is settled next.
-            charge_status=case((Execution.hold_transaction_id.is_(None), "free")),
-            charge_amount=case((Execution.hold_transaction_id.is_(None), 0)),
+            # Nothing held when it was queued: it is free. Else what settling the hold
+            # charges (``charge_as`` at the price, capped at the hold), settled next in the
+            # same transaction.
+            charge_status=case(
+                (Execution.hold_transaction_id.is_(None), "free"), else_=bindparam("charge_as")
+            ),
+            charge_amount=case(
+                (Execution.hold_transaction_id.is_(None), 0),
+                else_=func.least(
+                    bindparam("price", type_=Numeric(20, 8)),
+                    select(Transaction.amount)
+                    .where(Transaction.id == Execution.hold_transaction_id)
+                    .scalar_subquery(),
+                ),
+            ),
         )
-        .returning(Execution.user_id, Execution.function_id, Execution.hold_transaction_id)
+        .returning(
+            Execution.user_id,
+            Execution.function_id,
+            Execution.hold_transaction_id,
+            Execution.charge_amount,
+        )
         .cte("done")
     )
     # One UPDATE of the counters: exact under any number of concurrent executions.
@@ -153,7 +171,9 @@ def _finish_statement() -> Update:
                 func.coalesce(Function.last_execution, end_time), end_time
             ),
         )
-        .returning(done.c.user_id, done.c.function_id, done.c.hold_transaction_id)
+        .returning(
+            done.c.user_id, done.c.function_id, done.c.hold_transaction_id, done.c.charge_amount
+        )
     )
 
 
@@ -215,8 +235,9 @@ def finish(
     """
     end_time = end_time or dt.datetime.now(dt.UTC)
     outcome = _storable(outcome)
-    # The terminal status and the function's counters in one statement; an execution
-    # without a hold is recorded free with them.
+    price = execution_price(settings, outcome.duration_ms)
+    charging = billed and price > 0
+    # The terminal status, the charge and the function's counters in one statement.
     row = (
         session.connection()
         .execute(
@@ -228,6 +249,8 @@ def finish(
                 "duration_ms": outcome.duration_ms,
                 "result_value": outcome.result if outcome.status == "succeeded" else None,
                 "error_text": outcome.error,
+                "charge_as": "charged" if charging else "free",
+                "price": price if charging else 0,
             },
         )
         .one_or_none()
@@ -263,15 +286,22 @@ def finish(
                 limit=settings.actions_in_flight_per_tenant,
             )
     if row.hold_transaction_id is not None:
-        status, amount = _settle(
-            session, settings, row.hold_transaction_id, outcome.duration_ms, billed
+        lost = "the execution was lost with its executor"
+        settled = _settle(
+            session,
+            row.hold_transaction_id,
+            price if charging else None,
+            lost if not billed else "free",
         )
-        session.execute(
-            update(Execution)
-            .where(Execution.id == execution_id)
-            .values(charge_status=status, charge_amount=amount),
-            execution_options=_DML,
-        )
+        if settled != row.charge_amount:
+            # The hold was released before (only deleting the function does that, and the
+            # execution goes with it): nothing was charged.
+            session.execute(
+                update(Execution)
+                .where(Execution.id == execution_id)
+                .values(charge_status="free", charge_amount=0),
+                execution_options=_DML,
+            )
     if dispatcher is not None:
         # Its slot is free: the tenant's next waiting execution may go. After the settle:
         # the account's lock, then the tenant's dispatch lock, the order of every producer.
@@ -280,20 +310,15 @@ def finish(
     return True
 
 
-def _settle(
-    session: Session, settings: Settings, transaction_id: int, duration_ms: int, billed: bool
-) -> tuple[str, Decimal]:
-    """Settle or release an execution's hold; its charge status and amount."""
-    price = execution_price(settings, duration_ms)
-    if billed and price > 0:
+def _settle(session: Session, transaction_id: int, price: Decimal | None, reason: str) -> Decimal:
+    """Settle an execution's hold at ``price`` (capped at the hold), or release it with
+    ``reason`` when ``price`` is None; what was charged (0 also when the hold was no longer
+    pending)."""
+    if price is not None:
         charged = ledger.settle_hold(session, transaction_id, price, None)
-        if charged is not None:
-            return "charged", charged
-    else:
-        reason = "the execution was lost with its executor" if not billed else "free"
-        ledger.release_hold(session, transaction_id, reason)
-    # Released now, or before (only a release settles a hold before its execution ends).
-    return "free", Decimal(0)
+        return Decimal(0) if charged is None else charged
+    ledger.release_hold(session, transaction_id, reason)
+    return Decimal(0)
 
 
 def _clean(value: Any) -> Any:

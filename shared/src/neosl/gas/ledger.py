@@ -266,55 +266,84 @@ def confirm_withdrawal(session: Session, transaction_id: int, block_index: int |
     return True
 
 
+# A held charge ends in one statement: the hold confirmed at what it cost (or failed, for a
+# release), and the rest refunded to its account with a refund row. The hold's row is
+# locked first, then its account's: the order of every writer of both.
+_END_HOLD_SQL = text(
+    """
+    WITH tx AS (
+        UPDATE transactions t
+        SET status = CAST(:ended_as AS varchar),
+            block_index = CASE WHEN CAST(:ended_as AS varchar) = 'confirmed'
+                               THEN CAST(:block_index AS bigint) ELSE t.block_index END,
+            failure_reason = CASE WHEN CAST(:ended_as AS varchar) = 'failed'
+                                  THEN CAST(:reason AS text) ELSE t.failure_reason END
+        WHERE t.id = :transaction_id AND t.status = 'pending' AND t.type = ANY(:types)
+        RETURNING t.id, t.user_id, t.account_id, t.type, t.reference, t.amount,
+                  LEAST(GREATEST(CAST(:cost AS numeric), 0), t.amount) AS charged
+    ), back AS (
+        UPDATE gas_accounts a SET balance = a.balance + (tx.amount - tx.charged)
+        FROM tx WHERE a.id = tx.account_id AND tx.amount > tx.charged
+        RETURNING a.id
+    ), refund AS (
+        INSERT INTO transactions (user_id, account_id, type, amount, status, reference)
+        SELECT user_id, account_id, 'refund', amount - charged, 'confirmed',
+               COALESCE(reference, type || ':' || id)
+        FROM tx WHERE amount > charged
+        RETURNING id
+    )
+    SELECT charged, (SELECT count(*) FROM back) AS refunded FROM tx
+    """
+)
+
+
+def _end_hold(
+    session: Session,
+    transaction_id: int,
+    ended_as: str,
+    cost: Decimal,
+    block_index: int | None = None,
+    reason: str | None = None,
+) -> Decimal | None:
+    row = session.execute(
+        _END_HOLD_SQL,
+        {
+            "transaction_id": transaction_id,
+            "ended_as": ended_as,
+            "cost": cost,
+            "block_index": block_index,
+            "reason": None if reason is None else reason[:1000],
+            "types": list(CHARGE_TYPES),
+        },
+    ).one_or_none()
+    if row is None:
+        return None
+    # The hold and account rows this session loaded before are stale now.
+    for loaded in list(session.identity_map.values()):
+        if isinstance(loaded, Transaction | GasAccount):
+            session.expire(loaded)
+    charged: Decimal = row.charged
+    return charged
+
+
 def settle_hold(
     session: Session, transaction_id: int, cost: Decimal, block_index: int | None
 ) -> Decimal | None:
     """Confirm a held charge at ``cost`` (at most the hold): the rest is refunded.
 
     Returns what was charged, or None if the hold was no longer pending (settled before:
-    safe to call twice). A cost above the hold is capped at the hold. The caller commits.
+    safe to call twice). A cost above the hold is capped at the hold. One statement; the
+    caller commits.
     """
-    tx = session.get(Transaction, transaction_id, with_for_update=True)
-    if tx is None or tx.type not in CHARGE_TYPES or tx.status != "pending":
-        return None
-    charged = min(max(cost, Decimal(0)), tx.amount)
-    tx.status = "confirmed"
-    tx.block_index = block_index
-    _refund(session, tx, tx.amount - charged)
-    session.flush()
-    return charged
+    return _end_hold(session, transaction_id, "confirmed", cost, block_index=block_index)
 
 
 def release_hold(session: Session, transaction_id: int, reason: str) -> bool:
     """Fail a held charge and refund all of it; False if it was no longer pending.
 
-    The caller commits.
+    One statement; the caller commits.
     """
-    tx = session.get(Transaction, transaction_id, with_for_update=True)
-    if tx is None or tx.type not in CHARGE_TYPES or tx.status != "pending":
-        return False
-    tx.status = "failed"
-    tx.failure_reason = reason[:1000]
-    _refund(session, tx, tx.amount)
-    session.flush()
-    return True
-
-
-def _refund(session: Session, tx: Transaction, amount: Decimal) -> None:
-    if amount <= 0:
-        return
-    account = session.get_one(GasAccount, tx.account_id, with_for_update=True)
-    account.balance += amount
-    session.add(
-        Transaction(
-            user_id=tx.user_id,
-            account_id=tx.account_id,
-            type="refund",
-            amount=amount,
-            status="confirmed",
-            reference=tx.reference or f"{tx.type}:{tx.id}",
-        )
-    )
+    return _end_hold(session, transaction_id, "failed", Decimal(0), reason=reason) is not None
 
 
 class DepositOutcome(StrEnum):

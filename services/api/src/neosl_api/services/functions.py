@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis import Redis
-from sqlalchemy import Row, Select, bindparam, insert, literal, select, update
+from sqlalchemy import Row, Select, TextClause, bindparam, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.dml import ReturningInsert
 
 from neosl.config import Settings
 from neosl.dispatch import Dispatcher
@@ -29,7 +28,6 @@ from neosl.functions.executions import wait_done
 from neosl.functions.sandbox.types import CompileError
 from neosl.gas import ledger
 from neosl.gas.money import format_amount
-from neosl.gas.prices import charge_reference, execution_hold
 from neosl.models import Execution, ExecutionLog, Function, FunctionSecret, FunctionVersion
 from neosl.models.functions import TERMINAL_STATUSES
 from neosl_api.pagination import Page, paginate
@@ -208,28 +206,61 @@ def get_version(session: Session, user_id: int, function_id: int, version: int) 
 
 
 @functools.cache
-def _invoke_statement() -> ReturningInsert[int, int]:
-    # Built once: building it costs more than running it, and invoking is the hot path.
-    return (
-        insert(Execution)
-        .from_select(
-            ["function_id", "user_id", "version", "timeout", "status", "input", "trigger"],
-            select(
-                Function.id,
-                Function.user_id,
-                Function.version,
-                Function.timeout,
-                literal("queued"),
-                bindparam("input_value", type_=Execution.input.type),
-                bindparam("trigger_value", type_=Execution.trigger.type),
-            ).where(
-                Function.id == bindparam("function_id"),
-                Function.user_id == bindparam("user_id"),
-                Function.status == "active",
-            ),
+def _invoke_statement() -> TextClause:
+    """The function's check, the hold and the execution's row in one statement.
+
+    Built once: building it costs more than running it, and invoking is the hot path. The
+    hold is ``gas.prices.execution_hold`` of the function's timeout (base fee + per-100 ms
+    fee x 10 x timeout seconds), written as ``ledger.hold`` writes one: a pending
+    ``function`` charge with reference ``execution:<id>``, the default account locked and
+    debited. Nothing is held when that price is 0; nothing is written when the function is
+    not active, or when a hold is due and the account cannot cover it.
+    """
+    return text(
+        """
+        WITH fn AS (
+            SELECT id, user_id, version, timeout,
+                   CAST(:base_fee AS numeric) + CAST(:fee_per_100ms AS numeric) * 10 * timeout
+                       AS held
+            FROM functions
+            WHERE id = :function_id AND user_id = :user_id AND status = 'active'
+        ), new AS (
+            SELECT nextval(pg_get_serial_sequence('executions', 'id')) AS id FROM fn
+        ), acct AS (
+            SELECT g.id, g.balance FROM gas_accounts g
+            WHERE g.user_id = :user_id AND g.is_default AND g.deleted_at IS NULL
+              AND EXISTS (SELECT 1 FROM fn WHERE fn.held > 0)
+            FOR UPDATE
+        ), hold AS (
+            INSERT INTO transactions (user_id, account_id, type, amount, status, reference)
+            SELECT :user_id, acct.id, 'function', fn.held, 'pending', 'execution:' || new.id
+            FROM acct, fn, new
+            WHERE fn.held > 0 AND acct.balance >= fn.held
+            RETURNING id, account_id, amount
+        ), debit AS (
+            UPDATE gas_accounts g SET balance = g.balance - hold.amount
+            FROM hold WHERE g.id = hold.account_id
+        ), queued AS (
+            INSERT INTO executions (id, function_id, user_id, version, timeout, status, input,
+                                    trigger, hold_transaction_id)
+            SELECT new.id, fn.id, fn.user_id, fn.version, fn.timeout, 'queued', :input_value,
+                   :trigger_value, (SELECT id FROM hold)
+            FROM fn, new
+            WHERE fn.held = 0 OR EXISTS (SELECT 1 FROM hold)
+            RETURNING id
         )
-        .returning(Execution.id, Execution.timeout)
+        SELECT (SELECT id FROM queued) AS id, (SELECT timeout FROM fn) AS timeout,
+               (SELECT held FROM fn) AS held, (SELECT id FROM acct) AS account_id
+        """
+    ).bindparams(
+        bindparam("input_value", type_=Execution.input.type),
+        bindparam("trigger_value", type_=Execution.trigger.type),
     )
+
+
+# A "make default" committing while the statement waited for the old default's lock hides
+# both accounts from it; a new statement sees the new default (as ``ledger.hold`` does).
+_NO_ACCOUNT_RECHECKS = 3
 
 
 def invoke(
@@ -245,7 +276,7 @@ def invoke(
     Returns the execution's id.
 
     When executions cost something, the most this one can cost (its timeout at the
-    per-100 ms fee) is held on the tenant's default account in the same transaction; the
+    per-100 ms fee) is held on the tenant's default account in the same statement; the
     executor settles the hold to what really ran.
 
     Raises:
@@ -253,44 +284,33 @@ def invoke(
         Conflict: the function is paused.
         PaymentRequired: the tenant's default account cannot cover the hold.
     """
-    row: Row[int, int] | None = None
+    row: Row[Any] | None = None
     if 0 < function_id <= id_limit(Function.id):
-        # The function's check and the execution's row in one statement.
-        row = (
-            session.connection()
-            .execute(
-                _invoke_statement(),
-                {
-                    "function_id": function_id,
-                    "user_id": user_id,
-                    "input_value": input_,
-                    "trigger_value": trigger,
-                },
-            )
-            .one_or_none()
-        )
-    if row is None:
+        params = {
+            "function_id": function_id,
+            "user_id": user_id,
+            "input_value": input_,
+            "trigger_value": trigger,
+            "base_fee": settings.function_base_fee,
+            "fee_per_100ms": settings.function_fee_per_100ms,
+        }
+        for _ in range(_NO_ACCOUNT_RECHECKS):
+            row = session.connection().execute(_invoke_statement(), params).one()
+            if row.timeout is None or row.held == 0 or row.account_id is not None:
+                break
+    if row is None or row.timeout is None:
         get_owned(session, Function, function_id, user_id)  # raises NotFound
         raise Conflict(f"function {function_id} is paused; resume it to invoke it")
-    execution_id: int = row.id
-    timeout: int = row.timeout
-    held = execution_hold(settings, timeout)
-    if held > 0:
-        result = ledger.hold(session, user_id, "function", held, charge_reference(execution_id))
-        if result.status is not ledger.ChargeStatus.CHARGED:
-            session.rollback()
-            raise PaymentRequired(
-                "your default gas account cannot pay for this execution: invoking holds "
-                f"{format_amount(held)} GAS (a run until its {timeout} s timeout), settled "
-                "to what really runs; deposit GAS first",
-                {"balance": [f"Insufficient for the hold of {format_amount(held)} GAS."]},
-            )
-        session.execute(
-            update(Execution)
-            .where(Execution.id == execution_id)
-            .values(hold_transaction_id=result.transaction_id),
-            execution_options={"synchronize_session": False},
+    if row.id is None:
+        session.rollback()
+        held = format_amount(row.held)
+        raise PaymentRequired(
+            "your default gas account cannot pay for this execution: invoking holds "
+            f"{held} GAS (a run until its {row.timeout} s timeout), settled "
+            "to what really runs; deposit GAS first",
+            {"balance": [f"Insufficient for the hold of {held} GAS."]},
         )
+    execution_id: int = row.id
     # Dispatched now if the tenant has a free slot, else when one of its executions ends.
     executions.release(session, dispatcher, [user_id], settings.executions_per_tenant)
     session.commit()
