@@ -15,27 +15,35 @@ Three figures, each measured side by side with its baseline in the same run:
 3. Waiting on fetch: ``--fetches`` executions that each fetch a local endpoint answering
    after ``--fetch-delay`` seconds, on one executor process: wall time until all finished,
    next to the ideal (one delay), and the most requests the endpoint held at once.
+4. The cost of holding: a second API and executor, started the same way on the same servers
+   (their own Redis database) but with a price, so that each invoke holds the most its
+   execution can cost and the executor settles the hold to what ran. Throughput, CPU per
+   execution and ``invoke?wait`` latency of the free pair next to the priced one, rounds
+   alternating. Goal: the priced pair at most 10 % slower. Afterwards every priced
+   execution must be charged and the ledger's check clean.
 
 Everything runs as in production, on this machine: embedded PostgreSQL and Redis (no
 Docker; ``DATABASE_URL``/``REDIS_URL`` are ignored), the API served by gunicorn with the
 Procfile's ``api`` line, the executor started with the Procfile's ``executor`` line. No Neo
-node is needed. Executions cost nothing (the default price is 0). Everything started is
-stopped at the end, on Ctrl-C too.
+node is needed. Executions cost nothing (the default price is 0), but in figure 4's priced
+pair. Everything started is stopped at the end, on Ctrl-C too.
 
 Exits non-zero only on a correctness failure (a refused request, an execution that did
 not succeed with its input as result, a lost no-op task, a run that never finished, a
 function counter that does not match its executions, a replaced sandbox process or an
 error in the executor's log), never because of a timing.
 
-    uv run python bench/executions.py [--executions 500] [--rounds 3] [--figures 1,2,3]
+    uv run python bench/executions.py [--executions 500] [--rounds 3] [--figures 1,2,3,4]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import http.server
 import json
 import os
+import secrets
 import shlex
 import signal
 import socketserver
@@ -49,6 +57,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
@@ -57,18 +66,22 @@ import psutil
 from benchstack import bench_servers
 from celery import Celery
 from honcho.environ import parse_procfile
+from neo3.wallet.account import Account
 from redis import Redis
 from sqlalchemy import Engine, insert, text
+from sqlalchemy.orm import Session
 from stats import percentile
 
 from neosl import jobs, migrate
 from neosl.celery_app import make_celery
 from neosl.config import Settings, load_settings
 from neosl.db import make_engine
+from neosl.gas import ledger
 from neosl.models import Execution
 from neosl.models.functions import TERMINAL_STATUSES
 from neosl.tasks import ServiceTask
 from neosl.worker_main import run_worker
+from neosl_api.messages import sign_message
 from neosl_devstack.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,6 +98,8 @@ GOAL_RATIO = 0.5
 GOAL_P50_MS = 10.0
 GOAL_P99_MS = 30.0
 GOAL_FETCH_SECONDS = 3.0
+# Figure 4: the priced pair at most this much slower than the free one.
+HOLD_GOAL = 0.10
 POLL_SECONDS = 0.02
 
 
@@ -240,6 +255,8 @@ class System:
     user_id: int
     describe: str
     cpu: CpuMeter
+    # Figure 4's priced API and executor (same servers, their own Redis database).
+    priced: System | None = None
 
 
 def procfile_commands() -> dict[str, str]:
@@ -300,16 +317,7 @@ def system(args: argparse.Namespace, root: Path, fetch_host: str) -> Iterator[Sy
             lambda: producer.send_task(NOOP_TASK, args=[1], queue=NOOP_QUEUE).get(timeout=30) == 1,
             noop,
         )
-        name = f"bench{uuid.uuid4().hex[:8]}"
-        reply = httpx.post(
-            f"{api_url}/v1/auth/register",
-            json={"username": name, "email": f"{name}@example.com", "password": uuid.uuid4().hex},
-            timeout=30,
-        )
-        if reply.status_code != 201:
-            raise BenchError(f"register answered {reply.status_code}: {reply.text}")
-        headers = {"Authorization": f"Bearer {reply.json()['api_key']}"}
-        user_id = reply.json()["user"]["id"]
+        headers, user_id = register(api_url)
         with engine.connect() as conn:
             facts = conn.execute(
                 text(
@@ -336,19 +344,20 @@ def system(args: argparse.Namespace, root: Path, fetch_host: str) -> Iterator[Sy
         pg, rd = servers.postgres.process, servers.redis.process
         assert pg is not None
         assert rd is not None
-        cpu = CpuMeter(
-            {
-                "bench": lambda: tree(os.getpid(), children=False),
-                "API": lambda: tree(api.pid),
-                "worker": lambda: (
-                    tree(executor.pid, children=False) + tree(noop.pid, children=False)
-                ),
-                "sandboxes": lambda: tree(executor.pid, itself=False),
-                "PostgreSQL": lambda: tree(pg.pid),
-                "Redis": lambda: tree(rd.pid),
-            }
-        )
-        yield System(
+
+        def meter(api: Process, workers: Sequence[Process], executor: Process) -> CpuMeter:
+            return CpuMeter(
+                {
+                    "bench": lambda: tree(os.getpid(), children=False),
+                    "API": lambda: tree(api.pid),
+                    "worker": lambda: [p for w in workers for p in tree(w.pid, children=False)],
+                    "sandboxes": lambda: tree(executor.pid, itself=False),
+                    "PostgreSQL": lambda: tree(pg.pid),
+                    "Redis": lambda: tree(rd.pid),
+                }
+            )
+
+        free = System(
             settings,
             engine,
             redis,
@@ -360,8 +369,114 @@ def system(args: argparse.Namespace, root: Path, fetch_host: str) -> Iterator[Sy
             headers,
             user_id,
             describe,
-            cpu,
+            meter(api, [executor, noop], executor),
         )
+        if "4" in args.figures:
+            free.priced = start_priced(stack, free, env, commands, logs, meter)
+        yield free
+
+
+# Figure 4's prices: each invoke holds a run until the timeout (30 s: 0.031 GAS), settled to
+# what ran (0.0011 GAS for a trivial function).
+PRICES = {"NSL_FUNCTION_BASE_FEE": "0.001", "NSL_FUNCTION_FEE_PER_100MS": "0.0001"}
+# What the priced tenant deposits: far more than every hold a run can have pending at once.
+PRICED_FUNDS = Decimal(100_000)
+
+
+def start_priced(
+    stack: ExitStack,
+    free: System,
+    env: dict[str, str],
+    commands: dict[str, str],
+    logs: Path,
+    meter: Callable[[Process, Sequence[Process], Process], CpuMeter],
+) -> System:
+    """The priced API and executor of figure 4, beside the free ones, and a funded tenant.
+
+    Raises:
+        BenchError: a process did not start, or the tenant could not be set up.
+    """
+    port = free_port()
+    redis_url = free.settings.redis_url.rsplit("/", 1)[0] + "/1"
+    penv = {**env, **PRICES, "NSL_API_PORT": str(port), "REDIS_URL": redis_url}
+    settings = load_settings(penv)
+    producer = make_celery(settings, "bench-priced")
+    api = Process("priced-api", commands["api"], penv, logs)
+    stack.callback(api.stop)
+    executor = Process("priced-executor", commands["executor"], penv, logs)
+    stack.callback(executor.stop)
+    api_url = f"http://127.0.0.1:{port}"
+    wait_until("the priced API", lambda: httpx.get(f"{api_url}/readyz").status_code == 200, api)
+    ping = jobs.PING_JOBS[jobs.EXECUTOR_QUEUE]
+    wait_until(
+        "the priced executor",
+        lambda: bool(producer.send_task(ping.name, queue=ping.queue).get(timeout=30)),
+        executor,
+    )
+    wait_until(
+        "the priced executor's sandboxes",
+        lambda: len(tree(executor.pid, itself=False)) >= settings.sandbox_warm,
+        executor,
+    )
+    headers, user_id = register(api_url)
+    fund(free.engine, api_url, headers, PRICED_FUNDS)
+    return dataclasses.replace(
+        free,
+        settings=settings,
+        producer=producer,
+        api_url=api_url,
+        api=api,
+        executor=executor,
+        headers=headers,
+        user_id=user_id,
+        cpu=meter(api, [executor], executor),
+    )
+
+
+def register(api_url: str) -> tuple[dict[str, str], int]:
+    """A new tenant: (its headers, its user id).
+
+    Raises:
+        BenchError: registering failed.
+    """
+    name = f"bench{uuid.uuid4().hex[:8]}"
+    reply = httpx.post(
+        f"{api_url}/v1/auth/register",
+        json={"username": name, "email": f"{name}@example.com", "password": uuid.uuid4().hex},
+        timeout=30,
+    )
+    if reply.status_code != 201:
+        raise BenchError(f"register answered {reply.status_code}: {reply.text}")
+    return {"Authorization": f"Bearer {reply.json()['api_key']}"}, reply.json()["user"]["id"]
+
+
+def fund(engine: Engine, api_url: str, headers: dict[str, str], amount: Decimal) -> None:
+    """Give the tenant a default gas account (proved through the API, as a wallet would)
+    and credit it a deposit of ``amount``, as the chain follower would.
+
+    Raises:
+        BenchError: the API refused the proof.
+    """
+    wif = Account.private_key_to_wif(secrets.token_bytes(32))
+    address = sign_message(wif, "", None).address
+    with httpx.Client(base_url=api_url, headers=headers, timeout=30) as client:
+        reply = client.get("/v1/gas/accounts/challenge", params={"address": address})
+        if reply.status_code != 200:
+            raise BenchError(f"the challenge answered {reply.status_code}: {reply.text}")
+        proof = sign_message(wif, reply.json()["message"], None).as_dict()
+        reply = client.post("/v1/gas/accounts", json=proof)
+        if reply.status_code != 201:
+            raise BenchError(f"proving an address answered {reply.status_code}: {reply.text}")
+    with Session(engine) as session:
+        ledger.credit_deposit(
+            session,
+            tx_hash="0x" + secrets.token_hex(32),
+            notification_index=0,
+            block_index=0,
+            from_address=address,
+            amount=amount,
+        )
+        session.commit()
 
 
 def create_function(sys_: System, source: str) -> int:
@@ -682,15 +797,7 @@ def figure_latency(sys_: System, args: argparse.Namespace) -> None:
     # (sent, answered) wall-clock times per execution, for the phase table.
     waited: dict[int, tuple[float, float]] = {}
 
-    def wait_invoke() -> None:
-        value = next(counter)
-        sent = time.time()
-        reply = client.post(f"/v1/functions/{function_id}/invoke?wait=5", json={"input": value})
-        answered = time.time()
-        body = reply.json()
-        if reply.status_code != 200 or body["status"] != "succeeded" or body["result"] != value:
-            raise BenchError(f"invoke?wait answered {reply.status_code}: {reply.text[:300]}")
-        waited[body["id"]] = (sent, answered)
+    wait_invoke = wait_invoker(client, function_id, counter, waited)
 
     def me() -> None:
         reply = client.get("/v1/me")
@@ -872,7 +979,8 @@ def final_checks(sys_: System) -> None:
             )
         ).scalar_one()
         total = conn.execute(text("SELECT count(*) FROM executions")).scalar_one()
-    log = sys_.executor.log_path.read_text(errors="replace")
+    executors = [sys_.executor] + ([sys_.priced.executor] if sys_.priced else [])
+    log = "\n".join(e.log_path.read_text(errors="replace") for e in executors)
     replaced = log.count(": replaced")
     errors = sum(
         1
@@ -885,7 +993,147 @@ def final_checks(sys_: System) -> None:
         f"{errors} errors in the executor's log"
     )
     if unfinished or miscounted or replaced or errors:
-        raise BenchError(f"a final check failed; the executor's log ends:\n{sys_.executor.tail()}")
+        tails = "\n".join(e.tail() for e in executors)
+        raise BenchError(f"a final check failed; the executors' logs end:\n{tails}")
+
+
+# -- figure 4: the cost of holding ---------------------------------------------------------
+
+
+def figure_holding(sys_: System, args: argparse.Namespace) -> None:
+    """The free pair next to the priced one: throughput, CPU, ``invoke?wait`` latency."""
+    priced = sys_.priced
+    assert priced is not None
+    pairs = {"free (no hold)": sys_, "priced (hold, settle)": priced}
+    functions = {name: create_function(pair, TRIVIAL) for name, pair in pairs.items()}
+    tag = 100
+    for name, pair in pairs.items():
+        if args.warmup:
+            tag += 1
+            run_executions(pair, functions[name], args.warmup, args.clients, tag, args.timeout)
+    rates: dict[str, list[Throughput]] = {name: [] for name in pairs}
+    cpu: dict[str, list[Cpu]] = {name: [] for name in pairs}
+    for r in range(args.rounds):
+        for name in list(pairs) if r % 2 == 0 else list(reversed(pairs)):
+            tag += 1
+            pair = pairs[name]
+            before = pair.cpu.snapshot()
+            measured, _ = run_executions(
+                pair, functions[name], args.executions, args.clients, tag, args.timeout
+            )
+            rates[name].append(measured)
+            cpu[name].append(CpuMeter.used(before, pair.cpu.snapshot()))
+        line = ", ".join(f"{n} {rates[n][-1].rate:,.0f}/s" for n in pairs)
+        print(f"  round {r + 1}: {line}", flush=True)
+    latencies: dict[str, list[float]] = {name: [] for name in pairs}
+    waited: dict[str, dict[int, tuple[float, float]]] = {name: {} for name in pairs}
+    clients = {
+        name: httpx.Client(base_url=pair.api_url, headers=pair.headers, timeout=30)
+        for name, pair in pairs.items()
+    }
+    try:
+        calls = {
+            name: wait_invoker(
+                clients[name], functions[name], iter(range(tag * 10**6, 10**12)), waited[name]
+            )
+            for name in pairs
+        }
+        for call in calls.values():
+            for _ in range(args.warmup_requests):
+                call()
+        names = list(pairs)
+        for i in range(args.requests):
+            for name in names[i % 2 :] + names[: i % 2]:
+                started = time.perf_counter()
+                calls[name]()
+                latencies[name].append((time.perf_counter() - started) * 1000)
+                time.sleep(args.pause)
+    finally:
+        for client in clients.values():
+            client.close()
+
+    figures: dict[str, dict[str, float]] = {}
+    for name in pairs:
+        per_op = {
+            p: statistics.median(c[p] for c in cpu[name]) * 1000 / args.executions
+            for p in ("API", "worker", "PostgreSQL")
+        }
+        figures[name] = {
+            "done/s": statistics.median(m.rate for m in rates[name]),
+            "accepted/s": statistics.median(m.n / m.sent_seconds for m in rates[name]),
+            "API ms": per_op["API"],
+            "worker ms": per_op["worker"],
+            "PG ms": per_op["PostgreSQL"],
+            "wait p50": statistics.median(latencies[name]),
+            "wait p99": percentile(latencies[name], 0.99),
+        }
+    columns = list(next(iter(figures.values())))
+    print()
+    print(f"{'run':<24}" + "".join(f"{c:>12}" for c in columns))
+    for name, row in figures.items():
+        print(f"{name:<24}" + "".join(f"{row[c]:>12.1f}" for c in columns))
+    free, held = figures["free (no hold)"], figures["priced (hold, settle)"]
+    ratios = {c: held[c] / free[c] for c in columns}
+    print(f"{'priced / free':<24}" + "".join(f"{ratios[c]:>11.2f}x" for c in columns))
+    slower = max(free["done/s"] / held["done/s"], held["wait p50"] / free["wait p50"]) - 1
+    verdict = "met" if slower <= HOLD_GOAL else "NOT met"
+    print(
+        f"(medians of {args.rounds} rounds of {args.executions} executions from {args.clients} "
+        f"clients, CPU per execution; {args.requests} sequential invoke?wait=5 each, "
+        f"interleaved. Priced at most {HOLD_GOAL:.0%} slower in throughput and p50: "
+        f"{max(slower, 0):.1%}, {verdict})"
+    )
+    for name, pair in pairs.items():
+        print(f"\n{name}:")
+        print_wait_phases(pair, waited[name])
+    check_charged(priced)
+
+
+def wait_invoker(
+    client: httpx.Client,
+    function_id: int,
+    values: Iterator[int],
+    waited: dict[int, tuple[float, float]] | None = None,
+) -> Callable[[], None]:
+    """One ``invoke?wait=5`` of the trivial function per call, checked; ``waited`` gets each
+    execution's (sent, answered) wall-clock times.
+
+    Raises (the call):
+        BenchError: the execution did not succeed with its input as result.
+    """
+
+    def call() -> None:
+        value = next(values)
+        sent = time.time()
+        reply = client.post(f"/v1/functions/{function_id}/invoke?wait=5", json={"input": value})
+        answered = time.time()
+        body = reply.json()
+        if reply.status_code != 200 or body["status"] != "succeeded" or body["result"] != value:
+            raise BenchError(f"invoke?wait answered {reply.status_code}: {reply.text[:300]}")
+        if waited is not None:
+            waited[body["id"]] = (sent, answered)
+
+    return call
+
+
+def check_charged(priced: System) -> None:
+    """Every execution of the priced tenant was charged once, and the ledger's check holds.
+
+    Raises:
+        BenchError: one was not, or the ledger disagrees with itself.
+    """
+    with Session(priced.engine) as session:
+        uncharged = session.execute(
+            text(
+                "SELECT count(*) FROM executions WHERE user_id = :u"
+                " AND charge_status IS DISTINCT FROM 'charged'"
+            ),
+            {"u": priced.user_id},
+        ).scalar_one()
+        problems = ledger.verify(session)
+    print(f"priced: {uncharged} executions not charged, {len(problems)} ledger problems")
+    if uncharged or problems:
+        raise BenchError(f"the priced executions' charges: {uncharged} uncharged, {problems[:5]}")
 
 
 # -- main ----------------------------------------------------------------------------------
@@ -905,7 +1153,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--fetch-rounds", type=int, default=3, help="rounds of figure 3")
     p.add_argument("--timeout", type=float, default=120.0, help="give up on a run after (s)")
     p.add_argument(
-        "--figures", default="1,2,3", help="which figures to run, e.g. 2 or 1,3 (default: all)"
+        "--figures", default="1,2,3,4", help="which figures to run, e.g. 2 or 1,4 (default: all)"
     )
     p.add_argument(
         "--durable",
@@ -915,8 +1163,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     args = p.parse_args(argv)
     args.figures = {f.strip() for f in args.figures.split(",") if f.strip()}
-    if not args.figures <= {"1", "2", "3"}:
-        p.error("--figures takes 1, 2 and 3")
+    if not args.figures <= {"1", "2", "3", "4"}:
+        p.error("--figures takes 1, 2, 3 and 4")
     if min(args.executions, args.rounds, args.clients, args.requests, args.fetches) < 1:
         p.error("--executions, --rounds, --clients, --requests and --fetches must be >= 1")
     if min(args.warmup, args.warmup_requests) < 0 or args.fetch_delay <= 0 or args.pause < 0:
@@ -961,6 +1209,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "fetch, one executor process"
                 )
                 figure_fetch(sys_, server, args)
+            if "4" in args.figures:
+                print("\n== 4. the cost of holding: a free API and executor next to priced ones")
+                figure_holding(sys_, args)
             print()
             final_checks(sys_)
     except BenchError as exc:

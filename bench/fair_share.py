@@ -31,29 +31,13 @@ from typing import Any
 import httpx
 from executions import (
     BenchError,
-    System,
     create_function,
     invoke_all,
+    register,
     system,
     wait_finished,
 )
 from stats import percentile
-
-
-def register(sys_: System, name: str) -> dict[str, str]:
-    """A second tenant's headers (the system registered the first).
-
-    Raises:
-        BenchError: registering failed.
-    """
-    reply = httpx.post(
-        f"{sys_.api_url}/v1/auth/register",
-        json={"username": name, "email": f"{name}@example.com", "password": "bench-" + name * 2},
-        timeout=30,
-    )
-    if reply.status_code != 201:
-        raise BenchError(f"register answered {reply.status_code}: {reply.text}")
-    return {"Authorization": f"Bearer {reply.json()['api_key']}"}
 
 
 def create_as(api_url: str, headers: dict[str, str], source: str) -> int:
@@ -110,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{args.busy_ms}; while (Date.now() < end) {{}} return 1 }}"
             )
             flood_fn = create_function(sys_, busy)
-            b_headers = register(sys_, f"b{int(time.time())}")
+            b_headers, _ = register(sys_.api_url)
             quick_fn = create_as(sys_.api_url, b_headers, "function main() { return 1 }")
             url = f"{sys_.api_url}/v1/functions/{quick_fn}/invoke?wait=10"
             with httpx.Client(headers=b_headers, timeout=30) as client:
