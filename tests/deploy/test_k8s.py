@@ -23,6 +23,7 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
+from neosl.functions.sandbox.sizing import executor_memory_mb
 from neosl.jobs import ALL_QUEUES
 from tests.envvars import variables_read
 
@@ -367,6 +368,42 @@ def test_pods_run_locked_down_with_requests_and_limits(
             # The root filesystem is read-only: /tmp is a pod-local emptyDir.
             (tmp,) = [m for m in container.get("volumeMounts", []) if m["mountPath"] == "/tmp"]
             assert "emptyDir" in volumes[tmp["name"]], where
+
+
+_UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 10**3, "M": 10**6, "G": 10**9}
+
+
+def memory_mb(quantity: str) -> float:
+    """A Kubernetes memory quantity ("10Gi", "1400Mi", "512M", bytes) in MB (2**20 bytes)."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([A-Za-z]*)", quantity)
+    assert match, quantity
+    number, unit = match.groups()
+    return float(number) * _UNITS[unit] / 2**20 if unit else float(number) / 2**20
+
+
+def test_memory_quantities_are_read_right() -> None:
+    assert memory_mb("10Gi") == 10240
+    assert memory_mb("1400Mi") == 1400
+    assert memory_mb(str(2**20)) == 1
+
+
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
+def test_the_executors_memory_limit_adds_up(
+    rendered: dict[str, list[Manifest]], kustomization: str
+) -> None:
+    """The limit holds every sandbox process at its most and the worker at its most, so a
+    function that takes too much memory fails alone: the kernel never picks the worker."""
+    docs = rendered[kustomization]
+    data = config(docs)
+    (container,) = containers(workloads(docs)["executor"])
+    limit = memory_mb(container["resources"]["limits"]["memory"])
+    need = executor_memory_mb(
+        int(data["NSL_EXECUTOR_CONCURRENCY"]), int(data["NSL_SANDBOX_PROCESSES"])
+    )
+    assert limit >= need, f"{kustomization}: the executor's limit {limit:.0f} MB < {need} MB"
+    # Not far above it either: the limit is what a node must be able to give.
+    assert limit <= need * 1.25, f"{kustomization}: {limit:.0f} MB for {need} MB"
+    assert int(data["NSL_SANDBOX_WARM"]) <= int(data["NSL_SANDBOX_PROCESSES"])
 
 
 @pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import psutil
 import pytest
 
 from neosl.functions.sandbox import (
@@ -35,6 +36,8 @@ from neosl.functions.sandbox import (
     cut_error,
     protocol,
 )
+from neosl.functions.sandbox.sizing import sandbox_process_mb
+from neosl.functions.sandbox.types import MAX_MEMORY_MB
 
 TIMEOUT = 1.0
 # The pool answers within the deadline plus this, whatever the code does.
@@ -623,6 +626,38 @@ def test_memory_bomb_is_out_of_memory(pool: SandboxPool) -> None:
         assert (outcome.error or "").startswith("out of memory: "), outcome
         assert replaced == 0
     assert_healthy(pool)
+
+
+def peak_rss_mb(pid: int) -> int:
+    """The most resident memory process ``pid`` has had (VmHWM), in MB."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) // 1024
+    raise AssertionError(f"no VmHWM for {pid}")
+
+
+@pytest.mark.slow
+def test_a_sandbox_process_stays_within_its_sizing_at_the_largest_memory() -> None:
+    """What the executor's container limit is sized with (``sizing``) holds: a function that
+    fills its whole memory limit leaves the child's peak below ``sandbox_process_mb``."""
+    before = {p.pid for p in psutil.Process().children()}
+    with SandboxPool(max_processes=1) as own:
+        own.warm(1)
+        (child,) = [p.pid for p in psutil.Process().children() if p.pid not in before]
+        for bomb in (
+            "const a = []; for (;;) a.push('x'.repeat(1 << 20) + a.length)",
+            "const a = []; for (;;) a.push(new ArrayBuffer(1 << 20))",
+        ):
+            outcome, _, replaced = timed(
+                own,
+                f"function main() {{ {bomb} }}",
+                limits=Limits(timeout_seconds=30, memory_mb=MAX_MEMORY_MB),
+            )
+            assert (outcome.error or "").startswith("out of memory: "), outcome
+            assert replaced == 0
+            # It did fill its memory: the bound is not met by stopping early.
+            assert MAX_MEMORY_MB <= peak_rss_mb(child) <= sandbox_process_mb(MAX_MEMORY_MB)
 
 
 def test_string_doubling_fails(pool: SandboxPool) -> None:
