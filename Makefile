@@ -1,7 +1,10 @@
 # Neo N3 Service Layer. `make dev` runs the whole system; `make test` runs every check.
 # Both install what they need first (uv, bootstrapped with pip if missing, then `uv sync`).
 
-PYTHON ?= python3
+# uv is run by a Python outside the project's environment: after `source .venv/bin/activate`
+# the first python3 on the PATH is the environment's, which has neither uv nor pip.
+OUTSIDE_PATH := $(if $(VIRTUAL_ENV),$(subst $(VIRTUAL_ENV)/bin:,,$(PATH)),$(PATH))
+PYTHON ?= $(shell PATH='$(OUTSIDE_PATH)' command -v python3 || echo python3)
 UV := $(PYTHON) -m uv
 export UV_LINK_MODE ?= copy
 
