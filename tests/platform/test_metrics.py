@@ -17,7 +17,7 @@ from celery.contrib.testing.worker import start_worker
 from flask.testing import FlaskClient
 from prometheus_client import CollectorRegistry, Counter
 from redis import Redis
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from neosl import exporter, jobs, logs
@@ -28,7 +28,7 @@ from neosl.gas.metrics import BankCollector
 from neosl.gas.money import from_units
 from neosl.logs import REQUEST_ID_HEADER
 from neosl.metrics import QueueCollector
-from neosl.models import GasAccount, Trigger
+from neosl.models import GasAccount, Trigger, TriggerEvent
 from neosl.neo.rpc import NeoRpc
 from neosl.tasks import ServiceTask
 from neosl_devstack.servers import free_port
@@ -159,6 +159,27 @@ def test_queue_and_trigger_figures(
         ("price", "active", 0),
     ):
         assert triggers.get_sample_value("neosl_triggers", {"type": kind, "status": status}) == n
+
+    # Its recent events, by why they did not fire.
+    cron = db.scalars(select(Trigger).where(Trigger.name == "cron-active")).one()
+    for key, status, reason in (
+        ("a", "skipped", "insufficient_funds: the default gas account cannot cover …"),
+        ("b", "skipped", "insufficient_funds: the default gas account cannot cover …"),
+        ("c", "skipped", "the function is paused"),
+        ("d", "skipped", "missed: no scheduler ran at this slot"),
+        ("e", "fired", None),
+    ):
+        db.add(TriggerEvent(trigger_id=cron.id, status=status, cause_key=key, reason=reason))
+    db.commit()
+    recent = registry_of(TriggerCollector(session_factory))
+    for status, reason, n in (
+        ("skipped", "insufficient_funds", 2),
+        ("skipped", "function_paused", 1),
+        ("skipped", "missed", 1),
+        ("fired", "none", 1),
+    ):
+        labels = {"type": "cron", "status": status, "reason": reason}
+        assert recent.get_sample_value("neosl_trigger_events_recent", labels) == n
 
 
 def test_the_books_show_a_balance_that_its_transactions_do_not_explain(

@@ -386,6 +386,31 @@ def test_a_tenant_who_cannot_cover_the_hold_records_skipped(
     assert [e["id"] for e in listed["items"]] == [event["id"]]
 
 
+def test_a_trigger_says_why_it_did_not_run(priced: FlaskClient) -> None:
+    client = priced
+    h, fn = setup(client)
+    quiet = made(client, h, fn, "cron", CRON, name="quiet")
+    t = made(client, h, fn, "cron", {"schedule": "*/5 * * * *"})
+    assert t["last_event"] is None
+    event = client.post(f"/v1/triggers/{t['id']}/fire", json={}, headers=h).get_json()
+    shown = client.get(f"/v1/triggers/{t['id']}", headers=h).get_json()["last_event"]
+    assert shown == event
+    assert shown["status"] == "skipped"
+    assert shown["reason"].startswith("insufficient_funds: ")
+    # A later event is the one shown; the list shows each trigger's own.
+    again = client.post(
+        f"/v1/triggers/{t['id']}/fire", json={}, headers={**h, "Idempotency-Key": "second"}
+    ).get_json()
+    assert again["id"] != event["id"]
+    listed = {
+        item["id"]: item["last_event"]
+        for item in client.get("/v1/triggers", headers=h).get_json()["items"]
+    }
+    assert listed == {t["id"]: again, quiet["id"]: None}
+    paused = client.post(f"/v1/triggers/{t['id']}/pause", headers=h).get_json()
+    assert paused["last_event"] == again
+
+
 # -- webhooks -------------------------------------------------------------------------------
 
 

@@ -12,7 +12,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from neosl.metrics import ScrapeTimeCollector
-from neosl.models import Trigger
+from neosl.models import Trigger, TriggerEvent
+from neosl.triggers import firing
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,13 @@ class ClockMetrics:
 TRIGGER_TYPES = ("cron", "price", "blockchain", "webhook")
 
 
+# The window of ``neosl_trigger_events_recent``.
+RECENT_MINUTES = 15
+
+
 class TriggerCollector(ScrapeTimeCollector):
-    """Triggers by type and status."""
+    """Triggers by type and status, and their recent events by type, status and reason (a
+    trigger that did not run says why: ``insufficient_funds``, ``function_paused``, …)."""
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self.session_factory = session_factory
@@ -53,9 +59,28 @@ class TriggerCollector(ScrapeTimeCollector):
                         Trigger.trigger_type, Trigger.status
                     )
                 ).all()
+                why = firing.reason_kind(TriggerEvent.reason)
+                recent = session.execute(
+                    select(Trigger.trigger_type, TriggerEvent.status, why, func.count())
+                    .join(Trigger, Trigger.id == TriggerEvent.trigger_id)
+                    .where(
+                        TriggerEvent.timestamp
+                        > func.now() - func.make_interval(0, 0, 0, 0, 0, RECENT_MINUTES)
+                    )
+                    .group_by(Trigger.trigger_type, TriggerEvent.status, why)
+                ).all()
         except SQLAlchemyError as exc:
             log.warning("metrics: database unreachable: %s", exc)
             return
+        events = GaugeMetricFamily(
+            "neosl_trigger_events_recent",
+            f"Trigger events of the last {RECENT_MINUTES} minutes, by trigger type, status "
+            "(fired, skipped, failed) and why one did not fire (reason)",
+            labels=["type", "status", "reason"],
+        )
+        for kind, status, reason, n in recent:
+            events.add_metric([kind, status, reason], n)
+        yield events
         counts = {(kind, status): n for kind, status, n in rows}
         family = GaugeMetricFamily(
             "neosl_triggers", "Triggers, by type and status", labels=["type", "status"]

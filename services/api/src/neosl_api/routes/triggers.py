@@ -46,9 +46,15 @@ _FIELDS = (
 )
 
 
-def view(trigger: Trigger, secret: str | None = None) -> dict[str, Any]:
-    """A trigger as answered: its webhook URL is on this API's own address."""
+def view(
+    trigger: Trigger, secret: str | None = None, last: dict[int, TriggerEvent] | None = None
+) -> dict[str, Any]:
+    """A trigger as answered: its webhook URL is on this API's own address, with its latest
+    event (``last``: read for a page at once; else read here)."""
+    if last is None:
+        last = triggers.last_events(context.db(), [trigger.id])
     out = {name: getattr(trigger, name) for name in _FIELDS}
+    out["last_event"] = last.get(trigger.id)
     out["webhook_url"] = (
         f"{request.url_root.rstrip('/')}/v1/hooks/{trigger.id}"
         if trigger.trigger_type == "webhook"
@@ -90,7 +96,8 @@ def list_triggers(args: dict[str, Any]) -> dict[str, Any]:
     page = triggers.list_triggers(
         context.db(), context.current_user().id, f, args["limit"], args["cursor"]
     )
-    return {"items": [view(t) for t in page.items], "next_cursor": page.next_cursor}
+    last = triggers.last_events(context.db(), [t.id for t in page.items])
+    return {"items": [view(t, last=last) for t in page.items], "next_cursor": page.next_cursor}
 
 
 @blp.route("/triggers/<int:trigger_id>", methods=["GET"])

@@ -42,6 +42,17 @@ class EventFilterSchema(PageArgsSchema):
     status = ma.fields.String(load_default=None, validate=ma.validate.OneOf(EVENT_STATUSES))
 
 
+class TriggerEventSchema(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    trigger_id = ma.fields.Integer(required=True)
+    timestamp = ma.fields.DateTime(required=True)
+    status = ma.fields.String(required=True, metadata={"enum": list(EVENT_STATUSES)})
+    reason = ma.fields.String(allow_none=True)
+    execution_id = ma.fields.Integer(allow_none=True)
+    cause_key = ma.fields.String(required=True)
+    cause = ma.fields.Dict(required=True)
+
+
 class TriggerSchema(ma.Schema):
     id = ma.fields.Integer(required=True)
     name = ma.fields.String(required=True)
@@ -64,6 +75,14 @@ class TriggerSchema(ma.Schema):
     webhook_url = ma.fields.String(
         allow_none=True, metadata={"description": "webhook: where to POST deliveries."}
     )
+    last_event = ma.fields.Nested(
+        TriggerEventSchema,
+        allow_none=True,
+        metadata={
+            "description": "The latest event: when the trigger last fired, or why it did not "
+            "(`skipped` with its reason, e.g. `insufficient_funds: …`); null before the first."
+        },
+    )
     created_at = ma.fields.DateTime(required=True)
     updated_at = ma.fields.DateTime(required=True)
 
@@ -79,17 +98,6 @@ class TriggerCreatedSchema(TriggerSchema):
         allow_none=True,
         metadata={"description": "webhook: the signing secret, shown only in this answer."},
     )
-
-
-class TriggerEventSchema(ma.Schema):
-    id = ma.fields.Integer(required=True)
-    trigger_id = ma.fields.Integer(required=True)
-    timestamp = ma.fields.DateTime(required=True)
-    status = ma.fields.String(required=True, metadata={"enum": list(EVENT_STATUSES)})
-    reason = ma.fields.String(allow_none=True)
-    execution_id = ma.fields.Integer(allow_none=True)
-    cause_key = ma.fields.String(required=True)
-    cause = ma.fields.Dict(required=True)
 
 
 class HookAcceptedSchema(ma.Schema):

@@ -19,6 +19,7 @@ from typing import Any
 
 from redis import Redis
 from sqlalchemy import Select, func, or_, select
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -217,6 +218,20 @@ def list_triggers(
     if f.function_id is not None:
         stmt = stmt.where(Trigger.function_id == f.function_id)
     return paginate(session, stmt, Trigger.id, limit=limit, cursor=cursor)
+
+
+def last_events(session: Session, trigger_ids: list[int]) -> dict[int, TriggerEvent]:
+    """Each trigger's latest event (one statement for a page of triggers): why a trigger
+    did or did not run, without reading its events."""
+    if not trigger_ids:
+        return {}
+    rows = session.scalars(
+        select(TriggerEvent)
+        .where(TriggerEvent.trigger_id.in_(trigger_ids))
+        .ext(distinct_on(TriggerEvent.trigger_id))
+        .order_by(TriggerEvent.trigger_id, TriggerEvent.id.desc())
+    ).all()
+    return {event.trigger_id: event for event in rows}
 
 
 def get_trigger(session: Session, user_id: int, trigger_id: int) -> Trigger:
