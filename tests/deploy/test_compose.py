@@ -58,6 +58,9 @@ FIXED = {
     "NSL_METRICS_HOST",
     "NSL_METRICS_PORT",
     "NSL_DEVNET_WALLET",
+    # The dev stack's starter balance: off in every deployment.
+    "NSL_DEV_STARTER_GAS",
+    "NSL_DEV_FAUCET_ADDRESS",
 }
 # The API image's own copy of db/ rather than the code's default (the repository's).
 IMAGE_DEFAULTS = {"NSL_DB_DIR"}

@@ -44,6 +44,9 @@ def test_valid_environment_loads_with_defaults() -> None:
         ("NSL_TOKEN_TTL_SECONDS", "ten", "NSL_TOKEN_TTL_SECONDS must be a whole number"),
         ("NSL_TOKEN_TTL_SECONDS", "5", "NSL_TOKEN_TTL_SECONDS must be between 60"),
         ("NSL_LOG_LEVEL", "LOUD", "NSL_LOG_LEVEL must be"),
+        ("NSL_DEV_STARTER_GAS", "10", "NSL_DEV_STARTER_GAS needs NSL_DEV_FAUCET_ADDRESS"),
+        ("NSL_DEV_STARTER_GAS", "-1", "NSL_DEV_STARTER_GAS must be zero or a positive"),
+        ("NSL_DEV_FAUCET_ADDRESS", "Nnope", "NSL_DEV_FAUCET_ADDRESS is not a Neo N3 address"),
     ],
 )
 def test_bad_variable_is_named(name: str, value: str, message: str) -> None:

@@ -165,6 +165,11 @@ class Settings:
     # On-chain actions one tenant may have queued or pending at once; past it, the API
     # answers 409 and an execution's neo.invoke is recorded failed.
     actions_in_flight_per_tenant: int = 100
+    # The dev stack only (`neosl-dev up` sets both): each new tenant's starter balance, one of
+    # the deposits the dev stack made from its faucet address to the hot wallet, credited to
+    # a default account made for the tenant at registration; 0: none.
+    dev_starter_gas: Decimal = Decimal(0)
+    dev_faucet_address: str | None = None
 
     @property
     def neo_rpc_url(self) -> str:
@@ -416,6 +421,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ConfigError: a variable is missing or invalid; the message names it.
     """
     env = os.environ if env is None else env
+    starter = _fee(env, "NSL_DEV_STARTER_GAS")
+    faucet = _text(env, "NSL_DEV_FAUCET_ADDRESS")
+    if faucet is not None and not re.fullmatch(r"N[1-9A-HJ-NP-Za-km-z]{33}", faucet):
+        raise ConfigError(f"NSL_DEV_FAUCET_ADDRESS is not a Neo N3 address: {faucet!r}")
+    if starter > 0 and faucet is None:
+        raise ConfigError(
+            "NSL_DEV_STARTER_GAS needs NSL_DEV_FAUCET_ADDRESS: the dev stack sets both "
+            "(a starter balance is one of its faucet's deposits)"
+        )
     database_url = _normalise_db_url(
         _url(env, "DATABASE_URL", ("postgres", "postgresql", "postgresql+psycopg"))
     )
@@ -526,6 +540,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         actions_in_flight_per_tenant=_int(
             env, "NSL_ACTIONS_IN_FLIGHT_PER_TENANT", 100, 1, 1_000_000
         ),
+        dev_starter_gas=starter,
+        dev_faucet_address=faucet,
     )
 
 

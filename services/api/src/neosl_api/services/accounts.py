@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from neosl.config import Settings
 from neosl.errors import Conflict, RateLimited, Unauthorized
 from neosl.models import User
-from neosl_api.services import credentials, passwords, ratelimit
+from neosl_api.services import credentials, passwords, ratelimit, starter
 
 BAD_CREDENTIALS = "invalid credentials"
 
@@ -66,6 +66,9 @@ def register(
     )
     session.add(user)
     try:
+        session.flush()
+        # The dev stack's starter balance (nothing elsewhere): in the same transaction.
+        starter.grant(session, settings, user.id)
         session.commit()
     except IntegrityError as exc:
         # Two registrations raced past the check above; the unique indexes decided.
