@@ -23,8 +23,8 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
-from neosl.functions.sandbox.sizing import executor_memory_mb
 from neosl.jobs import ALL_QUEUES
+from neosl_executor.sizing import executor_memory_mb
 from tests.envvars import variables_read
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -36,8 +36,8 @@ from neosl.functions.sandbox import (
     cut_error,
     protocol,
 )
-from neosl.functions.sandbox.sizing import sandbox_process_mb
 from neosl.functions.sandbox.types import MAX_MEMORY_MB
+from neosl_executor.sizing import sandbox_process_mb
 
 TIMEOUT = 1.0
 # The pool answers within the deadline plus this, whatever the code does.

@@ -18,7 +18,7 @@ from neosl.functions.sandbox import SandboxPool
 from neosl.neo.rpc import NeoRpc
 from neosl.resources import Resources
 from neosl.tasks import PeriodicTask, ServiceTask
-from neosl_executor import reaper, runner
+from neosl_executor import reaper, runner, sizing
 from neosl_executor.neo_calls import NeoReader
 
 
@@ -130,6 +130,9 @@ def register(app: Celery) -> None:
         if sender is None or getattr(sender, "app", None) is not app:
             return
         service = cast(ServiceApp, app)
+        sizing.check_memory_limit(
+            int(getattr(sender, "concurrency", 0) or 1), service.settings.sandbox_processes
+        )
         count = service.settings.sandbox_warm
         if count <= 0:
             return

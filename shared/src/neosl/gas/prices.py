@@ -26,5 +26,15 @@ def execution_hold(settings: Settings, timeout_seconds: int) -> Decimal:
     return execution_price(settings, timeout_seconds * 1000)
 
 
+def hold_parameters(settings: Settings) -> dict[str, Decimal]:
+    """The bind parameters of the statements that hold in SQL, many executions at once
+    (invoking, firing triggers): ``:base_fee + :fee_per_100ms * 10 * timeout`` is
+    ``execution_hold`` of each ``timeout`` (tests compare them)."""
+    return {
+        "base_fee": settings.function_base_fee,
+        "fee_per_100ms": settings.function_fee_per_100ms,
+    }
+
+
 def charge_reference(execution_id: int) -> str:
     return f"execution:{execution_id}"

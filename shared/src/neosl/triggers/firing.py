@@ -39,6 +39,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from neosl.config import Settings
 from neosl.dispatch import Dispatcher
 from neosl.functions import executions
+from neosl.gas.prices import hold_parameters
 
 MAX_CAUSE_KEY = 200
 # How the reason of a firing skipped for lack of funds begins (the statement below writes it).
@@ -248,8 +249,7 @@ def fire(
         _statement(),
         {
             "causes": json.dumps(rows, separators=(",", ":"), default=_json_default),
-            "base_fee": settings.function_base_fee,
-            "fee_per_100ms": settings.function_fee_per_100ms,
+            **hold_parameters(settings),
         },
     ).all()
     outcomes = [

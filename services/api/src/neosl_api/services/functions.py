@@ -28,6 +28,7 @@ from neosl.functions.executions import wait_done
 from neosl.functions.sandbox.types import CompileError
 from neosl.gas import ledger
 from neosl.gas.money import format_amount
+from neosl.gas.prices import hold_parameters
 from neosl.models import Execution, ExecutionLog, Function, FunctionSecret, FunctionVersion
 from neosl.models.functions import TERMINAL_STATUSES
 from neosl_api.pagination import Page, paginate
@@ -291,8 +292,7 @@ def invoke(
             "user_id": user_id,
             "input_value": input_,
             "trigger_value": trigger,
-            "base_fee": settings.function_base_fee,
-            "fee_per_100ms": settings.function_fee_per_100ms,
+            **hold_parameters(settings),
         }
         for _ in range(_NO_ACCOUNT_RECHECKS):
             row = session.connection().execute(_invoke_statement(), params).one()
