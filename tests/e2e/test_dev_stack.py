@@ -20,7 +20,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -152,9 +152,24 @@ class DevStack:
         try:
             yield proc
         finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
+            # Whatever failed: nothing of this stack may hold ports or folders after the test.
+            self.kill(proc)
             log.close()
+
+    def kill(self, proc: subprocess.Popen[bytes]) -> None:
+        """SIGKILL `neosl-dev up` and every process of its tree or with our marker."""
+        tree = []
+        with suppress(psutil.NoSuchProcess):
+            tree = psutil.Process(proc.pid).children(recursive=True)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        found = {p.pid: p for p in tree}
+        found.update((p.pid, p) for p in self.marked())
+        for p in found.values():
+            with suppress(psutil.NoSuchProcess):
+                p.kill()
+        proc.wait()
+        psutil.wait_procs(list(found.values()), timeout=30)
 
     def wait_ready(self, proc: subprocess.Popen[bytes], timeout: float = 90) -> float:
         start = time.monotonic()
@@ -178,15 +193,19 @@ class DevStack:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
 
-    def leftovers(self) -> list[str]:
+    def marked(self) -> list[psutil.Process]:
+        """The living processes whose environment holds this stack's marker."""
         found = []
         for p in psutil.process_iter(["pid", "cmdline"]):
             try:
-                if p.environ().get("NSL_E2E_MARKER") == self.marker:
-                    found.append(f"{p.pid} {' '.join(p.info['cmdline'] or [])}")
+                if p.environ().get("NSL_E2E_MARKER") == self.marker and p.status() != "zombie":
+                    found.append(p)
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
         return found
+
+    def leftovers(self) -> list[str]:
+        return [f"{p.pid} {' '.join(p.info['cmdline'] or [])}" for p in self.marked()]
 
     def log(self) -> str:
         return (self.root / "dev.log").read_text(errors="replace")[-4000:]

@@ -2,14 +2,15 @@
 
 ``neosl-dev up`` starts embedded PostgreSQL, Redis and a Neo N3 node (each only when its
 URL is not set), applies the schema, then runs every process of the Procfile in the
-foreground with prefixed logs until Ctrl-C or SIGTERM, and stops everything it started.
-``neosl-dev chain`` runs only the Neo N3 dev chain, the same way (the dev chain container).
+foreground with prefixed logs until Ctrl-C or SIGTERM, and stops everything it started;
+on Linux nothing it started outlives it, even if it is killed. ``neosl-dev env`` prints the
+variables of the stack running in the data folder. ``neosl-dev chain`` runs only the Neo N3
+dev chain, the same way (the dev chain container).
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import shlex
 import shutil
@@ -17,38 +18,60 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from honcho.environ import parse_procfile
-from honcho.manager import Manager
-from honcho.printer import Printer
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
+from neosl_devstack.datadir import (
+    RUNNING_FILE,
+    RunningStack,
+    process_start,
+    read_running,
+    read_secrets,
+    remove_running,
+    write_running,
+)
 
-from neosl import migrate
-from neosl.config import ConfigError, Settings, load_settings
-from neosl.db import short_lived_engine
-from neosl.gas import ledger
-from neosl.gas.money import from_units
-from neosl.models import GasAccount, PriceFeed, User
-from neosl.neo.addresses import address_to_script_hash
-from neosl.neo.rpc import NeoRpc
-from neosl.neo.transfers import gas_transfers
-from neosl.pricefeeds import catalog, definitions
-from neosl_devstack import contracts, devnet
-from neosl_devstack.markets import DemoMarkets
-from neosl_devstack.neo import EmbeddedNeo, listen_address
-from neosl_devstack.servers import ServerError
-from neosl_devstack.stack import Ports, Stack
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from neosl.config import Settings
+    from neosl_devstack.neo import EmbeddedNeo
+    from neosl_devstack.stack import Stack
+    from neosl_devstack.starter import Pool
+
+# `neosl-dev env` and `neosl-dev --help` must answer at once: this module imports only
+# small modules, and each command the heavy ones it uses (SQLAlchemy, neo3, the servers,
+# the demo markets) when it runs.
 
 # The workers' metrics ports: this + their line in the Procfile (9101 the executor, …).
 DEV_METRICS_PORT = 9100
 
 
 def _up(args: argparse.Namespace) -> int:
+    from honcho.environ import parse_procfile
+
+    from neosl import migrate
+    from neosl.config import ConfigError, load_settings
+    from neosl.db import short_lived_engine
+    from neosl.pricefeeds import catalog
+    from neosl_devstack import starter
+    from neosl_devstack.markets import DemoMarkets
+    from neosl_devstack.processes import Runner
+    from neosl_devstack.servers import ServerError
+    from neosl_devstack.stack import Ports, Stack
+
     root = Path(args.dir).resolve()
     procfile = Path(args.procfile)
+    try:
+        running = read_running(root)
+    except ValueError:
+        running = None
+    if running is not None and running.is_alive():
+        print(
+            f"neosl-dev: a dev stack is already running in {root} (pid {running.pid})",
+            file=sys.stderr,
+        )
+        return 1
     stack = Stack(root=root, ports=Ports.dev(os.environ))
     print(f"neosl-dev: starting servers (data in {root})", flush=True)
     try:
@@ -69,6 +92,13 @@ def _up(args: argparse.Namespace) -> int:
         # Actions need a balance covering this cap (plus the service fee) before the relay
         # test-invokes them: a dev-sized cap, so that a tenant holding a few GAS can act.
         env.setdefault("NSL_ACTION_MAX_FEE", "1")
+        # Each new tenant's starter balance (README, "Walk-through"): deposits this stack
+        # makes on its chain from a faucet of its own; NSL_DEV_STARTER_GAS=0 turns it off.
+        faucet: str | None = None
+        if stack.neo is not None:
+            faucet = starter.faucet_wif(root)
+            env.setdefault("NSL_DEV_STARTER_GAS", "10")
+            env.setdefault("NSL_DEV_FAUCET_ADDRESS", starter.faucet_address(faucet))
         # Price sources answer from local demo markets, unless pointed elsewhere.
         markets = DemoMarkets().__enter__()
         for name in catalog.NAMES:
@@ -90,29 +120,112 @@ def _up(args: argparse.Namespace) -> int:
                 funded = fund_operator(stack.neo, engine, settings)
                 if funded:
                     print(f"neosl-dev: the operator's account holds {funded} GAS", flush=True)
+            pool = starter_pool(stack.neo, engine, settings, faucet)
         print(f"neosl-dev: schema {'applied ' + ', '.join(applied) if applied else 'up to date'}")
         if created:
             print(f"neosl-dev: public demo price feeds {', '.join(created)} created")
-        manager = Manager(Printer(sys.stdout))
+        runner = Runner(sys.stdout)
         metrics = metrics_dir(root)
         for line, (name, command) in enumerate(
             parse_procfile(procfile.read_text()).processes.items()
         ):
-            manager.add_process(name, command, env={**env, **process_env(env, metrics, line, name)})
+            own = process_env(env, metrics, line, name)
+            # The workers create theirs; Flower only reads it, and would fail at each event.
+            Path(own["PROMETHEUS_MULTIPROC_DIR"]).mkdir(exist_ok=True)
+            runner.add(name, command, env={**env, **own})
+        write_running(root, running_stack(stack, env, settings.neo_rpc_url))
         _print_urls(env, settings.neo_rpc_url)
+        if pool is not None:
+            pool.start()
         try:
-            manager.loop()
+            return runner.run()
         finally:
+            if pool is not None:
+                pool.stop()
             markets.__exit__()
-        return int(manager.returncode or 0)
     finally:
+        remove_running(root, os.getpid())
         stack.stop()
         print("neosl-dev: stopped", flush=True)
+
+
+def starter_pool(
+    neo: EmbeddedNeo | None, engine: Engine, settings: Settings, faucet: str | None
+) -> Pool | None:
+    """Fill the pool of starter deposits now (the first tenant may register at once), and
+    the thread that keeps it filled while the stack runs; None when there is none to keep."""
+    hot = settings.deposit_address
+    amount = settings.dev_starter_gas
+    if neo is None or faucet is None or hot is None or amount <= 0:
+        return None
+    from neosl.neo.rpc import NeoRpc
+    from neosl_devstack import starter
+
+    with NeoRpc(settings.neo_rpc_urls) as rpc:
+        made = starter.fill(
+            rpc,
+            engine,
+            neo.committee_wallet_path,
+            neo.committee_wallet_password,
+            faucet,
+            hot,
+            amount,
+        )
+    if made:
+        print(f"neosl-dev: {made} starter deposits of {amount} GAS made", flush=True)
+    return starter.Pool(
+        settings,
+        neo.committee_wallet_path,
+        neo.committee_wallet_password,
+        faucet,
+        hot,
+        amount,
+    )
+
+
+def running_stack(stack: Stack, env: dict[str, str], neo_rpc_url: str) -> RunningStack:
+    """What ``neosl-dev up`` started, for ``neosl-dev env``; ``env`` is the processes' own."""
+    ports = {
+        "api": int(env["NSL_API_PORT"]),
+        "flower": int(env["NSL_FLOWER_PORT"]),
+        "metrics": metrics_base(env),
+    }
+    if stack.postgres is not None:
+        ports["postgres"] = stack.ports.postgres
+    if stack.redis is not None:
+        ports["redis"] = stack.ports.redis
+    if stack.neo is not None:
+        ports["neo_rpc"] = stack.ports.neo_rpc
+        ports["neo_p2p"] = stack.ports.neo_p2p
+    exports = {
+        "DATABASE_URL": env["DATABASE_URL"],
+        "REDIS_URL": env["REDIS_URL"],
+        "NEO_RPC_URL": neo_rpc_url,
+    }
+    if env.get("NEO_RPC_URLS"):
+        exports["NEO_RPC_URLS"] = env["NEO_RPC_URLS"]
+    exports["API"] = f"http://127.0.0.1:{ports['api']}"
+    if stack.neo is not None:
+        # The embedded chain's faucet for `neosl devnet fund`; its password file lies next
+        # to it. An outside node's committee is not ours, so nothing is exported for it.
+        exports["NSL_DEVNET_WALLET"] = str(stack.committee_wallet_path)
+    return RunningStack(
+        pid=os.getpid(),
+        started=process_start(os.getpid()),
+        ports=ports,
+        flower_url=f"http://127.0.0.1:{ports['flower']}",
+        exports=exports,
+        secrets=sorted(stack.secrets()),
+    )
 
 
 def deploy_pricefeed(neo: EmbeddedNeo, settings: Settings) -> str:
     """The dev chain's PriceFeed contract, published to by the hot wallet; deployed on the
     first start (its hash is the same at every start: same deployer, code and name)."""
+    from neosl.neo.addresses import address_to_script_hash
+    from neosl.neo.rpc import NeoRpc
+    from neosl_devstack import contracts, devnet
+
     nef, manifest = contracts.artefact("pricefeed")
     hot = settings.deposit_address
     publisher = address_to_script_hash(hot) if hot else None
@@ -137,6 +250,12 @@ DEMO_FEEDS = ("NEO/USD", "GAS/USD")
 def demo_feeds(engine: Engine, settings: Settings) -> list[str]:
     """Public NEO/USD and GAS/USD feeds over every source serving them, owned by an account
     named ``operator`` that cannot log in; created once. Returns the pairs created."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from neosl.models import PriceFeed, User
+    from neosl.pricefeeds import catalog, definitions
+
     created = []
     with Session(engine) as session:
         owner = session.scalar(select(User.id).where(User.username == DEMO_OWNER))
@@ -175,6 +294,19 @@ def fund_operator(neo: EmbeddedNeo, engine: Engine, settings: Settings) -> str |
     at once (the chain follower's cursor may start after that block; crediting is idempotent
     if it sees the deposit too). Returns the amount credited, or None when nothing was done.
     """
+    import datetime as dt
+    from decimal import Decimal
+
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from neosl.gas import ledger
+    from neosl.gas.money import from_units
+    from neosl.models import GasAccount, User
+    from neosl.neo.rpc import NeoRpc
+    from neosl.neo.transfers import gas_transfers
+    from neosl_devstack import devnet
+
     hot = settings.deposit_address
     if hot is None:
         return None
@@ -268,6 +400,10 @@ def _print_urls(env: dict[str, str], neo_rpc: str) -> None:
 
 def _chain(args: argparse.Namespace) -> int:
     """Run the dev chain's node alone in the foreground until SIGTERM or SIGINT."""
+    from neosl_devstack.neo import EmbeddedNeo, listen_address
+    from neosl_devstack.servers import ServerError
+    from neosl_devstack.stack import Ports
+
     ports = Ports.dev(os.environ)
     # By default the dev stack's own node (same folder, same ports), so that `neosl devnet`
     # finds its committee wallet where `neosl-dev up` keeps it.
@@ -326,7 +462,9 @@ def _chain(args: argparse.Namespace) -> int:
 
 
 def _env(args: argparse.Namespace) -> int:
-    """Print the variables of a running dev stack, for `eval "$(neosl-dev env)"`.
+    """Print the variables of the dev stack running in the data folder, for
+    `eval "$(neosl-dev env)"`: what that stack's ``neosl-dev up`` wrote there, whatever this
+    shell's own variables say.
 
     Paths are absolute, so the commands work from any folder once evaluated.
     """
@@ -339,20 +477,26 @@ def _env(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    stack = Stack(root=root, ports=Ports.dev(os.environ))
-    ports = stack.ports
-    values = {
-        **stack.secrets(),
-        "DATABASE_URL": os.environ.get("DATABASE_URL")
-        or f"postgresql+psycopg://postgres@127.0.0.1:{ports.postgres}/{stack.database}",
-        "REDIS_URL": os.environ.get("REDIS_URL") or f"redis://127.0.0.1:{ports.redis}/0",
-        "NEO_RPC_URL": os.environ.get("NEO_RPC_URL") or f"http://127.0.0.1:{ports.neo_rpc}",
-    }
-    if not (os.environ.get("NEO_RPC_URL") or os.environ.get("NEO_RPC_URLS")):
-        # The embedded chain's faucet for `neosl devnet fund`; its password file lies next
-        # to it. An outside node's committee is not ours, so nothing is exported for it.
-        wallet = os.environ.get("NSL_DEVNET_WALLET") or stack.committee_wallet_path
-        values["NSL_DEVNET_WALLET"] = str(Path(wallet).resolve())
+    try:
+        running = read_running(root)
+    except ValueError as exc:
+        print(f"neosl-dev: cannot read {root / RUNNING_FILE}: {exc}", file=sys.stderr)
+        return 1
+    if running is None or not running.is_alive():
+        why = (
+            ""
+            if running is None
+            else f" (the one started there, pid {running.pid}, ended without stopping cleanly)"
+        )
+        print(
+            f"neosl-dev: no dev stack is running in {root}{why}; start it with `make dev` "
+            "(or pass the --dir of a running one)",
+            file=sys.stderr,
+        )
+        return 1
+    stored = read_secrets(root)
+    values = {name: stored[name] for name in running.secrets if name in stored}
+    values.update(running.exports)
     for key, value in values.items():
         print(f"export {key}={shlex.quote(value)}")
     return 0
@@ -383,9 +527,11 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="run the whole system in the foreground")
     up.add_argument("--procfile", default="Procfile")
     up.set_defaults(func=_up)
-    sub.add_parser("env", help="print shell exports for the dev stack's servers").set_defaults(
-        func=_env
+    env_help = (
+        "print shell exports for the dev stack running in the data folder (its URLs, API, "
+        "keys); exit 1 when none runs there"
     )
+    sub.add_parser("env", help=env_help, description=env_help).set_defaults(func=_env)
     chain_help = "run only the Neo N3 dev chain in the foreground (until SIGTERM or Ctrl-C)"
     chain = sub.add_parser("chain", help=chain_help, description=chain_help)
     chain.add_argument(

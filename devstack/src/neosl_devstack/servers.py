@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
+
+# <linux/prctl.h>
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
 
 
 class ServerError(RuntimeError):
@@ -32,12 +39,55 @@ def port_is_open(host: str, port: int) -> bool:
         return False
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def prctl(option: int, value: int) -> None:
+    """Linux's ``prctl(option, value)``.
+
+    Raises:
+        OSError: the kernel refused.
+    """
+    if _libc().prctl(option, value, 0, 0, 0) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, os.strerror(errno))
+
+
+def die_with_parent(sig: signal.Signals) -> Callable[[], None] | None:
+    """A ``preexec_fn`` after which the child gets ``sig`` when the thread that started it
+    ends, however it ends (SIGKILL included); None where Linux's parent-death signal does not
+    exist.
+
+    The signal follows the *thread*: start long-lived children from one that outlives them
+    (the main thread). It is not inherited by the child's own children.
+    """
+    if sys.platform != "linux":
+        return None
+    parent = os.getpid()
+    # Loaded now, in the parent: the child, a fork of a process that may have threads, only
+    # calls it.
+    _libc()
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, sig)
+        if os.getppid() != parent:
+            # The parent ended before the signal was armed: it will never come.
+            raise ChildProcessError("the parent process has ended")
+
+    return preexec
+
+
 class ManagedServer:
     """Base class: subclasses say how to prepare the data folder, what to run and when it is ready.
 
     The process runs in its own session, so stopping it also stops anything it spawned,
     and a Ctrl-C aimed at the terminal's foreground group does not reach it before we
-    stop it in order.
+    stop it in order. On Linux it gets its stop signal when the thread that started it
+    ends, even if the process is killed with SIGKILL, so that no server outlives its owner
+    (``neosl-dev up``, a test run): start it from a thread that outlives it. The servers
+    stop their own children when they stop (PostgreSQL its backends).
     """
 
     name = "server"
@@ -86,6 +136,7 @@ class ManagedServer:
             cwd=self.datadir,
             start_new_session=True,
             user=self.run_as_user(),
+            preexec_fn=die_with_parent(self.stop_signal),
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

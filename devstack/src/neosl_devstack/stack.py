@@ -18,12 +18,11 @@ from neo3.wallet.account import Account
 
 from neosl.config import new_key
 from neosl.onchain.relaybox import new_relay_key
+from neosl_devstack.datadir import SECRETS_FILE, read_secrets
 from neosl_devstack.neo import EmbeddedNeo, committee_wallet_file
 from neosl_devstack.postgres import EmbeddedPostgres
 from neosl_devstack.redis import EmbeddedRedis
 from neosl_devstack.servers import ManagedServer, free_port
-
-SECRETS_FILE = "secrets.env"
 
 
 @dataclass(frozen=True)
@@ -123,11 +122,7 @@ class Stack:
         A file from an older version gains the keys it lacks; existing ones never change.
         """
         path = self.root / SECRETS_FILE
-        stored = (
-            dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
-            if path.exists()
-            else {}
-        )
+        stored = read_secrets(self.root)
         missing = {k: v for k, v in _new_secrets().items() if k not in stored}
         if "NSL_HOT_WALLET_WIF" in stored:
             missing.pop("NSL_DEPOSIT_ADDRESS", None)

@@ -24,6 +24,8 @@ from neo3.wallet.account import Account
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from neosl.config import Settings
+from neosl.db import make_engine
 from neosl.gas import ledger
 from neosl.gas.money import from_units, to_units
 from neosl.models import UnmatchedDeposit
@@ -165,16 +167,15 @@ class Pool:
 
     def __init__(
         self,
-        rpc_urls: list[str],
-        engine: Engine,
+        settings: Settings,
         committee_wallet: Path,
         committee_password: str,
         wif: str,
         deposit_address: str,
         amount: Decimal,
     ) -> None:
-        self._args = (engine, committee_wallet, committee_password, wif, deposit_address, amount)
-        self._rpc_urls = rpc_urls
+        self._settings = settings
+        self._args = (committee_wallet, committee_password, wif, deposit_address, amount)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="starter-pool", daemon=True)
 
@@ -186,12 +187,16 @@ class Pool:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        with NeoRpc(self._rpc_urls) as rpc:
-            while not self._stop.wait(CHECK_SECONDS):
-                try:
-                    made = fill(rpc, *self._args)
-                except Exception:
-                    log.exception("the starter pool could not be filled; trying again")
-                    continue
-                if made:
-                    log.info("starter pool: %d deposits made", made)
+        engine = make_engine(self._settings, pool_size=1)
+        try:
+            with NeoRpc(self._settings.neo_rpc_urls) as rpc:
+                while not self._stop.wait(CHECK_SECONDS):
+                    try:
+                        made = fill(rpc, engine, *self._args)
+                    except Exception:
+                        log.exception("the starter pool could not be filled; trying again")
+                        continue
+                    if made:
+                        log.info("starter pool: %d deposits made", made)
+        finally:
+            engine.dispose()
