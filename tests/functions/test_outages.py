@@ -12,8 +12,10 @@ Either way every execution succeeds, each is charged exactly once, and the ledge
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
+import json
 import signal
 from collections.abc import Callable
 from decimal import Decimal
@@ -21,18 +23,23 @@ from decimal import Decimal
 import pytest
 from flask import Flask
 from kombu.exceptions import KombuError
+from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from neosl import jobs
 from neosl.celery_app import ServiceApp, make_celery
 from neosl.config import Settings
 from neosl.dispatch import Dispatcher
+from neosl.functions.sandbox import SandboxPool
+from neosl.functions.sandbox.types import Outcome
 from neosl.gas import ledger
 from neosl.models import Execution, GasAccount
+from neosl_api.app import create_app
 from neosl_devstack.servers import ManagedServer
 from neosl_devstack.stack import Stack
-from neosl_executor import reaper
+from neosl_executor import reaper, runner
 from tests.functions.test_executor import (  # noqa: F401 (fixtures)
     api,
     executor,
@@ -89,12 +96,17 @@ def all_finished(
 ) -> dict[str, int]:
     """Wait until every one of ``ids`` has finished (calling ``tick`` between looks)."""
 
+    seen: list[dict[str, int] | None] = [None]
+
     def finished() -> dict[str, int] | None:
         tick()
-        s = statuses(factory, ids)
+        s = seen[0] = statuses(factory, ids)
         return s if s and s.get("succeeded", 0) + s.get("failed", 0) == len(ids) else None
 
-    done: dict[str, int] = wait_until(finished, "every execution to finish", timeout=120)
+    try:
+        done: dict[str, int] = wait_until(finished, "every execution to finish", timeout=120)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last seen: {seen[0]}") from None
     return done
 
 
@@ -162,3 +174,64 @@ def test_a_broker_restart_mid_run_fails_no_execution_and_charges_none_twice(
 
     assert all_finished(sessions, ids, tick=reap) == {"succeeded": COUNT}
     assert_charged_once(sessions, t.account_id, ids)
+
+
+class CutOffAfterCommit(Session):
+    """A session whose first commit goes through but answers with an outage, as when the
+    database restarts between doing the commit and saying so."""
+
+    cut = True
+
+    def commit(self) -> None:
+        if not CutOffAfterCommit.cut:
+            super().commit()
+            return
+        CutOffAfterCommit.cut = False
+        # The server commits; the session never hears of it (nor sends its jobs).
+        dbapi = self.connection().connection.dbapi_connection
+        assert dbapi is not None
+        dbapi.commit()
+        raise OperationalError("COMMIT", {}, Exception("server closed the connection"))
+
+
+def sent_executions(redis_client: Redis) -> list[int]:
+    """The execution ids of the jobs waiting in the executor's queue."""
+    ids = []
+    for message in redis_client.lrange(jobs.EXECUTOR_QUEUE, 0, -1):
+        _, kwargs, _ = json.loads(base64.b64decode(json.loads(message)["body"]))
+        ids.append(kwargs["execution_id"])
+    return sorted(ids)
+
+
+def test_a_finish_whose_commit_was_cut_off_still_sends_what_it_released(
+    sessions: sessionmaker[Session],  # noqa: F811
+    priced: Settings,  # noqa: F811
+    redis_client: Redis,
+    sandbox: SandboxPool,
+) -> None:
+    one_at_a_time = dataclasses.replace(priced, executions_per_tenant=1)
+    app = create_app(one_at_a_time, session_factory=sessions, redis=redis_client, sandbox=sandbox)
+    t = funded_tenant(app, sessions)
+    fn = t.function("function main() { return 1 }")
+    redis_client.delete(jobs.EXECUTOR_QUEUE)
+    first, second = (t.invoke(fn["id"]).get_json()["execution_id"] for _ in range(2))
+    assert sent_executions(redis_client) == [first]  # the second waits for the first's slot
+    redis_client.delete(jobs.EXECUTOR_QUEUE)
+    with sessions() as db:
+        assert runner.claim(db, first, "test:1") is not None
+    CutOffAfterCommit.cut = True
+    cutting: sessionmaker[Session] = sessionmaker(
+        bind=sessions.kw["bind"], class_=CutOffAfterCommit
+    )
+    dispatcher = Dispatcher(make_celery(one_at_a_time, "test-finish"))
+    runner._finish_riding_out(
+        cutting, one_at_a_time, first, Outcome("succeeded", result=1, duration_ms=5), [], dispatcher
+    )
+    assert CutOffAfterCommit.cut is False
+    # The first attempt committed (finished, the second released) but sent nothing; the
+    # second attempt found it finished and sent the released one's job.
+    assert sent_executions(redis_client) == [second]
+    with sessions() as db:
+        assert db.get_one(Execution, first).status == "succeeded"
+        assert db.get_one(Execution, second).dispatched_at is not None
+        assert ledger.verify(db) == []

@@ -444,11 +444,25 @@ def _finish_riding_out(
     is kept in memory meanwhile. A retry after a commit that did go through finds the
     execution finished and writes nothing."""
 
+    attempts = 0
+
     def write() -> bool:
+        nonlocal attempts
+        attempts += 1
         with sessions() as session:
-            return finish(
+            done = finish(
                 session, settings, execution_id, outcome, calls=calls, dispatcher=dispatcher
             )
+            if not done and attempts > 1 and dispatcher is not None:
+                # An earlier attempt's commit went through unseen: the executions it
+                # released to the tenant's share were never sent. Send them now.
+                user_id = session.scalar(
+                    select(Execution.user_id).where(Execution.id == execution_id)
+                )
+                if user_id is not None:
+                    executions.resend_dispatched(session, dispatcher, user_id)
+                    session.commit()
+            return done
 
     ride_out(write, seconds=settings.db_outage_seconds, what=f"execution {execution_id}")
 

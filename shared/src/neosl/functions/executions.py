@@ -76,6 +76,30 @@ def release(
     return released
 
 
+def resend_dispatched(session: Session, dispatcher: Dispatcher, user_id: int) -> list[int]:
+    """Send again, after the caller commits, the jobs of the tenant's dispatched executions
+    not claimed yet; their ids.
+
+    For a commit that went through while its answer was cut off (a database restart): the
+    executions it dispatched have no job unless it is sent again (else only the reaper's
+    requeue, a minute later, would find them). The claim makes a second copy harmless.
+    """
+    ids = list(
+        session.scalars(
+            text(
+                "SELECT id FROM executions WHERE user_id = :user_id AND status = 'queued' "
+                "AND dispatched_at IS NOT NULL ORDER BY id"
+            ),
+            {"user_id": user_id},
+        )
+    )
+    if ids:
+        dispatcher.send_many_after_commit(
+            session, jobs.RUN_EXECUTION, [{"execution_id": i} for i in ids]
+        )
+    return ids
+
+
 def waiting_tenants(session: Session, limit: int = 500) -> list[int]:
     """Tenants with executions waiting for a slot (for the reaper's safety net)."""
     return list(
