@@ -14,10 +14,6 @@ import os
 import sys
 from pathlib import Path
 
-from neosl.functions.netguard import Fetcher
-from neosl.functions.sandbox import SandboxPool
-from neosl.functions.sandbox.types import Limits, RunRequest
-
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     functions = sub.add_parser("functions", help="tenant functions").add_subparsers(
@@ -43,6 +39,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run_file(args: argparse.Namespace) -> int:
     """Exit 0 when main succeeded, 1 when it failed or timed out, 2 on bad arguments."""
+    # Here, not at the top: the ``neosl`` parser imports this module (httpx is slow to load).
+    from neosl.functions.netguard import Fetcher
+    from neosl.functions.sandbox import SandboxPool
+    from neosl.functions.sandbox.types import Limits, RunRequest
+
     try:
         source = args.file.read_text()
         input_ = json.loads(args.input)

@@ -2,6 +2,11 @@
 
 Other installed packages add commands through the ``neosl.commands`` entry point group: a
 callable given the subcommands to add to (the dev stack adds ``devnet``).
+
+Each command imports what it needs when it runs. Building the parser (and so ``--help``)
+imports no SQLAlchemy, Celery, neo-mamba, httpx or cryptography. Together they take seconds to
+import on a small machine, and most commands need one or two of them. A command added through the
+entry point group follows the same rule: loading it must stay cheap.
 """
 
 from __future__ import annotations
@@ -9,35 +14,50 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
 
-from celery.exceptions import TimeoutError as CeleryTimeout
-from kombu.exceptions import OperationalError as KombuOperationalError
-from sqlalchemy import func, select
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
-
-from neosl import jobs, migrate
-from neosl.celery_app import make_celery
-from neosl.config import ConfigError, Settings, load_settings
-from neosl.db import make_session_factory, short_lived_engine
-from neosl.dispatch import Dispatcher
+from neosl import jobs
+from neosl.config import ConfigError, load_settings
 from neosl.errors import ServiceError
-from neosl.functions import secretbox
-from neosl.gas import bank, ledger
 from neosl.gas.money import format_amount
-from neosl.models import GasAccount, PriceFeed, UnmatchedDeposit, User
-from neosl.neo.rpc import NeoRpc, RpcError, RpcUnavailable
-from neosl.onchain import blocks, deployment, relaybox
-from neosl.pricefeeds import definitions
 from neosl_cli import localrun
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from neosl.config import Settings
 
 COMMANDS_GROUP = "neosl.commands"
 
 
+@contextmanager
+def _session(settings: Settings) -> Iterator[Session]:
+    """A session on a one-connection engine, for a command that runs and exits."""
+    from sqlalchemy.orm import Session
+
+    from neosl.db import short_lived_engine
+
+    with short_lived_engine(settings) as engine, Session(engine) as session:
+        yield session
+
+
+def _database_errors() -> tuple[type[Exception], ...]:
+    """Errors of a command's database work, told in one line (imported only on a failure)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from neosl.migrate import MigrationError
+
+    return (MigrationError, SQLAlchemyError)
+
+
 def _db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
+    from neosl import migrate
+    from neosl.db import short_lived_engine
+
     with short_lived_engine(settings) as engine:
         applied = migrate.upgrade(engine, settings.db_dir)
     print(f"applied {', '.join(applied)}" if applied else "database is up to date")
@@ -45,6 +65,9 @@ def _db_upgrade(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _db_status(settings: Settings, _args: argparse.Namespace) -> int:
+    from neosl import migrate
+    from neosl.db import short_lived_engine
+
     with short_lived_engine(settings) as engine:
         rows = migrate.status(engine, settings.db_dir)
     for version, name, applied in rows:
@@ -53,6 +76,11 @@ def _db_status(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _workers_ping(settings: Settings, args: argparse.Namespace) -> int:
+    from celery.exceptions import TimeoutError as CeleryTimeout
+    from kombu.exceptions import OperationalError as KombuOperationalError
+
+    from neosl.celery_app import make_celery
+
     app = make_celery(settings, "neosl-cli")
     unknown = set(args.queues) - set(jobs.ALL_QUEUES)
     if unknown:
@@ -71,7 +99,12 @@ def _workers_ping(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _ledger_verify(settings: Settings, _args: argparse.Namespace) -> int:
-    with short_lived_engine(settings) as engine, Session(engine) as session:
+    from sqlalchemy import func, select
+
+    from neosl.gas import ledger
+    from neosl.models import GasAccount
+
+    with _session(settings) as session:
         mismatches = ledger.verify(session)
         accounts = session.scalar(select(func.count()).select_from(GasAccount))
     for m in mismatches:
@@ -84,6 +117,12 @@ def _ledger_verify(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _chain_rescan(settings: Settings, args: argparse.Namespace) -> int:
+    from neosl.celery_app import make_celery
+    from neosl.db import make_session_factory, short_lived_engine
+    from neosl.dispatch import Dispatcher
+    from neosl.neo.rpc import NeoRpc, RpcError, RpcUnavailable
+    from neosl.onchain import blocks
+
     subs = blocks.subscriptions(settings)
     producer = make_celery(settings, "neosl-cli")
     with short_lived_engine(settings) as engine, NeoRpc(settings.neo_rpc_urls) as rpc:
@@ -101,7 +140,9 @@ def _chain_rescan(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _chain_subscriptions(settings: Settings, args: argparse.Namespace) -> int:
-    with short_lived_engine(settings) as engine, Session(engine) as session:
+    from neosl.onchain import deployment
+
+    with _session(settings) as session:
         if args.forget:
             if not deployment.forget_followed(session, args.forget):
                 print(f"error: no recorded subscription {args.forget!r}", file=sys.stderr)
@@ -115,7 +156,11 @@ def _chain_subscriptions(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _deposits_unmatched(settings: Settings, args: argparse.Namespace) -> int:
-    with short_lived_engine(settings) as engine, Session(engine) as session:
+    from sqlalchemy import select
+
+    from neosl.models import UnmatchedDeposit
+
+    with _session(settings) as session:
         stmt = select(UnmatchedDeposit).order_by(UnmatchedDeposit.id)
         if not args.all:
             stmt = stmt.where(UnmatchedDeposit.credited_transaction_id.is_(None))
@@ -134,7 +179,9 @@ def _deposits_unmatched(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _deposits_credit(settings: Settings, args: argparse.Namespace) -> int:
-    with short_lived_engine(settings) as engine, Session(engine) as session:
+    from neosl.gas import ledger
+
+    with _session(settings) as session:
         try:
             transaction_id = ledger.credit_unmatched(session, args.unmatched_id, args.account)
         except ServiceError as exc:
@@ -146,12 +193,14 @@ def _deposits_credit(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _secrets_rotate_master_key(settings: Settings, args: argparse.Namespace) -> int:
+    from neosl.functions import secretbox
+
     if args.batch_size < 1:
         print("error: --batch-size must be at least 1", file=sys.stderr)
         return 2
     keys = settings.require_secrets_keys()
     current = keys[0].id
-    with short_lived_engine(settings) as engine, Session(engine) as session:
+    with _session(settings) as session:
         result = secretbox.rotate_master_key(session, keys, batch_size=args.batch_size)
     print(
         f"re-wrapped {result.rewrapped} secret(s) under master key {current!r}; "
@@ -176,6 +225,11 @@ def _secrets_rotate_master_key(settings: Settings, args: argparse.Namespace) -> 
 
 
 def _feeds_create(settings: Settings, args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from neosl.models import User
+    from neosl.pricefeeds import definitions
+
     spec = definitions.FeedSpec(
         asset_pair=args.pair,
         frequency=args.frequency,
@@ -186,7 +240,7 @@ def _feeds_create(settings: Settings, args: argparse.Namespace) -> int:
         min_sources=args.min_sources,
         public=args.public,
     )
-    with short_lived_engine(settings) as engine, Session(engine) as session:
+    with _session(settings) as session:
         owner = session.scalar(select(User.id).where(User.username == args.owner))
         if owner is None:
             print(f"error: no account named {args.owner!r}", file=sys.stderr)
@@ -202,7 +256,11 @@ def _feeds_create(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _feeds_list(settings: Settings, _args: argparse.Namespace) -> int:
-    with short_lived_engine(settings) as engine, Session(engine) as session:
+    from sqlalchemy import select
+
+    from neosl.models import PriceFeed
+
+    with _session(settings) as session:
         for feed in session.scalars(select(PriceFeed).order_by(PriceFeed.id)):
             names = ",".join(s["name"] for s in feed.sources)
             print(
@@ -213,6 +271,8 @@ def _feeds_list(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _relay_keygen(_args: argparse.Namespace) -> int:
+    from neosl.onchain import relaybox
+
     private, public = relaybox.new_relay_key()
     print(f"NSL_RELAY_KEY=relay1:{private}")
     print(f"NSL_RELAY_PUBLIC_KEY=relay1:{public}")
@@ -225,6 +285,9 @@ def _relay_keygen(_args: argparse.Namespace) -> int:
 
 
 def _config(settings: Settings, _args: argparse.Namespace) -> int:
+    from neosl.gas import bank
+    from neosl.onchain import relaybox
+
     # What processes check when they start, beyond reading the variables.
     bank.deposit_address(settings)
     relaybox.relay_public_key(settings)
@@ -353,7 +416,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    except (migrate.MigrationError, SQLAlchemyError) as exc:
+    # Evaluated only when an exception gets here, so a command that succeeds without the
+    # database never imports SQLAlchemy.
+    except _database_errors() as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

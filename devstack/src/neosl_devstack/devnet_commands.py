@@ -2,6 +2,8 @@
 
 Registered on the ``neosl`` command through the ``neosl.commands`` entry point, so the
 command has them wherever the dev stack is installed and production images do not.
+Every ``neosl`` command loads this module to build its parser, so each command imports
+neo-mamba, the RPC client and the API's message signing only when it runs.
 """
 
 from __future__ import annotations
@@ -12,21 +14,19 @@ import os
 import secrets
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from neo3.wallet.account import Account
-
-from neosl.config import Settings
 from neosl.gas.money import InvalidAmount, format_amount, from_units, parse_amount, to_units
-from neosl.neo.addresses import InvalidAddress, address_to_script_hash, validate_address
-from neosl.neo.rpc import NeoRpc, RpcError, RpcUnavailable
-from neosl.neo.transfers import TransferWouldFail, build_gas_transfer, transfer_succeeded
-from neosl_api.messages import sign_message
-from neosl_devstack import contracts, devnet
+from neosl_devstack import contracts
+
+if TYPE_CHECKING:
+    from neosl.config import Settings
 
 
 def _address_and_amount(args: argparse.Namespace) -> tuple[str, int] | None:
     """The command's address and GAS amount (in units), or None after saying what is wrong."""
+    from neosl.neo.addresses import InvalidAddress, validate_address
+
     try:
         return validate_address(args.address), to_units(parse_amount(args.amount))
     except (InvalidAmount, InvalidAddress) as exc:
@@ -63,6 +63,10 @@ def _committee_wallet() -> tuple[Path, str] | None:
 
 
 def _devnet_fund(settings: Settings, args: argparse.Namespace) -> int:
+    from neosl.neo.rpc import NeoRpc, RpcError, RpcUnavailable
+    from neosl.neo.transfers import TransferWouldFail
+    from neosl_devstack import devnet
+
     parsed = _address_and_amount(args)
     if parsed is None:
         return 2
@@ -89,6 +93,10 @@ def _devnet_fund(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _devnet_deploy(settings: Settings, args: argparse.Namespace) -> int:
+    from neosl.neo.addresses import address_to_script_hash
+    from neosl.neo.rpc import NeoRpc, RpcError, RpcUnavailable
+    from neosl_devstack import devnet
+
     try:
         nef, manifest = contracts.load(args.contract)
         owner = None if args.owner is None else address_to_script_hash(args.owner)
@@ -127,6 +135,8 @@ def _devnet_deploy(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _devnet_keygen(_settings: Settings, _args: argparse.Namespace) -> int:
+    from neo3.wallet.account import Account
+
     private_key = secrets.token_bytes(32)
     print(f"address {Account.from_private_key(private_key).address}")
     print(f"wif     {Account.private_key_to_wif(private_key)}")
@@ -135,6 +145,8 @@ def _devnet_keygen(_settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _devnet_sign_message(_settings: Settings, args: argparse.Namespace) -> int:
+    from neosl_api.messages import sign_message
+
     try:
         signed = sign_message(args.wif, args.message, args.salt)
     except ValueError as exc:
@@ -145,6 +157,11 @@ def _devnet_sign_message(_settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _devnet_send(settings: Settings, args: argparse.Namespace) -> int:
+    from neo3.wallet.account import Account
+
+    from neosl.neo.rpc import NeoRpc, RpcError, RpcUnavailable
+    from neosl.neo.transfers import TransferWouldFail, build_gas_transfer, transfer_succeeded
+
     wif = os.environ.get("NSL_DEVNET_SENDER_WIF", "")
     if not wif:
         print("error: set NSL_DEVNET_SENDER_WIF to the sender's WIF key", file=sys.stderr)
