@@ -15,9 +15,12 @@ or reparents: the supervisor
   the supervisor itself be killed;
 - is a child subreaper: whatever its command starts stays in its tree, even a process whose
   parent died or that left its process group, so it can find and kill all of it;
-- on SIGTERM (or SIGINT, SIGHUP) sends SIGTERM to its command's process group, waits until
-  every process of its tree has ended, and kills those left ``grace`` seconds later, or
-  at once on a second signal;
+- on SIGTERM (or SIGINT, SIGHUP) sends SIGTERM to its command (for a Procfile line, a
+  simple command the shell replaces itself with, that is the server or worker itself,
+  which stops its own children: a Celery worker ends its running tasks, gunicorn its
+  workers; a signal to the whole group would kill a worker's pool processes under it,
+  mid-task), waits until every process of its tree has ended, and kills those left
+  ``grace`` seconds later, or at once on a second signal;
 - when its command exits on its own, kills what the command left behind;
 - exits with its command's code.
 
@@ -338,7 +341,7 @@ def supervise(argv: Sequence[str], parent: int, grace: float) -> int:
             _reap(ended)
         elif deadline is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(child.pid, signal.SIGTERM)
+                os.kill(child.pid, signal.SIGTERM)
             deadline = time.monotonic() + grace
         else:
             # Asked again: no more waiting.

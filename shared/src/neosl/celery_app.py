@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
+from celery.app.amqp import AMQP, task_message
 from prometheus_client import CollectorRegistry
 
 from neosl import jobs
@@ -18,6 +19,38 @@ from neosl.resources import Resources
 from neosl.tasks import ServiceTask
 
 ResourcesFactory = Callable[["ServiceApp"], Resources]
+
+# Housekeeping: the jobs the beat sends every few seconds (and nudges of them, such as the
+# follower's on new deposits), each run by a ``PeriodicTask``. No task event reports them,
+# neither their sending (``TaskMessages``) nor their runs (``PeriodicTask.send_events``), so
+# that Flower's Tasks view shows the work tenants asked for: executions, price rounds,
+# relayed actions, withdrawals.
+HOUSEKEEPING = frozenset(
+    job.name
+    for job in (
+        jobs.FOLLOW_CHAIN,
+        jobs.RECONCILE_WITHDRAWALS,
+        jobs.RECONCILE_ACTIONS,
+        jobs.APPLY_DEPOSITS,
+        jobs.REAP_EXECUTIONS,
+        jobs.PURGE_EXECUTIONS,
+    )
+)
+
+
+class TaskMessages(AMQP):
+    """Celery's task messages, but housekeeping is sent without a ``task-sent`` event.
+
+    The event is made with the message (``task_send_sent_event`` says whether, for every
+    task alike); a housekeeping job's is dropped here. Left alone, Flower would list each
+    tick as pending for good, since its worker reports nothing more of it.
+    """
+
+    def as_task_v2(self, task_id: str, name: str, *args: Any, **kwargs: Any) -> task_message:
+        message = super().as_task_v2(task_id, name, *args, **kwargs)
+        if name in HOUSEKEEPING:
+            return message._replace(sent_event=None)
+        return message
 
 
 class ServiceApp(Celery):
@@ -34,7 +67,10 @@ class ServiceApp(Celery):
         db_pool_size: int = 2,
     ) -> None:
         super().__init__(
-            name, broker=settings.redis_url, backend=settings.result_backend or settings.redis_url
+            name,
+            broker=settings.redis_url,
+            backend=settings.result_backend or settings.redis_url,
+            amqp=TaskMessages,
         )
         self.settings = settings
         self.task_metrics = TaskMetrics()
@@ -94,7 +130,8 @@ def make_celery(
         broker_transport_options={"visibility_timeout": 3600},
         worker_hijack_root_logger=False,
         # Task events for Flower's Tasks view: workers report each task's progress, producers
-        # its sending (without them Flower shows workers but no tasks).
+        # its sending (without them Flower shows workers but no tasks); none for
+        # housekeeping (HOUSEKEEPING).
         worker_send_task_events=settings.celery_events,
         task_send_sent_event=settings.celery_events,
         enable_utc=True,

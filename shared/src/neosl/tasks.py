@@ -8,7 +8,10 @@ every run by task name and outcome (``succeeded``, ``retried``, ``failed``) in t
 
 ``PeriodicTask`` is for what the beat sends every few seconds: it never schedules a retry of
 its own. During an outage a retrying periodic task would pile up delayed copies of itself;
-the next tick is the retry.
+the next tick is the retry. Nor does it report its runs as task events: housekeeping ticking
+every second would bury the tenants' work in Flower's Tasks view and cost every worker and
+Flower a few messages a second. Its runs are counted like any task's (``TaskMetrics``) and
+its failures logged; its sending goes without an event too (``neosl.celery_app``).
 """
 
 from __future__ import annotations
@@ -94,8 +97,12 @@ class ServiceTask(Task[Any, Any]):
 
 
 class PeriodicTask(ServiceTask):
-    """A task the beat sends on an interval: it fails without retrying (see module doc)."""
+    """A task the beat sends on an interval: it fails without retrying and sends no task
+    events (see module doc); its name is in ``neosl.celery_app.HOUSEKEEPING``."""
 
     abstract = True
     autoretry_for = ()
     max_retries = 0
+    # Celery's per-task switch: the worker reports nothing of this task's runs (received,
+    # started, succeeded, failed, retried, revoked), even with task events on.
+    send_events = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
@@ -30,6 +31,12 @@ def start_process() -> Settings | None:
         print(f"configuration error: {exc}", file=sys.stderr)
         return None
     logs.configure(settings)
+    # httpx logs every request at INFO: a line per RPC call of each pass of the chain
+    # follower and the settlements, and per source of each price round, which at idle
+    # were nearly all of the services' log. The services log what they did instead.
+    logging.getLogger("httpx").setLevel(
+        logging.DEBUG if settings.log_level == "DEBUG" else logging.WARNING
+    )
     prepare_multiprocess_dir()
     return settings
 
@@ -58,7 +65,10 @@ def run_worker(
     # --loglevel, WARNING, and hide every INFO line of the tasks).
     setup_logging.connect(_logging_is_configured, weak=False)
     try:
-        app.worker_main(["worker", "-Q", queue, "-n", f"{queue}@%h", *argv])
+        # Without gossip: no worker of ours listens to the others' heartbeats (Flower does,
+        # through its own receiver), so that each worker does not handle every other
+        # worker's heartbeat every two seconds for nothing.
+        app.worker_main(["worker", "-Q", queue, "-n", f"{queue}@%h", "--without-gossip", *argv])
     finally:
         app.close_resources()
     return 0

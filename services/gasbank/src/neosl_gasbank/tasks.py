@@ -36,10 +36,6 @@ class GasbankResources(Resources):
     def rpc(self) -> NeoRpc:
         return NeoRpc(self.settings.neo_rpc_urls)
 
-    def new_rpc(self) -> NeoRpc:
-        """A client of its own for a withdrawal's pass; close it (use ``with``)."""
-        return NeoRpc(self.settings.neo_rpc_urls)
-
     @cached_property
     def hot_wallet(self) -> HotWallet:
         return load_hot_wallet(self.settings)

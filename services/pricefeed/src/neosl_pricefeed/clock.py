@@ -17,7 +17,9 @@ overlap; a round left in progress for ``ABANDONED_AFTER`` (its worker died, or n
 took its message) is failed, and the feed goes on.
 
 Between passes the clock sleeps until the earliest ``next_round_at``, at most 0.5 s, so new
-and resumed feeds are noticed within that time.
+and resumed feeds are noticed within that time. A pass that finds no feed due reads only
+that earliest slot (one statement): it claims, and fails abandoned rounds, only when a feed
+is due, and at least every ``SWEEP_SECONDS`` for abandoned rounds of feeds that are not.
 
 Every ``RESUME_SECONDS`` it also resumes, in one statement, the feeds the pricefeed worker
 paused because their owner could not pay a round (``paused_reason`` ``insufficient_funds``)
@@ -58,6 +60,9 @@ BATCH = 200
 POLL_SECONDS = 0.5
 # How often feeds paused for want of funds are resumed if their owners can pay again.
 RESUME_SECONDS = 5.0
+# How often a pass claims (and fails abandoned rounds) even with no feed due: a round of a
+# feed paused or deleted since is failed within ABANDONED_AFTER plus this.
+SWEEP_SECONDS = 30.0
 IN_PROGRESS = ("queued", "running")
 
 NOT_TAKEN = "never started: no pricefeed worker took it in time"
@@ -160,15 +165,14 @@ def resume_funded(session: Session, settings: Settings, now: dt.datetime) -> lis
     return list(resumed)
 
 
-def earliest(session: Session, after: dt.datetime) -> dt.datetime | None:
-    """The earliest next slot later than ``after`` (the time of the last claim). Feeds due
-    before it and still unclaimed are in progress or another replica's: they are looked at
-    again at the next poll, not in a busy loop."""
-    return session.scalar(
-        select(func.min(PriceFeed.next_round_at)).where(
-            PriceFeed.status == "active", PriceFeed.next_round_at > after
-        )
-    )
+def earliest(session: Session, after: dt.datetime | None = None) -> dt.datetime | None:
+    """The earliest next slot of an active feed, or the earliest later than ``after`` (the
+    time of the last claim). Feeds due before it and still unclaimed are in progress or
+    another replica's: they are looked at again at the next poll, not in a busy loop."""
+    query = select(func.min(PriceFeed.next_round_at)).where(PriceFeed.status == "active")
+    if after is not None:
+        query = query.where(PriceFeed.next_round_at > after)
+    return session.scalar(query)
 
 
 class Clock:
@@ -184,6 +188,7 @@ class Clock:
         self.metrics = ClockMetrics()
         self.registries = [self.metrics.registry]
         self.next_resume = 0.0  # time.monotonic() of the next resume_funded pass
+        self.next_sweep = 0.0  # time.monotonic() of the next claim with no feed due
 
     def tick(self) -> float:
         """Resume the feeds whose owners can pay again (every ``RESUME_SECONDS``), queue the
@@ -194,15 +199,20 @@ class Clock:
             if resumed:
                 log.info("resumed price feeds %s: their owners can pay a round again", resumed)
             self.next_resume = time.monotonic() + RESUME_SECONDS
-        while True:
-            now = dt.datetime.now(dt.UTC)
-            with self.sessions() as session:
-                done = claim_due(session, self.dispatcher, now)
-            self.metrics.scheduled.inc(len(done))
-            if len(done) < BATCH:
-                break
+        now = dt.datetime.now(dt.UTC)
         with self.sessions() as session:
-            next_at = earliest(session, now)
+            next_at = earliest(session)
+        if (next_at is not None and next_at <= now) or time.monotonic() >= self.next_sweep:
+            self.next_sweep = time.monotonic() + SWEEP_SECONDS
+            while True:
+                now = dt.datetime.now(dt.UTC)
+                with self.sessions() as session:
+                    done = claim_due(session, self.dispatcher, now)
+                self.metrics.scheduled.inc(len(done))
+                if len(done) < BATCH:
+                    break
+            with self.sessions() as session:
+                next_at = earliest(session, now)
         wait = POLL_SECONDS
         if next_at is not None:
             wait = min(wait, (next_at - dt.datetime.now(dt.UTC)).total_seconds())

@@ -13,7 +13,9 @@ slot fires; the earlier ones are recorded as ``skipped`` (at most ``MAX_SKIPPED_
 them per pass; the fired event's cause counts them all as ``missed``).
 
 Between passes the clock sleeps until the earliest ``next_fire_at``, at most
-``NSL_CRON_POLL_MS``, so new and changed triggers are noticed within that time.
+``NSL_CRON_POLL_MS``, so new and changed triggers are noticed within that time. A pass that
+finds no slot due reads only that earliest slot (one statement); it locks rows only when
+one is.
 """
 
 from __future__ import annotations
@@ -168,6 +170,25 @@ class Clock:
 
     def tick(self) -> float:
         """One round: fire what is due, check prices if it is time. Seconds to sleep."""
+        with self.sessions() as session:
+            earliest = earliest_slot(session)
+        if earliest is not None and earliest <= dt.datetime.now(dt.UTC):
+            self.fire_due()
+            with self.sessions() as session:
+                earliest = earliest_slot(session)
+        if time.monotonic() >= self.next_price_check:
+            with self.sessions() as session:
+                prices.evaluate(session, self.settings, self.dispatcher, dt.datetime.now(dt.UTC))
+                session.commit()
+            self.next_price_check = time.monotonic() + self.settings.price_check_seconds
+        wait = self.settings.cron_poll_seconds
+        if earliest is not None:
+            wait = min(wait, (earliest - dt.datetime.now(dt.UTC)).total_seconds())
+        wait = min(wait, self.next_price_check - time.monotonic())
+        return max(wait, 0.0)
+
+    def fire_due(self) -> None:
+        """Fire every due slot, a batch per transaction."""
         while True:
             with self.sessions() as session:
                 done = fire_due_cron(
@@ -187,18 +208,6 @@ class Clock:
                 )
             if done.triggers < self.settings.cron_batch:
                 break
-        if time.monotonic() >= self.next_price_check:
-            with self.sessions() as session:
-                prices.evaluate(session, self.settings, self.dispatcher, dt.datetime.now(dt.UTC))
-                session.commit()
-            self.next_price_check = time.monotonic() + self.settings.price_check_seconds
-        with self.sessions() as session:
-            earliest = earliest_slot(session)
-        wait = self.settings.cron_poll_seconds
-        if earliest is not None:
-            wait = min(wait, (earliest - dt.datetime.now(dt.UTC)).total_seconds())
-        wait = min(wait, self.next_price_check - time.monotonic())
-        return max(wait, 0.0)
 
     def run(self) -> None:
         log.info("clock started")

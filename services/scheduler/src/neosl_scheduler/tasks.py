@@ -9,7 +9,6 @@ from celery import Celery
 
 from neosl import jobs
 from neosl.config import Settings
-from neosl.neo.rpc import NeoRpc
 from neosl.onchain.blocks import subscriptions
 from neosl.resources import Resources
 from neosl.tasks import PeriodicTask, ServiceTask
@@ -17,11 +16,8 @@ from neosl_scheduler import follower, prices
 
 
 class SchedulerResources(Resources):
-    """A scheduler process's resources: a Neo RPC client for each pass of the follower."""
-
-    def new_rpc(self) -> NeoRpc:
-        """A client of its own for one pass; close it (use ``with``)."""
-        return NeoRpc(self.settings.neo_rpc_urls)
+    """A scheduler process's resources: a Neo RPC client for each pass of the follower
+    (``new_rpc``, on the process's one HTTP client)."""
 
 
 class SchedulerTask(PeriodicTask):
@@ -57,8 +53,6 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
 
 def register(app: Celery, settings: Settings) -> None:
     app.conf.beat_schedule = beat_schedule(settings)
-    # In-memory schedule: every entry is an interval, nothing worth persisting to a file.
-    app.conf.beat_scheduler = "celery.beat:Scheduler"
 
     @app.task(
         name=jobs.FOLLOW_CHAIN.name, base=SchedulerTask, bind=True, shared=False, ignore_result=True
