@@ -15,12 +15,11 @@ or reparents: the supervisor
   the supervisor itself be killed;
 - is a child subreaper: whatever its command starts stays in its tree, even a process whose
   parent died or that left its process group, so it can find and kill all of it;
-- on SIGTERM (or SIGINT, SIGHUP) sends SIGTERM to its command (for a Procfile line, a
-  simple command the shell replaces itself with, that is the server or worker itself,
-  which stops its own children: a Celery worker ends its running tasks, gunicorn its
-  workers; a signal to the whole group would kill a worker's pool processes under it,
-  mid-task), waits until every process of its tree has ended, and kills those left
-  ``grace`` seconds later, or at once on a second signal;
+- on SIGTERM (or SIGINT, SIGHUP) sends SIGTERM to its command's shell and what the shell
+  started (the server or worker itself, which stops its own children: a Celery worker ends
+  its running tasks, gunicorn its workers; a signal to the whole group would kill a
+  worker's pool processes under it, mid-task), waits until every process of its tree has
+  ended, and kills those left ``grace`` seconds later, or at once on a second signal;
 - when its command exits on its own, kills what the command left behind;
 - exits with its command's code.
 
@@ -340,8 +339,11 @@ def supervise(argv: Sequence[str], parent: int, grace: float) -> int:
         if info.si_signo == signal.SIGCHLD:
             _reap(ended)
         elif deadline is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child.pid, signal.SIGTERM)
+            # The shell and what it started directly (the server or worker: a shell may not
+            # replace itself with it); not their children, which they stop themselves.
+            for pid in [child.pid, *_children_of(child.pid)]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + grace
         else:
             # Asked again: no more waiting.
@@ -387,8 +389,13 @@ def _kill_tree(ended: dict[int, int], timeout: float = 10.0) -> None:
     _reap(ended)
 
 
-def _descendants(root: int) -> list[int]:
-    """The living (not zombie) processes below ``root``, read from ``/proc``."""
+def _children_of(parent: int) -> list[int]:
+    """The living (not zombie) processes whose parent is ``parent``."""
+    return _tree_map().get(parent, [])
+
+
+def _tree_map() -> dict[int, list[int]]:
+    """Each living (not zombie) process's children, read from ``/proc``."""
     children: dict[int, list[int]] = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -400,6 +407,12 @@ def _descendants(root: int) -> list[int]:
             continue
         if fields[0] not in ("Z", "X"):
             children.setdefault(int(fields[1]), []).append(int(name))
+    return children
+
+
+def _descendants(root: int) -> list[int]:
+    """The living (not zombie) processes below ``root``, read from ``/proc``."""
+    children = _tree_map()
     found: list[int] = []
     todo = [root]
     while todo:
