@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from neosl.config import Settings
 from neosl.db import make_engine, make_session_factory
 from neosl.dispatch import Dispatcher
-from neosl.neo.rpc import NeoRpc
 
 if TYPE_CHECKING:
     from neosl.celery_app import ServiceApp
@@ -44,14 +43,10 @@ class Resources:
 
     @cached_property
     def http(self) -> httpx.Client:
-        """This process's HTTP connections (building a client costs ~25 ms of CPU: its TLS
-        set-up, even for plain HTTP; a loop that built one a second spent 3 % of a core)."""
+        """This process's HTTP connections, for clients that pass it on (e.g. a Neo RPC
+        client per pass): building a client costs ~25 ms of CPU (its TLS set-up, even for
+        plain HTTP); a loop that built one a second spent 3 % of a core."""
         return httpx.Client()
-
-    def new_rpc(self) -> NeoRpc:
-        """A Neo RPC client of its own (its own preferred endpoint, its network magic) for
-        one pass, on this process's HTTP connections; close it (use ``with``)."""
-        return NeoRpc(self.settings.neo_rpc_urls, client=self.http)
 
     @cached_property
     def worker_name(self) -> str:

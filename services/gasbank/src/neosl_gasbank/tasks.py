@@ -34,7 +34,12 @@ class GasbankResources(Resources):
 
     @cached_property
     def rpc(self) -> NeoRpc:
-        return NeoRpc(self.settings.neo_rpc_urls)
+        return NeoRpc(self.settings.neo_rpc_urls, client=self.http)
+
+    def new_rpc(self) -> NeoRpc:
+        """A client of its own for a withdrawal's pass, on this process's HTTP connections;
+        close it (use ``with``)."""
+        return NeoRpc(self.settings.neo_rpc_urls, client=self.http)
 
     @cached_property
     def hot_wallet(self) -> HotWallet:

@@ -9,6 +9,7 @@ from celery import Celery
 
 from neosl import jobs
 from neosl.config import Settings
+from neosl.neo.rpc import NeoRpc
 from neosl.onchain.blocks import subscriptions
 from neosl.resources import Resources
 from neosl.tasks import PeriodicTask, ServiceTask
@@ -16,8 +17,12 @@ from neosl_scheduler import follower, prices
 
 
 class SchedulerResources(Resources):
-    """A scheduler process's resources: a Neo RPC client for each pass of the follower
-    (``new_rpc``, on the process's one HTTP client)."""
+    """A scheduler process's resources: a Neo RPC client for each pass of the follower."""
+
+    def new_rpc(self) -> NeoRpc:
+        """A client of its own for one pass, on this process's HTTP connections; close it
+        (use ``with``)."""
+        return NeoRpc(self.settings.neo_rpc_urls, client=self.http)
 
 
 class SchedulerTask(PeriodicTask):
