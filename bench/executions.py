@@ -63,6 +63,7 @@ from typing import IO, Any
 
 import httpx
 import psutil
+from bare_app import BARE_QUEUE, BARE_TABLE_DDL
 from benchstack import bench_servers
 from celery import Celery
 from honcho.environ import parse_procfile
@@ -85,6 +86,9 @@ from neosl_api.messages import sign_message
 from neosl_devstack.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
+BENCH_DIR = ROOT / "bench"
+API_APP = "'neosl_api.app:create_app()'"
+BARE_APP = "bare_app:create_app()"
 PROCFILE = ROOT / "Procfile"
 TRIVIAL = "function main(i) { return i }"
 FETCHING = """async function main(url) {
@@ -95,6 +99,9 @@ FETCH_BODY = "ok"
 NOOP_QUEUE = "bench-noop"
 NOOP_TASK = "bench.noop"
 GOAL_RATIO = 0.5
+# Invokes accepted per second, and the API's CPU per invoke, next to bare_app's POST /accept.
+GOAL_ACCEPT_RATIO = 0.7
+GOAL_CPU_RATIO = 2.0
 GOAL_P50_MS = 10.0
 GOAL_P99_MS = 30.0
 GOAL_FETCH_SECONDS = 3.0
@@ -251,6 +258,9 @@ class System:
     api: Process
     executor: Process
     noop: Process
+    # Figure 1's floor for accepting: bench/bare_app.py's POST /accept, same gunicorn line.
+    bare_url: str
+    bare: Process
     headers: dict[str, str]
     user_id: int
     describe: str
@@ -261,6 +271,17 @@ class System:
 
 def procfile_commands() -> dict[str, str]:
     return dict(parse_procfile(PROCFILE.read_text()).processes)
+
+
+def bare_command(api_command: str) -> str:
+    """The Procfile's ``api`` line serving ``bench/bare_app.py`` instead of the API.
+
+    Raises:
+        BenchError: the line no longer names the API's app.
+    """
+    if API_APP not in api_command:
+        raise BenchError(f"the Procfile's api line has no {API_APP!r}: {api_command!r}")
+    return api_command.replace(API_APP, shlex.quote(BARE_APP))
 
 
 @contextmanager
@@ -277,6 +298,8 @@ def system(args: argparse.Namespace, root: Path, fetch_host: str) -> Iterator[Sy
         engine = make_engine(settings, pool_size=2)
         stack.callback(engine.dispose)
         migrate.upgrade(engine, settings.db_dir)
+        with engine.begin() as conn:
+            conn.execute(text(BARE_TABLE_DDL))
         redis = Redis.from_url(settings.redis_url)
         stack.callback(redis.close)
         producer = make_celery(settings, "bench")
@@ -297,6 +320,14 @@ def system(args: argparse.Namespace, root: Path, fetch_host: str) -> Iterator[Sy
         stack.callback(executor.stop)
         noop = Process("noop-worker", noop_cmd, env, logs)
         stack.callback(noop.stop)
+        bare_port = free_port()
+        bare_env = {
+            **env,
+            "NSL_API_PORT": str(bare_port),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(BENCH_DIR), env.get("PYTHONPATH")])),
+        }
+        bare = Process("bare", bare_command(commands["api"]), bare_env, logs)
+        stack.callback(bare.stop)
 
         api_url = f"http://127.0.0.1:{api_port}"
         wait_until("the API", lambda: httpx.get(f"{api_url}/readyz").status_code == 200, api)
@@ -316,6 +347,10 @@ def system(args: argparse.Namespace, root: Path, fetch_host: str) -> Iterator[Sy
             "the no-op worker",
             lambda: producer.send_task(NOOP_TASK, args=[1], queue=NOOP_QUEUE).get(timeout=30) == 1,
             noop,
+        )
+        bare_url = f"http://127.0.0.1:{bare_port}"
+        wait_until(
+            "the bare server", lambda: httpx.get(f"{bare_url}/select1").status_code == 200, bare
         )
         headers, user_id = register(api_url)
         with engine.connect() as conn:
@@ -337,6 +372,7 @@ def system(args: argparse.Namespace, root: Path, fetch_host: str) -> Iterator[Sy
                 f"NSL_SANDBOX_PROCESSES={settings.sandbox_processes}, "
                 f"NSL_SANDBOX_WARM={settings.sandbox_warm})",
                 f"no-op:    {noop_cmd}",
+                f"bare:     {bare.command}",
             ]
         )
         assert servers.postgres is not None
@@ -349,7 +385,8 @@ def system(args: argparse.Namespace, root: Path, fetch_host: str) -> Iterator[Sy
             return CpuMeter(
                 {
                     "bench": lambda: tree(os.getpid(), children=False),
-                    "API": lambda: tree(api.pid),
+                    # One of the two serves at a time; the other idles.
+                    "API": lambda: tree(api.pid) + tree(bare.pid),
                     "worker": lambda: [p for w in workers for p in tree(w.pid, children=False)],
                     "sandboxes": lambda: tree(executor.pid, itself=False),
                     "PostgreSQL": lambda: tree(pg.pid),
@@ -366,6 +403,8 @@ def system(args: argparse.Namespace, root: Path, fetch_host: str) -> Iterator[Sy
             api,
             executor,
             noop,
+            bare_url,
+            bare,
             headers,
             user_id,
             describe,
@@ -668,6 +707,39 @@ def run_executor_only(
     return Throughput(n, seconds, sent), check_executions(sys_, dict(zip(ids, inputs, strict=True)))
 
 
+def run_bare(sys_: System, n: int, clients: int, tag: int) -> Throughput:
+    """POST ``n`` requests to the bare server's ``/accept`` from ``clients`` threads (one
+    keep-alive connection each), as invokes are posted; done when the last one is answered.
+    Its jobs are then taken off their queue, which nothing consumes.
+
+    Raises:
+        BenchError: a request was not accepted, or a job is missing from the queue.
+    """
+    local = threading.local()
+    opened: list[httpx.Client] = []
+    url = f"{sys_.bare_url}/accept"
+
+    def work(i: int) -> None:
+        client: httpx.Client | None = getattr(local, "client", None)
+        if client is None:
+            client = local.client = httpx.Client(timeout=60)
+            opened.append(client)
+        reply = client.post(url, json={"input": tag * 1_000_000 + i})
+        if reply.status_code != 202:
+            raise BenchError(f"the bare route answered {reply.status_code}: {reply.text[:300]}")
+
+    try:
+        sent = in_threads(n, clients, work)
+    finally:
+        for client in opened:
+            client.close()
+    queued = sys_.redis.llen(BARE_QUEUE)
+    sys_.redis.delete(BARE_QUEUE)
+    if queued != n:
+        raise BenchError(f"the bare route published {queued} jobs for {n} requests")
+    return Throughput(n, sent, sent)
+
+
 def run_noops(sys_: System, n: int, clients: int, tag: int, timeout: float) -> Throughput:
     """Send ``n`` no-op tasks from ``clients`` threads; time until every result is stored.
 
@@ -722,6 +794,7 @@ def figure_throughput(sys_: System, args: argparse.Namespace) -> None:
             "execution via API",
             run_executions(sys_, function_id, args.executions, args.clients, t, args.timeout),
         ),
+        "bare INSERT + publish": lambda t: run_bare(sys_, args.executions, args.clients, t),
     }
     timings: dict[str, list[Timings]] = {}
 
@@ -754,13 +827,32 @@ def figure_throughput(sys_: System, args: argparse.Namespace) -> None:
         verdict = (
             "" if name != "execution via API" else ("met" if ratio >= GOAL_RATIO else "NOT met")
         )
+        shown = f"{ratio * 100:>7.0f} %" if name != "bare INSERT + publish" else f"{'':>9}"
         print(
             f"{name:<22}{args.executions:>6}{seconds:>9.2f}{rate:>9,.0f}{accepted:>12,.0f}"
-            f"{ratio * 100:>7.0f} %   {verdict}"
+            f"{shown}   {verdict}"
         )
     print(
         "(medians of the rounds; done/s: first request sent to last one finished; "
-        "accepted/s: API answers 202 / tasks published)"
+        "accepted/s: API answers 202 / tasks published; the bare route's jobs are not run)"
+    )
+    accepts = {
+        name: statistics.median(m.n / m.sent_seconds for m in results[name])
+        for name in ("execution via API", "bare INSERT + publish")
+    }
+    api_cpu = {
+        name: statistics.median(c["API"] for c in cpu[name]) * 1000 / args.executions
+        for name in ("execution via API", "bare INSERT + publish")
+    }
+    accept_ratio = accepts["execution via API"] / accepts["bare INSERT + publish"]
+    cpu_ratio = api_cpu["execution via API"] / api_cpu["bare INSERT + publish"]
+    print(
+        f"invokes accepted/s {accepts['execution via API']:,.0f} = {accept_ratio:.0%} of the "
+        f"bare route's {accepts['bare INSERT + publish']:,.0f} (goal >= {GOAL_ACCEPT_RATIO:.0%}:"
+        f" {'met' if accept_ratio >= GOAL_ACCEPT_RATIO else 'NOT met'}); API CPU per invoke "
+        f"{api_cpu['execution via API']:.2f} ms = {cpu_ratio:.2f} x the bare route's "
+        f"{api_cpu['bare INSERT + publish']:.2f} ms (goal <= {GOAL_CPU_RATIO:g} x: "
+        f"{'met' if cpu_ratio <= GOAL_CPU_RATIO else 'NOT met'})"
     )
     print()
     parts = list(next(iter(cpu.values()))[0])
