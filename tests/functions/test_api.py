@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from celery import Celery
 from flask import Flask
 from flask.testing import FlaskClient
 from redis import Redis
@@ -18,7 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from neosl import jobs
 from neosl.config import Settings
-from neosl.functions.executions import announce_done
+from neosl.dispatch import Dispatcher
+from neosl.functions.executions import announce_after_commit
 from neosl.functions.sandbox import SandboxPool
 from neosl.gas import ledger
 from neosl.gas.prices import execution_hold
@@ -364,7 +366,7 @@ def test_metrics_show_executions_durations_and_sandbox_pools(
 
 
 def test_wait_outlasts_the_redis_socket_timeout(
-    client: FlaskClient, db: Session, settings: Settings
+    client: FlaskClient, db: Session, settings: Settings, producer: Celery
 ) -> None:
     """A ?wait longer than the API's Redis socket timeout still sees the announcement."""
     h = tenant(client)
@@ -378,8 +380,8 @@ def test_wait_outlasts_the_redis_socket_timeout(
     def finish_later() -> None:
         time.sleep(0.8)  # the "executor": finishes after several socket timeouts
         db.execute(update(Execution).where(Execution.id == execution_id).values(status="succeeded"))
+        announce_after_commit(db, Dispatcher(producer), execution_id)
         db.commit()
-        announce_done(short, execution_id)
 
     worker = threading.Thread(target=finish_later)
     worker.start()

@@ -5,16 +5,21 @@ PostgreSQL and are dispatched, in order, as its executions end."""
 from __future__ import annotations
 
 import dataclasses
+import threading
 
 import pytest
+from celery import Celery
 from flask import Flask
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from neosl.celery_app import ServiceApp
 from neosl.config import Settings
+from neosl.dispatch import Dispatcher
+from neosl.functions import executions
 from neosl.gas import ledger
 from neosl.models import Execution
+from tests.factories import make_function, make_user
 from tests.functions.test_executor import (  # noqa: F401 (fixtures)
     BASE,
     PER_100MS,
@@ -100,3 +105,54 @@ def test_a_tenants_backlog_delays_no_other_tenant(
         assert {e.status for e in done} == {"succeeded"}
         assert {e.charge_status for e in done} == {"charged"}
         assert ledger.verify(db) == []
+
+
+def test_two_releases_at_once_never_exceed_the_share(
+    committed_db: Engine, producer: Celery
+) -> None:
+    """The second release waits for the first one's lock, then counts what it committed."""
+    with Session(committed_db) as db:
+        user = make_user(db)
+        fn = make_function(db, user)
+        db.add_all(
+            Execution(function_id=fn.id, user_id=user.id, version=1, timeout=30, status="queued")
+            for _ in range(6)
+        )
+        db.commit()
+        user_id = user.id
+    dispatcher = Dispatcher(producer)
+    first = Session(committed_db)
+    second = Session(committed_db)
+    try:
+        assert len(executions.release(first, dispatcher, [user_id], 4)) == 4
+        got: list[list[int]] = []
+        waiter = threading.Thread(
+            target=lambda: got.append(executions.release(second, dispatcher, [user_id], 4))
+        )
+        waiter.start()
+        # It waits for the first one's lock (not for a row: the rows it could take are free).
+        wait_until(lambda: blocked_on_advisory_lock(committed_db), "the second release to wait")
+        assert got == []
+        first.commit()
+        waiter.join(10)
+        second.commit()
+    finally:
+        first.close()
+        second.close()
+    assert got == [[]]
+    with Session(committed_db) as db:
+        dispatched = db.scalar(
+            select(func.count()).where(
+                Execution.user_id == user_id, Execution.dispatched_at.is_not(None)
+            )
+        )
+    assert dispatched == 4
+
+
+def blocked_on_advisory_lock(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        return bool(
+            conn.scalar(
+                text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+            )
+        )

@@ -202,6 +202,37 @@ def test_many_jobs_leave_together_after_the_commit(
     assert dispatcher.send_failures == 0
 
 
+def test_an_announcement_leaves_with_the_jobs_of_its_commit_and_not_on_rollback(
+    session: Session, producer: Celery, redis_client: Redis
+) -> None:
+    dispatcher = Dispatcher(producer)
+    key = f"test:announce:{secrets.token_hex(4)}"
+    make_user(session)
+    dispatcher.push_after_commit(session, key, "1", 60)
+    session.rollback()
+    assert redis_client.llen(key) == 0
+    make_user(session)
+    dispatcher.send_after_commit(session, jobs.RUN_EXECUTION, execution_id=9)
+    dispatcher.push_after_commit(session, key, "1", 60)
+    session.flush()
+    assert redis_client.llen(key) == 0
+    session.commit()
+    assert redis_client.lrange(key, 0, -1) == [b"1"]
+    assert 0 < redis_client.ttl(key) <= 60
+    assert waiting(redis_client, jobs.RUN_EXECUTION.queue) == [
+        (jobs.RUN_EXECUTION.name, {"execution_id": 9})
+    ]
+
+
+def test_a_job_sent_now_is_a_celery_message_on_its_queue(
+    producer: Celery, redis_client: Redis
+) -> None:
+    task_id = Dispatcher(producer).send(SEND, transaction_id=4)
+    (raw,) = redis_client.lrange(SEND.queue, 0, -1)
+    assert json.loads(raw)["headers"]["id"] == task_id
+    assert waiting(redis_client, SEND.queue) == [(SEND.name, {"transaction_id": 4})]
+
+
 def test_batched_messages_are_what_celery_writes_and_workers_run(
     session: Session, settings: Settings, producer: Celery, redis_client: Redis
 ) -> None:

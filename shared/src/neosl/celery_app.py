@@ -78,6 +78,8 @@ class ServiceApp(Celery):
         # Pooled database connections of a worker process; one running many tasks at once
         # in threads raises it.
         self.db_pool_size = db_pool_size
+        # Whether each checkout pings its connection first (see ``neosl.db.make_engine``).
+        self.db_pre_ping = True
         self._make_resources = resources
         self._resources: Resources | None = None
         self._resources_lock = threading.Lock()

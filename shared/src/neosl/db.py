@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, create_engine, func, select
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -19,13 +19,18 @@ log = logging.getLogger(__name__)
 UNAVAILABLE = (OperationalError, InterfaceError)
 
 
-def make_engine(settings: Settings, *, pool_size: int | None = None) -> Engine:
+def make_engine(
+    settings: Settings, *, pool_size: int | None = None, pre_ping: bool = True
+) -> Engine:
+    """The process's engine. With ``pre_ping`` a dropped connection (database restart, idle
+    timeout) is replaced at checkout, for a round trip per checkout; without it, the first
+    statement on a dropped connection fails (the pool then replaces every connection older
+    than the failure): for callers that repeat their unit of work (``ride_out``)."""
     return create_engine(
         settings.database_url,
         pool_size=pool_size or settings.db_pool_size,
         max_overflow=settings.db_pool_size,
-        # A dropped connection (database restart, idle timeout) is replaced, not raised.
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         future=True,
     )
 
@@ -61,6 +66,10 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         session.close()
 
 
+# Built once: building a statement per call cost more than running it.
+_LOCK_TENANT = text("SELECT pg_advisory_xact_lock(:lock_class, :user_id)")
+
+
 def lock_tenant(session: Session, lock_class: int, user_id: int) -> None:
     """Wait for the tenant's lock of ``lock_class`` and hold it until the transaction ends.
 
@@ -70,7 +79,7 @@ def lock_tenant(session: Session, lock_class: int, user_id: int) -> None:
     Each class is a constant of the code that counts under it (distinct: see the API's
     ``TenantLock``, which lists them all).
     """
-    session.execute(select(func.pg_advisory_xact_lock(lock_class, user_id)))
+    session.connection().execute(_LOCK_TENANT, {"lock_class": lock_class, "user_id": user_id})
 
 
 def ride_out[T](work: Callable[[], T], *, seconds: float, what: str) -> T:

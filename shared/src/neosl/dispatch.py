@@ -6,6 +6,12 @@ sends the queued jobs; a rollback drops them (a rolled-back savepoint drops the 
 inside it). So a worker can never receive an id it cannot see yet, and a request that
 failed never leaves a job behind.
 
+Everything a commit releases leaves in one round trip: the jobs, written straight into the
+broker's lists in Celery's message format (``task_message``) by one long-lived Redis client
+per process, and any announcement queued with them (``push_after_commit``), in one pipeline.
+Celery's own ``send_task`` costs about a millisecond of CPU per message (routing, signals, a
+producer and a Redis client per publish): a third of the API's CPU per invoke.
+
 A job whose sending fails after the commit (broker down) is logged and counted; every job
 has a periodic safety net that finds its rows again (see ``neosl.jobs``).
 """
@@ -13,6 +19,7 @@ has a periodic safety net that finds its rows again (see ``neosl.jobs``).
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import threading
@@ -24,6 +31,8 @@ from urllib.parse import urlsplit
 from celery import Celery
 from celery.utils.nodenames import anon_nodename
 from redis import Redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -44,6 +53,17 @@ class _Queued:
     payload: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class _Push:
+    """A value pushed onto a short-lived Redis list after the commit (an announcement)."""
+
+    dispatcher: Dispatcher
+    transaction: SessionTransaction
+    key: str
+    value: str
+    ttl_seconds: int
+
+
 class Dispatcher:
     def __init__(self, app: Celery) -> None:
         self.app = app
@@ -58,7 +78,15 @@ class Dispatcher:
             return None
         with self._lock:
             if self._broker is None:
-                self._broker = Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
+                # A broker restart is ridden out for about a second, as kombu's publish
+                # retries do; beyond that the send fails and the safety nets take over
+                # (redis-py's own default would hold a request for a minute).
+                self._broker = Redis.from_url(
+                    url,
+                    socket_timeout=10,
+                    socket_connect_timeout=5,
+                    retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.4), 4),
+                )
             return self._broker
 
     def send_after_commit(self, session: Session, job: Job, **payload: Any) -> None:
@@ -70,17 +98,16 @@ class Dispatcher:
             ValueError: the payload does not match the job's fields.
         """
         body = job.payload(**payload)
-        queued: list[_Queued] = session.info.setdefault(_QUEUED, [])
-        if not event.contains(session, "after_commit", _after_commit):
-            event.listen(session, "after_commit", _after_commit)
-            event.listen(session, "after_soft_rollback", _after_soft_rollback)
-            event.listen(session, "after_transaction_end", _after_transaction_end)
-        if any(q.job == job and q.payload == body for q in queued):
+        queued = _queue(session)
+        if any(isinstance(q, _Queued) and q.job == job and q.payload == body for q in queued):
             return
-        transaction = session.get_nested_transaction() or session.get_transaction()
-        if transaction is None:
-            transaction = session.begin()
-        queued.append(_Queued(self, transaction, job, body))
+        queued.append(_Queued(self, _transaction(session), job, body))
+
+    def push_after_commit(self, session: Session, key: str, value: str, ttl_seconds: int) -> None:
+        """Push ``value`` onto the Redis list ``key`` (kept ``ttl_seconds``) when ``session``'s
+        transaction commits, in the same round trip as the jobs it sends; dropped on rollback.
+        """
+        _queue(session).append(_Push(self, _transaction(session), key, value, ttl_seconds))
 
     def send_many_after_commit(
         self, session: Session, job: Job, payloads: list[dict[str, Any]]
@@ -94,19 +121,68 @@ class Dispatcher:
         bodies = [job.payload(**p) for p in payloads]
         if not bodies:
             return
-        self.send_after_commit(session, job, **bodies[0])
-        queued: list[_Queued] = session.info[_QUEUED]
-        transaction = queued[-1].transaction
-        queued.extend(_Queued(self, transaction, job, body) for body in bodies[1:])
+        queued = _queue(session)
+        transaction = _transaction(session)
+        queued.extend(_Queued(self, transaction, job, body) for body in bodies)
 
     def send(self, job: Job, **payload: Any) -> str:
         """Send ``job`` now; only for jobs that name no uncommitted rows (e.g. a nudge).
+        Returns its task id.
 
         Raises:
             ValueError: the payload does not match the job's fields.
-            kombu.exceptions.OperationalError: the broker cannot be reached.
+            redis.exceptions.RedisError, kombu.exceptions.OperationalError: the broker
+                cannot be reached.
         """
-        return _publish(self.app, job.name, job.payload(**payload), job.queue)
+        body = job.payload(**payload)
+        broker = self.broker()
+        if broker is None:
+            return _publish(self.app, job.name, body, job.queue)
+        task_id, message = _message(self.app, job.name, body, job.queue)
+        broker.lpush(job.queue, message)
+        return task_id
+
+    def _write(self, items: list[_Queued | _Push]) -> None:
+        """Send what one commit released, in one round trip to the broker."""
+        broker = self.broker()
+        if broker is None:
+            for item in items:
+                if isinstance(item, _Queued):
+                    _send_queued(item)
+            return
+        try:
+            pipe = broker.pipeline(transaction=False)
+            for item in items:
+                if isinstance(item, _Queued):
+                    pipe.lpush(
+                        item.job.queue,
+                        task_message(self.app, item.job.name, item.payload, item.job.queue),
+                    )
+                else:
+                    pipe.rpush(item.key, item.value)
+                    pipe.expire(item.key, item.ttl_seconds)
+            pipe.execute()
+        except Exception:
+            # Part of it may have gone: every job of it counts as not sent. The rows are
+            # committed; each job's periodic safety net finds them again, and every job is
+            # safe to receive twice. A lost announcement ends a wait at its timeout.
+            sent = sum(isinstance(item, _Queued) for item in items)
+            self.send_failures += sent
+            log.exception("could not send %d jobs after commit", sent)
+
+
+def _queue(session: Session) -> list[_Queued | _Push]:
+    queued: list[_Queued | _Push] = session.info.setdefault(_QUEUED, [])
+    if not event.contains(session, "after_commit", _after_commit):
+        event.listen(session, "after_commit", _after_commit)
+        event.listen(session, "after_soft_rollback", _after_soft_rollback)
+        event.listen(session, "after_transaction_end", _after_transaction_end)
+    return queued
+
+
+def _transaction(session: Session) -> SessionTransaction:
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    return session.begin() if transaction is None else transaction
 
 
 class _Sent:
@@ -147,35 +223,12 @@ def _after_commit(session: Session) -> None:
         # A savepoint was released (SQLAlchemy fires after_commit for that too); the
         # transaction that holds the rows has not committed yet.
         return
-    queued: list[_Queued] = session.info.pop(_QUEUED, [])
-    if len(queued) == 1:
-        _send_queued(queued[0])
-        return
-    # Many jobs (a batch of fired triggers): written to the broker in one round trip.
-    by_dispatcher: dict[int, list[_Queued]] = {}
+    queued: list[_Queued | _Push] = session.info.pop(_QUEUED, [])
+    by_dispatcher: dict[int, list[_Queued | _Push]] = {}
     for item in queued:
         by_dispatcher.setdefault(id(item.dispatcher), []).append(item)
     for items in by_dispatcher.values():
-        dispatcher = items[0].dispatcher
-        broker = dispatcher.broker()
-        if broker is None:
-            for item in items:
-                _send_queued(item)
-            continue
-        try:
-            pipe = broker.pipeline(transaction=False)
-            for item in items:
-                pipe.lpush(
-                    item.job.queue,
-                    task_message(dispatcher.app, item.job.name, item.payload, item.job.queue),
-                )
-            pipe.execute()
-        except Exception:
-            # Part of the batch may have gone: every job of it counts as not sent. The rows
-            # are committed; each job's periodic safety net finds them again, and every job
-            # is safe to receive twice.
-            dispatcher.send_failures += len(items)
-            log.exception("could not send %d jobs after commit", len(items))
+        items[0].dispatcher._write(items)
 
 
 # The fields of Celery's task message (protocol 2) that are the same for every job we send.
@@ -187,12 +240,20 @@ def task_message(app: Celery, name: str, kwargs: dict[str, Any], queue: str) -> 
     in kombu's Redis envelope (a test compares it with what Celery writes).
 
     Celery and kombu spend about a millisecond of CPU on each message (routing, signals, a
-    Redis client built per message); a batch of ten thousand fired triggers cannot wait for
-    that, and this costs a few dozen microseconds.
+    Redis client built per message); this costs a few dozen microseconds.
     """
+    return _message(app, name, kwargs, queue)[1]
+
+
+@functools.cache
+def _origin() -> str:
+    return anon_nodename()
+
+
+def _message(app: Celery, name: str, kwargs: dict[str, Any], queue: str) -> tuple[str, str]:
     task_id = str(uuid.uuid4())
     body = json.dumps([[], kwargs, _EMBED])
-    return json.dumps(
+    return task_id, json.dumps(
         {
             "body": base64.b64encode(body.encode()).decode(),
             "content-encoding": "utf-8",
@@ -212,7 +273,7 @@ def task_message(app: Celery, name: str, kwargs: dict[str, Any], queue: str) -> 
                 "parent_id": None,
                 "argsrepr": "()",
                 "kwargsrepr": repr(kwargs),
-                "origin": anon_nodename(),
+                "origin": _origin(),
                 "ignore_result": True,
                 "replaced_task_nesting": 0,
                 "stamped_headers": None,

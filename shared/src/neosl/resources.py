@@ -35,7 +35,10 @@ class Resources:
         # One engine per process. Its pool should hold a connection for each task that runs
         # at once: one beyond the pool is closed when it is given back, and opening one per
         # task costs more than the task.
-        return make_session_factory(make_engine(self.settings, pool_size=self.app.db_pool_size))
+        engine = make_engine(
+            self.settings, pool_size=self.app.db_pool_size, pre_ping=self.app.db_pre_ping
+        )
+        return make_session_factory(engine)
 
     @cached_property
     def dispatcher(self) -> Dispatcher:

@@ -306,6 +306,8 @@ def finish(
         # Its slot is free: the tenant's next waiting execution may go. After the settle:
         # the account's lock, then the tenant's dispatch lock, the order of every producer.
         executions.release(session, dispatcher, [user_id], settings.executions_per_tenant)
+        # Whoever waits (``?wait``) is woken with the released jobs, in one round trip.
+        executions.announce_after_commit(session, dispatcher, execution_id)
     session.commit()
     return True
 
@@ -455,12 +457,14 @@ def _finish_riding_out(
             )
             if not done and attempts > 1 and dispatcher is not None:
                 # An earlier attempt's commit went through unseen: the executions it
-                # released to the tenant's share were never sent. Send them now.
+                # released to the tenant's share were never sent, nor its announcement.
+                # Send them now.
                 user_id = session.scalar(
                     select(Execution.user_id).where(Execution.id == execution_id)
                 )
                 if user_id is not None:
                     executions.resend_dispatched(session, dispatcher, user_id)
+                    executions.announce_after_commit(session, dispatcher, execution_id)
                     session.commit()
             return done
 

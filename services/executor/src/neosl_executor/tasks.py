@@ -12,7 +12,6 @@ from redis import Redis
 
 from neosl import jobs
 from neosl.celery_app import ServiceApp
-from neosl.functions.executions import announce_done
 from neosl.functions.netguard import Fetcher
 from neosl.functions.sandbox import SandboxPool
 from neosl.neo.rpc import NeoRpc
@@ -93,8 +92,9 @@ def register(app: Celery) -> None:
         ignore_result=True,
     )
     def run_execution(self: ExecutorTask, execution_id: int) -> str:
+        # The finish announces the execution to whoever waits, with the jobs it releases.
         resources = self.resources
-        status = runner.run_execution(
+        return runner.run_execution(
             resources.sessions,
             self.settings,
             resources.pool.run,
@@ -102,9 +102,6 @@ def register(app: Celery) -> None:
             resources.dispatcher,
             worker_name=resources.worker_name,
         )
-        if status != "skipped":
-            announce_done(resources.redis, execution_id)
-        return status
 
     @app.task(name=jobs.REAP_EXECUTIONS.name, base=PeriodicExecutorTask, bind=True, shared=False)
     def reap_executions(self: PeriodicExecutorTask) -> dict[str, int]:

@@ -10,49 +10,31 @@ stands in the broker's queue in front of other tenants' work: the queue holds at
 share of each tenant's. The reaper releases waiting executions too (a safety net). Jobs are
 sent after the commit; the executor's claim keeps every execution at most once.
 
-**Announcing.** The executor pushes to a short-lived Redis list after the execution's
-terminal status is committed; the API blocks on that list. A push that happens before anyone
-waits stays in the list for a minute, so the waiter still sees it.
+**Announcing.** The executor pushes to a short-lived Redis list when the execution's
+terminal status commits (with the jobs the commit releases); the API blocks on that list.
+A push that happens before anyone waits stays in the list for a minute, so the waiter still
+sees it.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 
 from redis import Redis
-from sqlalchemy import TextClause, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from neosl import jobs
-from neosl.db import lock_tenant
 from neosl.dispatch import Dispatcher
 
-# pg_advisory_xact_lock class of a tenant's dispatched executions (``neosl.db.lock_tenant``),
-# listed in the API's ``TenantLock`` with every other.
+# pg_advisory_xact_lock class of a tenant's dispatched executions (taken as
+# ``neosl.db.lock_tenant`` takes one), listed in the API's ``TenantLock`` with every other.
 DISPATCH_LOCK = 0x6578
 
 
-@functools.cache
-def _release_statement() -> TextClause:
-    return text(
-        """
-WITH busy AS (
-    SELECT count(*) AS n FROM executions
-    WHERE user_id = :user_id
-      AND (status = 'running' OR (status = 'queued' AND dispatched_at IS NOT NULL))
-), pick AS (
-    SELECT e.id FROM executions e
-    WHERE e.user_id = :user_id AND e.status = 'queued' AND e.dispatched_at IS NULL
-    ORDER BY e.id
-    LIMIT GREATEST(:share - (SELECT n FROM busy), 0)
-    FOR UPDATE OF e SKIP LOCKED
-)
-UPDATE executions SET dispatched_at = clock_timestamp()
-FROM pick WHERE executions.id = pick.id
-RETURNING executions.id
-"""
-    )
+# The tenant's lock, then the count and the dispatch with a fresh snapshot: one round trip
+# (db/migrations/0013_release_executions.sql).
+_RELEASE = text("SELECT release_executions(:lock_class, :user_id, :share)")
 
 
 def release(
@@ -61,14 +43,14 @@ def release(
     """Dispatch the waiting executions of ``user_ids`` that fit in each tenant's ``share``,
     oldest first; their jobs are sent after the caller commits. Returns their ids.
 
-    Each tenant's lock is taken before it is counted (a statement of its own, so the count
+    Each tenant's lock is taken before it is counted (the count, in a statement of its own,
     sees what a concurrent release committed): two releases never exceed the share.
     """
     released: list[int] = []
+    connection = session.connection()
     for user_id in sorted(set(user_ids)):
-        lock_tenant(session, DISPATCH_LOCK, user_id)
-        ids = list(session.scalars(_release_statement(), {"user_id": user_id, "share": share}))
-        released.extend(ids)
+        params = {"lock_class": DISPATCH_LOCK, "user_id": user_id, "share": share}
+        released.extend(connection.execute(_RELEASE, params).scalars())
     if released:
         dispatcher.send_many_after_commit(
             session, jobs.RUN_EXECUTION, [{"execution_id": i} for i in sorted(released)]
@@ -120,13 +102,10 @@ def done_key(execution_id: int) -> str:
     return f"nsl:execution:done:{execution_id}"
 
 
-def announce_done(redis: Redis, execution_id: int) -> None:
-    """Wake anyone waiting for ``execution_id`` (call after the commit)."""
-    key = done_key(execution_id)
-    pipe = redis.pipeline()
-    pipe.rpush(key, "1")
-    pipe.expire(key, _TTL_SECONDS)
-    pipe.execute()
+def announce_after_commit(session: Session, dispatcher: Dispatcher, execution_id: int) -> None:
+    """Wake anyone waiting for ``execution_id`` once ``session`` commits its terminal status,
+    in the same round trip as the jobs the commit sends."""
+    dispatcher.push_after_commit(session, done_key(execution_id), "1", _TTL_SECONDS)
 
 
 def wait_done(redis: Redis, execution_id: int, seconds: float) -> bool:
