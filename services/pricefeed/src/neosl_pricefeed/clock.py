@@ -36,8 +36,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import case, exists, func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import case, func, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -94,6 +93,38 @@ def give_up_abandoned(session: Session, now: dt.datetime) -> None:
     )
 
 
+# Claiming in one statement: the due feeds, locked (replicas skip each other's), each one's
+# next slot moved on and its round recorded, whatever their number. A feed's current slot is
+# the last one not after now (late slots are not run late), its next one a period later.
+_CLAIM = text(
+    """
+WITH due AS (
+    SELECT f.id, f.next_round_at
+               + make_interval(secs => f.frequency
+                   * floor(extract(epoch FROM CAST(:now AS timestamptz) - f.next_round_at)
+                           / f.frequency)) AS slot,
+           f.frequency
+    FROM price_feeds f
+    WHERE f.status = 'active' AND f.next_round_at <= :now
+      AND NOT EXISTS (SELECT 1 FROM price_rounds r
+                      WHERE r.feed_id = f.id AND r.status IN ('queued', 'running'))
+    ORDER BY f.next_round_at
+    LIMIT :limit
+    FOR UPDATE OF f SKIP LOCKED
+), moved AS (
+    UPDATE price_feeds f SET next_round_at = due.slot + make_interval(secs => due.frequency)
+    FROM due WHERE f.id = due.id
+    RETURNING f.id, due.slot
+)
+INSERT INTO price_rounds (feed_id, scheduled_at, started_at, status)
+SELECT id, slot, :now, 'queued' FROM moved
+ORDER BY slot, id
+ON CONFLICT (feed_id, scheduled_at) DO NOTHING
+RETURNING id, feed_id, scheduled_at
+"""
+)
+
+
 def claim_due(
     session: Session, dispatcher: Dispatcher, now: dt.datetime, limit: int = BATCH
 ) -> list[Scheduled]:
@@ -102,34 +133,14 @@ def claim_due(
     holds, or whose round is still in progress, are skipped. Abandoned rounds are failed
     first."""
     give_up_abandoned(session, now)
-    in_progress = exists().where(
-        PriceRound.feed_id == PriceFeed.id, PriceRound.status.in_(IN_PROGRESS)
+    rows = session.execute(_CLAIM, {"now": now, "limit": limit}).all()
+    scheduled = sorted(
+        (Scheduled(r.id, r.feed_id, r.scheduled_at) for r in rows),
+        key=lambda s: (s.scheduled_at, s.round_id),
     )
-    feeds = session.scalars(
-        select(PriceFeed)
-        .where(PriceFeed.status == "active", PriceFeed.next_round_at <= now, ~in_progress)
-        .order_by(PriceFeed.next_round_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True, of=PriceFeed)
-    ).all()
-    scheduled = []
-    for feed in feeds:
-        slot = feed.next_round_at
-        assert slot is not None  # selected by next_round_at <= now
-        period = dt.timedelta(seconds=feed.frequency)
-        # The next slot on the schedule after now: late slots are not run late.
-        behind = (now - slot) // period
-        feed.next_round_at = slot + (behind + 1) * period
-        current = slot + behind * period
-        round_id = session.scalar(
-            insert(PriceRound)
-            .values(feed_id=feed.id, scheduled_at=current, started_at=now, status="queued")
-            .on_conflict_do_nothing(index_elements=["feed_id", "scheduled_at"])
-            .returning(PriceRound.id)
-        )
-        if round_id is not None:
-            dispatcher.send_after_commit(session, jobs.RUN_ROUND, round_id=round_id)
-            scheduled.append(Scheduled(round_id, feed.id, current))
+    dispatcher.send_many_after_commit(
+        session, jobs.RUN_ROUND, [{"round_id": s.round_id} for s in scheduled]
+    )
     session.commit()
     return scheduled
 
