@@ -105,7 +105,12 @@ def run_relay(
     with sessions() as db:
         ids = [
             actions.queue(
-                db, dispatcher, user_id, actions.check(contract, "set", [f"{tag}-{i}", "v"])
+                db,
+                dispatcher,
+                user_id,
+                actions.check(contract, "set", [f"{tag}-{i}", "v"]),
+                # The burst is what is measured, not the tenant's in-flight limit.
+                limit=n,
             ).id
             for i in range(n)
         ]
@@ -203,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         commands = procfile_commands()
         logs = root / "logs"
         logs.mkdir()
-        for name, queue in (("ledger", jobs.GASBANK_QUEUE), ("scheduler", jobs.SCHEDULER_QUEUE)):
+        for name, queue in (("gasbank", jobs.GASBANK_QUEUE), ("scheduler", jobs.SCHEDULER_QUEUE)):
             proc = Process(name, commands[name], env, logs)
             stack.callback(proc.stop)
             ping = jobs.PING_JOBS[queue]
@@ -214,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
                 ),
                 proc,
             )
-        print(f"ledger:    {commands['ledger']}")
+        print(f"gasbank:   {commands['gasbank']}")
         print(
             f"scheduler: {commands['scheduler']}  (settlement pass every "
             f"{settings.follower_interval * 1000:g} ms)"

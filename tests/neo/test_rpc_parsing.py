@@ -197,6 +197,15 @@ def test_typed_calls_parse_recorded_answers(serve: Callable[..., FakeNode]) -> N
     )
 
 
+def test_a_recent_block_count_is_asked_once_per_max_age(serve: Callable[..., FakeNode]) -> None:
+    node = serve("getblockcount")
+    with NeoRpc([node.url]) as rpc:
+        assert [rpc.recent_block_count(60) for _ in range(5)] == [98] * 5
+        assert node.methods() == ["getblockcount"]
+        assert rpc.recent_block_count(0) == 98
+        assert node.methods() == ["getblockcount"] * 2
+
+
 def test_unknown_transaction_has_no_log_and_no_height(serve: Callable[..., FakeNode]) -> None:
     node = serve("getapplicationlog_unknown_error", "gettransactionheight_unknown_error")
     with NeoRpc([node.url]) as rpc:

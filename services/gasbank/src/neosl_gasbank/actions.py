@@ -45,7 +45,7 @@ from neosl.models import NeoAction, Transaction
 from neosl.models.gas import CHARGE_TYPES
 from neosl.neo import params
 from neosl.neo.rpc import NeoRpc
-from neosl.neo.transfers import application_execution
+from neosl.neo.transfers import SignedTransfer, application_execution
 from neosl.onchain import actions as onchain
 from neosl.onchain import relaybox, signers
 from neosl.onchain.relaybox import RelayKey, SignerKeyUnreadable
@@ -76,6 +76,7 @@ def relay_action(
     key = relaybox.relay_key(settings)
     if key is None:
         raise ConfigError("NSL_RELAY_KEY is not set (the gasbank signs actions with it)")
+    signed: SignedTransfer | None = None
     with sessions() as session:
         action = session.get(NeoAction, action_id, with_for_update=True)
         if action is None:
@@ -86,12 +87,14 @@ def relay_action(
                 return "settled"
         else:
             outcome = _sign(session, settings, key, rpc, wallet, action)
-            if outcome != "signed":
+            if isinstance(outcome, str):
                 return outcome
+            signed = outcome
             transaction_id = action.transaction_id
             session.commit()
     assert transaction_id is not None
-    return relay.broadcast(sessions, rpc, transaction_id, f"action {action_id}")
+    # Just signed and committed: the bytes need not be read back to be sent.
+    return relay.broadcast(sessions, rpc, transaction_id, f"action {action_id}", signed=signed)
 
 
 def _sign(
@@ -101,8 +104,9 @@ def _sign(
     rpc: NeoRpc,
     wallet: HotWallet,
     action: NeoAction,
-) -> str:
-    """Build, price, hold and store; the caller commits when this answers "signed"."""
+) -> SignedTransfer | str:
+    """Build, price, hold and store; the caller commits when this answers the signed
+    transaction (else it answers what happened, committed)."""
     # Before any RPC call: a tenant who cannot cover the most the hold can be costs the
     # shared node nothing (the hold below still decides).
     if not ledger.can_pay(session, action.user_id, onchain.most_held(settings, action.charge_type)):
@@ -171,7 +175,7 @@ def _sign(
     action.system_fee = system_fee
     action.network_fee = network_fee
     action.service_fee = service_fee
-    return "signed"
+    return signed
 
 
 def _fail_now(session: Session, action: NeoAction, reason: str) -> str:

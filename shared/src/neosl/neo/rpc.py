@@ -141,6 +141,8 @@ class NeoRpc(Closing):
         self._preferred = 0
         self._ids = itertools.count(1)
         self._magic: int | None = None
+        # (block count, time.monotonic() when read) for ``recent_block_count``.
+        self._height: tuple[int, float] | None = None
 
     @property
     def urls(self) -> tuple[str, ...]:
@@ -241,6 +243,23 @@ class NeoRpc(Closing):
             RpcError, RpcUnavailable: as ``call``.
         """
         return _int(self.call("getblockcount", []), "getblockcount")
+
+    def recent_block_count(self, max_age: float) -> int:
+        """``block_count``, read again only when the last read is older than ``max_age``
+        seconds: a lower bound of the current one, for a transaction's ``valid_until_block``
+        (a height a block old makes it valid a block less), which every relayed transaction
+        needs and a burst of them need not ask for one by one.
+
+        Raises:
+            RpcError, RpcUnavailable: as ``call``.
+        """
+        now = time.monotonic()
+        last = self._height
+        if last is not None and now - last[1] <= max_age:
+            return last[0]
+        count = self.block_count()
+        self._height = (count, now)
+        return count
 
     def block(self, index: int) -> dict[str, Any]:
         """``getblock [index, true]``: the block as verbose JSON, transactions included.

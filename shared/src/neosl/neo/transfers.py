@@ -336,6 +336,10 @@ def build_multisig_gas_transfer(
     )
 
 
+# How old the height a transaction's validity counts from may be (``NeoRpc.recent_block_count``).
+_HEIGHT_MAX_AGE = 1.0
+
+
 def signed_transaction(
     rpc: NeoRpc,
     sender: UInt160,
@@ -352,8 +356,9 @@ def signed_transaction(
     otherwise; ``sign`` adds every signer's witness, in their order. The network fee is the
     node's price for the signed transaction; the nonce is random, so two identical scripts
     get different hashes. The transaction is valid until block ``block_count() +
-    valid_for_blocks``. Checks neither the script (test-invoke it first) nor the sender's
-    balance.
+    valid_for_blocks``, with a block count read at most ``_HEIGHT_MAX_AGE`` ago (a burst of
+    transactions asks for it once). Checks neither the script (test-invoke it first) nor the
+    sender's balance.
 
     Raises:
         RpcError, RpcUnavailable: from the node.
@@ -366,7 +371,7 @@ def signed_transaction(
         nonce=secrets.randbits(32),
         system_fee=system_fee,
         network_fee=_PLACEHOLDER_NETWORK_FEE,
-        valid_until_block=rpc.block_count() + valid_for_blocks,
+        valid_until_block=rpc.recent_block_count(_HEIGHT_MAX_AGE) + valid_for_blocks,
         attributes=[],
         signers=list(signers) if signers else [Signer(sender, WitnessScope.CALLED_BY_ENTRY)],
         script=script,
