@@ -83,9 +83,9 @@ class Dispatcher:
                 # (redis-py's own default would hold a request for a minute).
                 self._broker = Redis.from_url(
                     url,
-                    socket_timeout=10,
-                    socket_connect_timeout=5,
-                    retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.4), 4),
+                    socket_timeout=5,
+                    socket_connect_timeout=2,
+                    retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.4), 3),
                 )
             return self._broker
 
