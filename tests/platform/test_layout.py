@@ -77,6 +77,7 @@ def test_no_loose_domain_module_at_the_top() -> None:
     top = {p.stem for p in SHARED.glob("*.py")}
     assert top == {
         "__init__",
+        "broker",
         "celery_app",
         "closing",
         "config",

@@ -12,7 +12,7 @@ from celery import Celery
 from celery.app.amqp import AMQP, task_message
 from prometheus_client import CollectorRegistry
 
-from neosl import jobs
+from neosl import broker, jobs
 from neosl.config import Settings
 from neosl.metrics import TaskMetrics
 from neosl.resources import Resources
@@ -128,6 +128,8 @@ def make_celery(
         worker_prefetch_multiplier=1,
         task_routes={job.name: {"queue": job.queue} for job in jobs.ALL_JOBS},
         broker_connection_retry_on_startup=True,
+        # kombu's Redis transport, reusing one client per channel (``neosl.broker``).
+        broker_transport=broker.TRANSPORT,
         # Redis redelivers unacknowledged messages after this long; longer than any task.
         broker_transport_options={"visibility_timeout": 3600},
         worker_hijack_root_logger=False,
