@@ -309,7 +309,7 @@ def _after_transaction_end(session: Session, transaction: SessionTransaction) ->
 
 
 def _after_soft_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
-    queued: list[_Queued] = session.info.get(_QUEUED, [])
+    queued: list[_Queued | _Push] = session.info.get(_QUEUED, [])
     if not queued:
         return
     if previous_transaction.parent is None:
