@@ -170,6 +170,8 @@ class Process:
 
     def stop(self, timeout: float = 20.0) -> None:
         if self.process.poll() is None:
+            # A paused process (``pause``) acts on SIGTERM only once it runs again.
+            self._signal(signal.SIGCONT)
             self._signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout)
