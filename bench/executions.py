@@ -294,8 +294,11 @@ def bare_command(api_command: str) -> str:
 
 
 @contextmanager
-def system(args: argparse.Namespace, root: Path, fetch_host: str) -> Iterator[System]:
-    """Start PostgreSQL, Redis, the API (gunicorn), the executor and the no-op worker."""
+def system(
+    args: argparse.Namespace, root: Path, fetch_host: str, *, priced: bool = False
+) -> Iterator[System]:
+    """Start PostgreSQL, Redis, the API (gunicorn), the executor and the no-op worker (and,
+    with ``priced``, figure 4's priced API and executor)."""
     # The embedded PostgreSQL runs as an unprivileged user when we are root: it must be able
     # to reach its folder.
     with ExitStack() as stack:
@@ -419,7 +422,7 @@ def system(args: argparse.Namespace, root: Path, fetch_host: str) -> Iterator[Sy
             describe,
             meter(api, [executor, noop], executor),
         )
-        if "4" in args.figures:
+        if priced:
             free.priced = start_priced(stack, free, env, commands, logs, meter)
         yield free
 
@@ -1322,7 +1325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with (
             tempfile.TemporaryDirectory(prefix="neosl-bench-") as tmp,
-            system(args, Path(tmp), "127.0.0.1") as sys_,
+            system(args, Path(tmp), "127.0.0.1", priced="4" in args.figures) as sys_,
         ):
             print(sys_.describe)
             if "1" in args.figures:
