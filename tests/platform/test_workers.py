@@ -12,7 +12,7 @@ from celery import Celery
 from celery.contrib.testing.worker import start_worker
 from celery.exceptions import TimeoutError as CeleryTimeout
 
-from neosl import jobs
+from neosl import broker, jobs
 from neosl.celery_app import make_celery
 from neosl.config import ConfigError, Settings, load_settings
 from neosl.db import make_engine, make_session_factory
@@ -155,3 +155,22 @@ def test_only_the_processes_that_use_the_keys_need_them(server_env: dict[str, st
     assert clock.Clock(
         bare, make_session_factory(make_engine(bare)), Dispatcher(make_celery(bare, "x"))
     )
+
+
+def test_a_broker_channel_keeps_one_client_per_pool(producer: Celery) -> None:
+    """kombu built a Redis client for every ack and event; our channel keeps one per pool."""
+    with producer.connection_for_write() as connection:
+        channel = connection.default_channel
+        assert isinstance(channel, broker.Channel)
+        with channel.conn_or_acquire() as first, channel.conn_or_acquire() as second:
+            assert first is second
+            assert first.connection_pool is channel.pool
+        # A replaced pool (after a fork, a reconnection) gets a client of its own.
+        channel._disconnect_pools()  # type: ignore[attr-defined]  # what kombu does after a fork
+        with channel.conn_or_acquire() as third:
+            assert third is not first
+            assert third.connection_pool is channel.pool
+            assert third.ping()
+        # A client given is used as it is.
+        with channel.conn_or_acquire(first) as given:
+            assert given is first
