@@ -588,6 +588,38 @@ def in_threads(n: int, threads: int, work: Callable[[int], None]) -> float:
     return time.perf_counter() - began
 
 
+def post_all(
+    url: str, headers: dict[str, str], bodies: Sequence[Any], clients: int, what: str
+) -> tuple[list[Any], float, float]:
+    """POST each body (as JSON) to ``url`` from ``clients`` threads, one keep-alive
+    connection each; (the answers' JSON in the bodies' order, perf_counter at start, seconds).
+
+    Raises:
+        BenchError: a request failed or was not accepted with 202.
+    """
+    local = threading.local()
+    opened: list[httpx.Client] = []
+    answers: list[Any] = [None] * len(bodies)
+
+    def work(i: int) -> None:
+        client: httpx.Client | None = getattr(local, "client", None)
+        if client is None:
+            client = local.client = httpx.Client(headers=headers, timeout=60)
+            opened.append(client)
+        reply = client.post(url, json=bodies[i])
+        if reply.status_code != 202:
+            raise BenchError(f"{what} answered {reply.status_code}: {reply.text[:300]}")
+        answers[i] = reply.json()
+
+    began = time.perf_counter()
+    try:
+        seconds = in_threads(len(bodies), clients, work)
+    finally:
+        for client in opened:
+            client.close()
+    return answers, began, seconds
+
+
 def invoke_all(
     sys_: System, function_id: int, inputs: Sequence[Any], clients: int
 ) -> tuple[dict[int, Any], float, float]:
@@ -596,28 +628,14 @@ def invoke_all(
     Raises:
         BenchError: a request failed or was not accepted with 202.
     """
-    local = threading.local()
-    opened: list[httpx.Client] = []
-    ids: dict[int, Any] = {}
-    url = f"{sys_.api_url}/v1/functions/{function_id}/invoke"
-
-    def work(i: int) -> None:
-        client: httpx.Client | None = getattr(local, "client", None)
-        if client is None:
-            # One client (and keep-alive connection) per thread.
-            client = local.client = httpx.Client(headers=sys_.headers, timeout=60)
-            opened.append(client)
-        reply = client.post(url, json={"input": inputs[i]})
-        if reply.status_code != 202:
-            raise BenchError(f"invoke answered {reply.status_code}: {reply.text[:300]}")
-        ids[reply.json()["execution_id"]] = inputs[i]
-
-    began = time.perf_counter()
-    try:
-        seconds = in_threads(len(inputs), clients, work)
-    finally:
-        for client in opened:
-            client.close()
+    answers, began, seconds = post_all(
+        f"{sys_.api_url}/v1/functions/{function_id}/invoke",
+        sys_.headers,
+        [{"input": value} for value in inputs],
+        clients,
+        "invoke",
+    )
+    ids = {answer["execution_id"]: value for answer, value in zip(answers, inputs, strict=True)}
     return ids, began, seconds
 
 
@@ -748,24 +766,8 @@ def run_bare(sys_: System, n: int, clients: int, tag: int) -> Throughput:
     Raises:
         BenchError: a request was not accepted, or a job is missing from the queue.
     """
-    local = threading.local()
-    opened: list[httpx.Client] = []
-    url = f"{sys_.bare_url}/accept"
-
-    def work(i: int) -> None:
-        client: httpx.Client | None = getattr(local, "client", None)
-        if client is None:
-            client = local.client = httpx.Client(timeout=60)
-            opened.append(client)
-        reply = client.post(url, json={"input": tag * 1_000_000 + i})
-        if reply.status_code != 202:
-            raise BenchError(f"the bare route answered {reply.status_code}: {reply.text[:300]}")
-
-    try:
-        sent = in_threads(n, clients, work)
-    finally:
-        for client in opened:
-            client.close()
+    bodies = [{"input": tag * 1_000_000 + i} for i in range(n)]
+    _answers, _began, sent = post_all(f"{sys_.bare_url}/accept", {}, bodies, clients, "bare route")
     queued = sys_.redis.llen(BARE_QUEUE)
     sys_.redis.delete(BARE_QUEUE)
     if queued != n:

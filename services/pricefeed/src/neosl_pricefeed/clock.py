@@ -107,7 +107,7 @@ WITH due AS (
     FROM price_feeds f
     WHERE f.status = 'active' AND f.next_round_at <= :now
       AND NOT EXISTS (SELECT 1 FROM price_rounds r
-                      WHERE r.feed_id = f.id AND r.status IN ('queued', 'running'))
+                      WHERE r.feed_id = f.id AND r.status = ANY(:in_progress))
     ORDER BY f.next_round_at
     LIMIT :limit
     FOR UPDATE OF f SKIP LOCKED
@@ -133,7 +133,8 @@ def claim_due(
     holds, or whose round is still in progress, are skipped. Abandoned rounds are failed
     first."""
     give_up_abandoned(session, now)
-    rows = session.execute(_CLAIM, {"now": now, "limit": limit}).all()
+    params = {"now": now, "limit": limit, "in_progress": list(IN_PROGRESS)}
+    rows = session.execute(_CLAIM, params).all()
     scheduled = sorted(
         (Scheduled(r.id, r.feed_id, r.scheduled_at) for r in rows),
         key=lambda s: (s.scheduled_at, s.round_id),
