@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import functools
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -24,11 +25,42 @@ class ServerError(RuntimeError):
     """A server did not start, or stopped unexpectedly."""
 
 
+# Where free_port looks when it can: below the kernel's ephemeral range.
+_LOWEST_PORT = 10_000
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """Return a TCP port that is free on ``host`` right now."""
+    """Return a TCP port that is free on ``host`` right now, below the kernel's ephemeral
+    range when there is room there.
+
+    A port from that range (what binding port 0 gives) can be taken, between now and the
+    start of the server meant to listen on it, as the source port of any outgoing
+    connection, such as the ones the other processes of a starting stack open by the dozen
+    (seen: Flower's port taken so, "Address already in use").
+    """
+    first_ephemeral = _first_ephemeral_port()
+    if first_ephemeral > _LOWEST_PORT + 1000:
+        for _ in range(100):
+            port = random.randrange(_LOWEST_PORT, first_ephemeral)
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind((host, port))
+                except OSError:
+                    continue
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+@functools.cache
+def _first_ephemeral_port() -> int:
+    """The first port of Linux's ephemeral range; 0 where it cannot be read."""
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        return int(text.split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def port_is_open(host: str, port: int) -> bool:
