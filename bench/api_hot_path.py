@@ -57,6 +57,7 @@ from stats import percentile
 from neosl import migrate
 from neosl.config import load_settings
 from neosl.db import short_lived_engine
+from neosl_devstack.processes import STOP_GRACE, supervised_argv
 from neosl_devstack.servers import free_port
 
 GOAL = 0.6  # /v1/me should reach at least 60 % of the bare route's requests/s
@@ -109,8 +110,10 @@ class Gunicorn:
         self.command = api_command(app)
         with self.log.open("wb") as out:
             # exec: the shell expands the Procfile's ${VAR:-default} and becomes the master.
+            # Under a supervisor: the server and its workers end with us, even if we are
+            # killed.
             self.process = subprocess.Popen(
-                ["/bin/sh", "-c", f"exec {self.command}"],
+                supervised_argv(f"exec {self.command}", STOP_GRACE),
                 env={**env, "NSL_API_PORT": str(self.port)},
                 cwd=BENCH_DIR,
                 stdout=out,
@@ -139,7 +142,10 @@ class Gunicorn:
     def worker_cpu(self) -> float:
         """CPU seconds (user + system) the workers have used so far."""
         total = 0.0
-        for worker in psutil.Process(self.process.pid).children():
+        # Below the supervisor: the master, and below it the workers.
+        supervisor = psutil.Process(self.process.pid)
+        masters = supervisor.children()
+        for worker in [w for m in masters for w in m.children()]:
             with contextlib.suppress(psutil.NoSuchProcess):
                 times = worker.cpu_times()
                 total += times.user + times.system
@@ -156,10 +162,11 @@ class Gunicorn:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self) -> None:
+        """SIGTERM; the supervisor kills what is left ``STOP_GRACE`` seconds later."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=15)
+                self.process.wait(timeout=STOP_GRACE + 5)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()

@@ -83,6 +83,7 @@ from neosl.models.functions import TERMINAL_STATUSES
 from neosl.tasks import ServiceTask
 from neosl.worker_main import run_worker
 from neosl_api.messages import sign_message
+from neosl_devstack.processes import STOP_GRACE, supervised_argv
 from neosl_devstack.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,8 +142,10 @@ class Process:
         self.command = command
         self.log_path = logs / f"{name}.log"
         self._log: IO[bytes] = self.log_path.open("ab")
+        # Under a supervisor: the process and all it starts end with us, even if we are
+        # killed.
         self.process = subprocess.Popen(
-            ["/bin/sh", "-c", f"exec {command}"],
+            supervised_argv(f"exec {command}", STOP_GRACE),
             env=env,
             cwd=ROOT,
             stdout=self._log,
@@ -168,31 +171,34 @@ class Process:
         text_ = self.log_path.read_text(errors="replace")
         return "\n".join(text_.splitlines()[-lines:])
 
-    def stop(self, timeout: float = 20.0) -> None:
+    def stop(self) -> None:
+        """SIGTERM; the supervisor kills what is left ``STOP_GRACE`` seconds later."""
         if self.process.poll() is None:
             # A paused process (``pause``) acts on SIGTERM only once it runs again.
-            self._signal(signal.SIGCONT)
-            self._signal(signal.SIGTERM)
+            self._signal_tree(signal.SIGCONT)
+            with suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
             try:
-                self.process.wait(timeout)
+                self.process.wait(STOP_GRACE + 5)
             except subprocess.TimeoutExpired:
-                self._signal(signal.SIGKILL)
+                self._signal_tree(signal.SIGKILL)
+                with suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(5)
-        else:
-            # Its children (sandbox processes) may outlive it.
-            self._signal(signal.SIGKILL)
         self._log.close()
 
     def pause(self) -> None:
         """Stop the process and its children (they keep their connections)."""
-        self._signal(signal.SIGSTOP)
+        self._signal_tree(signal.SIGSTOP)
 
     def resume(self) -> None:
-        self._signal(signal.SIGCONT)
+        self._signal_tree(signal.SIGCONT)
 
-    def _signal(self, sig: signal.Signals) -> None:
-        with suppress(ProcessLookupError):
-            os.killpg(self.process.pid, sig)
+    def _signal_tree(self, sig: signal.Signals) -> None:
+        # Everything below the supervisor (which passes on only SIGTERM).
+        for process in tree(self.process.pid, itself=False):
+            with suppress(psutil.Error):
+                process.send_signal(sig)
 
 
 def wait_until(what: str, ready: Callable[[], bool], proc: Process, timeout: float = 90) -> None:

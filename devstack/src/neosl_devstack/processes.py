@@ -158,21 +158,8 @@ class Runner:
             self._signals.append(signum)
 
     def _start(self, process: _Process, selector: selectors.BaseSelector) -> None:
-        argv = ["/bin/sh", "-c", process.command]
-        if SUPERVISED:
-            argv = [
-                sys.executable,
-                "-m",
-                "neosl_devstack.processes",
-                "--parent",
-                str(os.getpid()),
-                "--grace",
-                str(self.grace),
-                "--",
-                *argv,
-            ]
         popen = subprocess.Popen(
-            argv,
+            supervised_argv(process.command, self.grace),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -300,6 +287,27 @@ class Runner:
 
 
 # -- the supervisor ----------------------------------------------------------------------
+
+
+def supervised_argv(command: str, grace: float = STOP_GRACE) -> list[str]:
+    """The argv that runs the shell command ``command`` under a supervisor of its own (see
+    the module's docstring), where there is one: started from this thread, it and all it
+    starts end with this thread, however it ends. Start it in a session of its own; SIGTERM
+    to the supervisor stops the command, SIGKILL ``grace`` seconds later what is left."""
+    argv = ["/bin/sh", "-c", command]
+    if not SUPERVISED:
+        return argv
+    return [
+        sys.executable,
+        "-m",
+        "neosl_devstack.processes",
+        "--parent",
+        str(os.getpid()),
+        "--grace",
+        str(grace),
+        "--",
+        *argv,
+    ]
 
 
 def supervise(argv: Sequence[str], parent: int, grace: float) -> int:
