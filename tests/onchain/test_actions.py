@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
@@ -23,15 +24,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from neosl.config import Settings
 from neosl.dispatch import Dispatcher
 from neosl.gas import ledger
-from neosl.gas.money import from_units
+from neosl.gas.money import from_units, to_units
 from neosl.models import GasAccount, NeoAction, NeoSigner, Transaction
-from neosl.neo.rpc import NeoRpc
+from neosl.neo.rpc import NeoRpc, RpcUnavailable
 from neosl.onchain import actions, relaybox, signers
 from neosl_gasbank import actions as relay_actions
 from neosl_gasbank.hot_wallet import HotWallet
 from tests import factories
 from tests.chain import GAS, Chain
-from tests.rpcproxy import FORWARD_THEN_HOLD, HOLD, SWALLOW, RpcProxy
+from tests.rpcproxy import FORWARD_THEN_HOLD, HOLD, HTTP_500, SWALLOW, RpcProxy
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.neo
@@ -503,3 +504,114 @@ def test_one_settlement_pass_at_a_time(
             other.execute(select(func.pg_advisory_unlock(key)))
     assert counts == {"busy": 1}
     assert "busy" not in relay_actions.reconcile(sessions, chain.rpc, relay_settings, hot)
+
+
+def test_one_job_relays_the_queued_burst_as_one_batch(
+    chain: Chain,
+    relay_settings: Settings,
+    sessions: sessionmaker[Session],
+    dispatcher: Dispatcher,
+    hot: HotWallet,
+) -> None:
+    """Its own action first, then the other queued ones: each signed and held once, sent
+    together; one that FAULTs or that its tenant cannot cover fails alone."""
+    rich = new_tenant(sessions, relay_settings, "5")
+    # Covers the most one action may hold (the fee cap plus the service fee), not two.
+    poor = new_tenant(sessions, relay_settings, "1.5")
+    own = [hash160(rich.signer), hash160(rich.signer), 0, None]
+    good = [queue(sessions, dispatcher, rich, "transfer", own) for _ in range(3)]
+    faulting = queue(sessions, dispatcher, rich, "transfer", [*own[:2], -1, None])
+    theirs = [hash160(poor.signer), hash160(poor.signer), 0, None]
+    poor_first, poor_second = (
+        queue(sessions, dispatcher, poor, "transfer", theirs) for _ in range(2)
+    )
+    assert relay_actions.relay_action(sessions, chain.rpc, relay_settings, hot, good[-1]) == "sent"
+    every = [*good, faulting, poor_first, poor_second]
+    loaded = {action_id: load(sessions, action_id) for action_id in every}
+    assert [loaded[a].status for a in every] == [
+        "pending",
+        "pending",
+        "pending",
+        "failed",
+        "pending",
+        "failed",
+    ]
+    assert "FAULT" in (loaded[faulting].failure_reason or "")
+    assert (loaded[poor_second].failure_reason or "").startswith("insufficient funds")
+    sent = [a for a in every if loaded[a].status == "pending"]
+    assert len({loaded[a].tx_hash for a in sent}) == len(sent)
+    with sessions() as db:
+        sent_at = db.scalars(
+            select(Transaction.sent_at).where(
+                Transaction.id.in_([loaded[a].transaction_id for a in sent])
+            )
+        ).all()
+    assert len(sent_at) == len(sent)
+    assert None not in sent_at
+    # Its job, delivered now, finds it sent: nothing is signed or sent again.
+    assert relay_actions.relay_action(sessions, chain.rpc, relay_settings, hot, good[0]) == "sent"
+    for action_id in sent:
+        assert settle(sessions, chain.rpc, relay_settings, hot, action_id).status == "confirmed"
+        assert len(charges(sessions, action_id)) >= 1
+    assert charges(sessions, faulting) == []
+    assert charges(sessions, poor_second) == []
+    verify(sessions)
+
+
+def test_concurrent_jobs_sign_each_action_of_a_burst_once(
+    chain: Chain,
+    relay_settings: Settings,
+    sessions: sessionmaker[Session],
+    dispatcher: Dispatcher,
+    hot: HotWallet,
+) -> None:
+    tenant = new_tenant(sessions, relay_settings, "20")
+    args = [hash160(tenant.signer), hash160(tenant.signer), 0, None]
+    ids = [queue(sessions, dispatcher, tenant, "transfer", args) for _ in range(12)]
+    small = dataclasses.replace(relay_settings, relay_batch=3)
+    hot_before = chain.rpc.gas_balance(hot.address)
+    barrier = threading.Barrier(4)
+
+    def relay(action_id: int) -> str:
+        barrier.wait(10)
+        return relay_actions.relay_action(sessions, chain.rpc, small, hot, action_id)
+
+    outcomes: list[str] = []
+    for group in range(0, len(ids), 4):
+        threads = ThreadPoolExecutor(max_workers=4)
+        with threads:
+            outcomes += list(threads.map(relay, ids[group : group + 4]))
+    assert set(outcomes) <= {"sent", "busy"}, outcomes
+    assert all(load(sessions, a).status == "pending" for a in ids)
+    # One hold each, one transaction each.
+    assert [len(charges(sessions, a)) for a in ids] == [1] * len(ids)
+    assert len({load(sessions, a).tx_hash for a in ids}) == len(ids)
+    settled = [settle(sessions, chain.rpc, small, hot, action_id) for action_id in ids]
+    assert {a.status for a in settled} == {"confirmed"}
+    # The hot wallet paid for one transaction per action, no more.
+    paid = sum(to_units((a.system_fee or 0) + (a.network_fee or 0)) for a in settled)
+    assert hot_before - chain.rpc.gas_balance(hot.address) == paid
+    verify(sessions)
+
+
+def test_actions_the_node_cannot_price_stay_queued(
+    chain: Chain,
+    relay_settings: Settings,
+    sessions: sessionmaker[Session],
+    dispatcher: Dispatcher,
+    hot: HotWallet,
+) -> None:
+    tenant = new_tenant(sessions, relay_settings, "5")
+    args = [hash160(tenant.signer), hash160(tenant.signer), 0, None]
+    ids = [queue(sessions, dispatcher, tenant, "transfer", args) for _ in range(2)]
+    with RpcProxy(relay_settings.neo_rpc_url) as proxy, NeoRpc([proxy.url], attempts=1) as down:
+        proxy.modes["invokescript"] = HTTP_500
+        with pytest.raises(RpcUnavailable):
+            relay_actions.relay_action(sessions, down, relay_settings, hot, ids[0])
+    assert [load(sessions, a).status for a in ids] == ["queued", "queued"]
+    assert [charges(sessions, a) for a in ids] == [[], []]
+    assert balance(sessions, tenant.account_id) == Decimal(5)
+    # The retry of its job relays both.
+    assert relay_actions.relay_action(sessions, chain.rpc, relay_settings, hot, ids[0]) == "sent"
+    assert load(sessions, ids[1]).status == "pending"
+    verify(sessions)

@@ -133,6 +133,7 @@ class Settings:
     action_max_fee: Decimal = Decimal(10)
     action_valid_blocks: int = 100
     action_requeue_seconds: int = 30
+    relay_batch: int = 50
     # Triggers: the shortest cron interval a tenant may schedule, the clock's batch and
     # polling, webhook deliveries per trigger and minute, the periodic price check.
     cron_min_interval: int = 10
@@ -520,6 +521,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         action_max_fee=_gas(env, "NSL_ACTION_MAX_FEE", "10"),
         action_valid_blocks=_int(env, "NSL_ACTION_VALID_BLOCKS", 100, 2, 5760),
         action_requeue_seconds=_int(env, "NSL_ACTION_REQUEUE_SECONDS", 30, 1, 3600),
+        relay_batch=_int(env, "NSL_RELAY_BATCH", 50, 1, 500),
         cron_min_interval=_int(env, "NSL_CRON_MIN_INTERVAL_SECONDS", 10, 1, 86400),
         cron_batch=_int(env, "NSL_CRON_BATCH", 500, 1, 10_000),
         cron_poll_seconds=_int(env, "NSL_CRON_POLL_MS", 500, 10, 60_000) / 1000,

@@ -3,8 +3,11 @@
 An action (``neo_actions``) is a contract call a tenant asked for, from a function's
 ``neo.invoke`` or ``POST /v1/neo/actions``. Relaying it:
 
-1. ``relay``: under the action's row lock, first check that the tenant's default account
-   covers the most the hold can be (``NSL_ACTION_MAX_FEE`` plus the service fee): if not,
+1. ``relay_action``: a job relays its own action and the oldest other queued ones no other
+   worker holds, up to ``NSL_RELAY_BATCH``, under their row locks in one database
+   transaction (node calls side by side, one commit, sent together). For each, first check
+   that the tenant's default account covers the most its holds in the batch can be
+   (``NSL_ACTION_MAX_FEE`` plus the service fee, per action): if not,
    the action fails with "insufficient funds" before any RPC call. Then build the
    transaction (``neosl_gasbank.invocations``:
    the hot wallet pays, the tenant's signer witnesses; a price round published to the
@@ -31,6 +34,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -44,7 +49,7 @@ from neosl.gas.money import from_units
 from neosl.models import NeoAction, Transaction
 from neosl.models.gas import CHARGE_TYPES
 from neosl.neo import params
-from neosl.neo.rpc import NeoRpc
+from neosl.neo.rpc import NeoRpc, RpcError, RpcUnavailable
 from neosl.neo.transfers import SignedTransfer, application_execution
 from neosl.onchain import actions as onchain
 from neosl.onchain import relaybox, signers
@@ -54,6 +59,9 @@ from neosl_gasbank.hot_wallet import HotWallet
 from neosl_gasbank.invocations import InvocationWouldFail, build_invocation, call_script
 
 log = logging.getLogger(__name__)
+
+# Actions of one batch whose node calls (test invocation, network fee) run at once.
+_BUILDING_THREADS = 8
 
 
 def charge_reference(action_id: int) -> str:
@@ -67,90 +75,187 @@ def relay_action(
     wallet: HotWallet,
     action_id: int,
 ) -> str:
-    """Sign (once) and broadcast a queued action; returns what happened.
+    """Sign (once) and broadcast the queued action ``action_id`` and, in the same batch, the
+    oldest other queued actions no other worker is relaying (``relay_batch`` in all): one
+    transaction signs and holds them all, their node calls run side by side, and they are
+    sent together. A burst of actions (one job each) is so relayed in a few batches, not
+    one at a time.
+
+    What happened to ``action_id``: "sent", "failed", "expired", "rejected"; "busy" (another
+    worker is relaying it); "settled" (nothing to send); "missing".
 
     Raises:
         ConfigError: the relay's key is not configured.
-        RpcUnavailable: no RPC endpoint answered (the action stays queued; retried later).
+        RpcUnavailable: no RPC endpoint answered for some action (each stays queued or
+            pending, and is relayed by the retry or the settlement pass; nothing is lost).
     """
     key = relaybox.relay_key(settings)
     if key is None:
         raise ConfigError("NSL_RELAY_KEY is not set (the gasbank signs actions with it)")
-    signed: SignedTransfer | None = None
     with sessions() as session:
-        action = session.get(NeoAction, action_id, with_for_update=True)
-        if action is None:
-            return "missing"
-        if action.status != "queued":
-            transaction_id = action.transaction_id
-            if action.status != "pending" or transaction_id is None:
-                return "settled"
-        else:
-            outcome = _sign(session, settings, key, rpc, wallet, action)
-            if isinstance(outcome, str):
-                return outcome
-            signed = outcome
-            transaction_id = action.transaction_id
-            session.commit()
-    assert transaction_id is not None
+        batch = session.scalars(
+            select(NeoAction)
+            .where(NeoAction.status == "queued")
+            # Its own action first, if no other worker holds it.
+            .order_by((NeoAction.id == action_id).desc(), NeoAction.id)
+            .limit(settings.relay_batch)
+            .with_for_update(skip_locked=True)
+        ).all()
+        outcomes, stalled = _sign_batch(session, settings, key, rpc, wallet, batch)
+        session.commit()
     # Just signed and committed: the bytes need not be read back to be sent.
-    return relay.broadcast(sessions, rpc, transaction_id, f"action {action_id}", signed=signed)
+    signed = {a.id: outcome for a, outcome in zip(batch, outcomes, strict=True)}
+    to_send = {
+        action.transaction_id: (tx.raw, tx.tx_hash)
+        for action, tx in zip(batch, outcomes, strict=True)
+        if isinstance(tx, SignedTransfer) and action.transaction_id is not None
+    }
+    sent = relay.broadcast_many(sessions, rpc, to_send, "action")
+    if stalled:
+        raise stalled[0]
+    own = signed.get(action_id)
+    if isinstance(own, SignedTransfer):
+        transaction_id = next(a.transaction_id for a in batch if a.id == action_id)
+        assert transaction_id is not None
+        return sent[transaction_id]
+    if isinstance(own, str):
+        return own
+    return _not_in_batch(sessions, rpc, action_id)
 
 
-def _sign(
+def _not_in_batch(sessions: sessionmaker[Session], rpc: NeoRpc, action_id: int) -> str:
+    """What became of an action its own job found no longer queued, or held by another
+    worker; one signed but not known to be sent is sent (again: the same bytes)."""
+    with sessions() as session:
+        row = session.execute(
+            select(NeoAction.status, NeoAction.transaction_id, Transaction.sent_at)
+            .outerjoin(Transaction, Transaction.id == NeoAction.transaction_id)
+            .where(NeoAction.id == action_id)
+        ).one_or_none()
+    if row is None:
+        return "missing"
+    if row.status == "queued":
+        return "busy"
+    if row.status != "pending" or row.transaction_id is None:
+        return "settled"
+    if row.sent_at is not None:
+        return "sent"
+    return relay.broadcast(sessions, rpc, row.transaction_id, f"action {action_id}")
+
+
+# What ``_sign_batch`` answers for each action: signed (held and stored on the row; the
+# caller commits, then sends), what happened instead ("failed"), or None: left queued (the
+# node could not be asked).
+Signed = SignedTransfer | str | None
+
+
+def _sign_batch(
     session: Session,
     settings: Settings,
     key: RelayKey,
     rpc: NeoRpc,
     wallet: HotWallet,
+    batch: Sequence[NeoAction],
+) -> tuple[list[Signed], list[RpcUnavailable]]:
+    """Check, build, price, hold and store each action of ``batch`` (locked, queued); the
+    caller commits. Also answers why actions were left queued, if the node was unreachable."""
+    outcomes: list[Signed] = [None] * len(batch)
+    calls: dict[int, tuple[Account | None, bytes]] = {}
+    admitted: Counter[int] = Counter()
+    signers_of: dict[int, Account | str] = {}
+    for i, action in enumerate(batch):
+        prepared = _prepare(session, settings, key, action, admitted, signers_of)
+        if isinstance(prepared, str):
+            outcomes[i] = _fail(action, prepared)
+        else:
+            calls[i] = prepared
+    payer = Account.from_wif(wallet.wif)
+
+    def build(i: int) -> SignedTransfer | Exception:
+        signer, script = calls[i]
+        try:
+            return build_invocation(
+                rpc, payer, signer, script, valid_for_blocks=settings.action_valid_blocks
+            )
+        except (InvocationWouldFail, RpcError, RpcUnavailable) as exc:
+            return exc
+
+    order = list(calls)
+    if len(order) > 1:
+        # The node's answers are waited for side by side, not one after another.
+        with ThreadPoolExecutor(max_workers=min(_BUILDING_THREADS, len(order))) as threads:
+            built = list(threads.map(build, order))
+    else:
+        built = [build(i) for i in order]
+    stalled: list[RpcUnavailable] = []
+    for i, result in zip(order, built, strict=True):
+        action = batch[i]
+        if isinstance(result, InvocationWouldFail):
+            outcomes[i] = _fail(action, result.reason)
+        elif isinstance(result, RpcUnavailable):
+            stalled.append(result)
+        elif isinstance(result, RpcError):
+            # Left queued: the settlement pass relays it again later.
+            log.warning("action %s: the node answered an error: %s", action.id, result)
+        elif isinstance(result, SignedTransfer):
+            outcomes[i] = _hold_and_store(session, settings, action, result)
+    return outcomes, stalled
+
+
+def _prepare(
+    session: Session,
+    settings: Settings,
+    key: RelayKey,
     action: NeoAction,
-) -> SignedTransfer | str:
-    """Build, price, hold and store; the caller commits when this answers the signed
-    transaction (else it answers what happened, committed)."""
-    # Before any RPC call: a tenant who cannot cover the most the hold can be costs the
-    # shared node nothing (the hold below still decides).
-    if not ledger.can_pay(session, action.user_id, onchain.most_held(settings, action.charge_type)):
-        return _fail_now(
-            session,
-            action,
+    admitted: Counter[int],
+    signers_of: dict[int, Account | str],
+) -> tuple[Account | None, bytes] | str:
+    """The action's witness and script, or why it fails before any node call."""
+    # Before any RPC call: a tenant who cannot cover the most the holds of its actions in
+    # this batch can be costs the shared node nothing (the hold still decides).
+    most = onchain.most_held(settings, action.charge_type)
+    if not ledger.can_pay(session, action.user_id, most * (admitted[action.user_id] + 1)):
+        return (
             "insufficient funds: the default gas account does not cover the most an action "
             f"may hold, {onchain.describe_most_held(settings, action.charge_type)}; "
-            "nothing was sent",
+            "nothing was sent"
         )
+    account: Account | None = None
+    if action.as_publisher:
+        # The service's own publication: the hot wallet alone signs, and only a call of
+        # the configured PriceFeed contract's update.
+        if (action.contract, action.method) != (settings.pricefeed_contract, "update"):
+            return "only the PriceFeed contract's update is published as such"
+    else:
+        if action.user_id not in signers_of:
+            try:
+                signer = signers.get_or_create(session, action.user_id, key.public)
+                signers_of[action.user_id] = signers.open_signer(signer, key)
+            except SignerKeyUnreadable as exc:
+                log.error("action %s: %s", action.id, exc)
+                signers_of[action.user_id] = "the tenant's signer key cannot be used"
+        opened = signers_of[action.user_id]
+        if isinstance(opened, str):
+            return opened
+        account = opened
     try:
-        account = None
-        if action.as_publisher:
-            # The service's own publication: the hot wallet alone signs, and only a call of
-            # the configured PriceFeed contract's update.
-            if (action.contract, action.method) != (settings.pricefeed_contract, "update"):
-                return _fail_now(
-                    session, action, "only the PriceFeed contract's update is published as such"
-                )
-        else:
-            signer = signers.get_or_create(session, action.user_id, key.public)
-            account = signers.open_signer(signer, key)
         script = call_script(
             action.contract, action.method, params.to_python(params.parse_args(action.args))
         )
-        signed = build_invocation(
-            rpc,
-            Account.from_wif(wallet.wif),
-            account,
-            script,
-            valid_for_blocks=settings.action_valid_blocks,
-        )
-    except InvocationWouldFail as exc:
-        return _fail_now(session, action, exc.reason)
     except params.ParamError as exc:
-        return _fail_now(session, action, f"the arguments cannot be mapped: {exc}")
-    except SignerKeyUnreadable as exc:
-        log.error("action %s: %s", action.id, exc)
-        return _fail_now(session, action, "the tenant's signer key cannot be used")
+        return f"the arguments cannot be mapped: {exc}"
+    admitted[action.user_id] += 1
+    return account, script
+
+
+def _hold_and_store(
+    session: Session, settings: Settings, action: NeoAction, signed: SignedTransfer
+) -> SignedTransfer | str:
+    """Hold the most the signed transaction can cost and store it on the held row."""
     system_fee, network_fee = from_units(signed.system_fee), from_units(signed.network_fee)
     fees = system_fee + network_fee
     if fees > settings.action_max_fee:
-        return _fail_now(
-            session,
+        return _fail(
             action,
             f"the transaction would cost {fees} GAS in fees, more than the cap of "
             f"{settings.action_max_fee} GAS per action",
@@ -160,8 +265,7 @@ def _sign(
         session, action.user_id, action.charge_type, fees + service_fee, charge_reference(action.id)
     )
     if held.status in (ledger.ChargeStatus.INSUFFICIENT_FUNDS, ledger.ChargeStatus.NO_ACCOUNT):
-        return _fail_now(
-            session,
+        return _fail(
             action,
             f"insufficient funds: the action needs {fees + service_fee} GAS "
             f"({fees} in fees, {service_fee} service fee)",
@@ -178,12 +282,11 @@ def _sign(
     return signed
 
 
-def _fail_now(session: Session, action: NeoAction, reason: str) -> str:
-    """Nothing was signed: the action fails, nothing is charged. Commits."""
+def _fail(action: NeoAction, reason: str) -> str:
+    """Nothing was signed: the action fails, nothing is charged (the caller commits)."""
     action.status = "failed"
     action.failure_reason = reason[:1000]
     action.settled_at = dt.datetime.now(dt.UTC)
-    session.commit()
     return "failed"
 
 

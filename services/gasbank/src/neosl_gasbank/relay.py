@@ -28,7 +28,7 @@ import base64
 import datetime as dt
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
@@ -43,8 +43,11 @@ from neosl.neo.transfers import SignedTransfer
 
 log = logging.getLogger(__name__)
 
-# Transactions asked about at once in a settlement pass.
+# Transactions asked about at once in a settlement pass, and sent at once.
 _ASKING_THREADS = 8
+_SENDING_THREADS = 8
+# Bulk updates whose criteria the session need not evaluate in Python.
+_DML: dict[str, Any] = {"synchronize_session": False}
 
 # What a transaction's application log means for its kind: None when it cannot tell.
 Judge = Callable[[dict[str, Any]], Literal["confirmed", "failed"] | None]
@@ -103,31 +106,76 @@ def broadcast(
         if row is None or row.raw_tx is None:
             return "settled"
         raw, tx_hash = base64.b64decode(row.raw_tx), row.tx_hash
-    try:
-        rpc.send_raw_transaction(raw)
-    except AlreadyKnown:
-        pass
-    except ExpiredTransaction:
-        log.info("%s: %s expired before it was sent", what, tx_hash)
-        return "expired"
-    except RpcError as exc:
-        log.warning("%s: node rejected %s: %s", what, tx_hash, exc)
+    return broadcast_many(sessions, rpc, {transaction_id: (raw, tx_hash)}, what)[transaction_id]
+
+
+def broadcast_many(
+    sessions: sessionmaker[Session],
+    rpc: NeoRpc,
+    signed: Mapping[int, tuple[bytes, str]],
+    what: str,
+) -> dict[int, str]:
+    """Send transactions stored and committed on their rows (transaction id → its signed
+    bytes and hash), several at once; what happened to each: "sent", "expired" or "rejected".
+    The rows sent are marked so in one statement.
+
+    Raises:
+        RpcUnavailable: no RPC endpoint answered for one of them (those sent are marked;
+            nothing is lost; retry later).
+    """
+    if not signed:
+        return {}
+
+    def send(item: tuple[int, tuple[bytes, str]]) -> str | RpcUnavailable:
+        transaction_id, (raw, tx_hash) = item
+        try:
+            rpc.send_raw_transaction(raw)
+        except AlreadyKnown:
+            pass
+        except ExpiredTransaction:
+            log.info("%s: %s expired before it was sent", what, tx_hash)
+            return "expired"
+        except RpcUnavailable as exc:
+            return exc
+        except RpcError as exc:
+            log.warning("%s: node rejected %s: %s", what, tx_hash, exc)
+            with sessions() as session:
+                session.execute(
+                    update(Transaction)
+                    .where(Transaction.id == transaction_id, Transaction.status == "pending")
+                    .values(
+                        failure_reason=f"the node rejected the transaction: {exc.message}"[:1000]
+                    )
+                )
+                session.commit()
+            return "rejected"
+        return "sent"
+
+    items = list(signed.items())
+    if len(items) == 1:
+        answers = [send(items[0])]
+    else:
+        with ThreadPoolExecutor(max_workers=min(_SENDING_THREADS, len(items))) as threads:
+            answers = list(threads.map(send, items))
+    outcomes = {
+        tx_id: answer
+        for (tx_id, _), answer in zip(items, answers, strict=True)
+        if isinstance(answer, str)
+    }
+    sent = [tx_id for tx_id, outcome in outcomes.items() if outcome == "sent"]
+    if sent:
         with sessions() as session:
             session.execute(
                 update(Transaction)
-                .where(Transaction.id == transaction_id, Transaction.status == "pending")
-                .values(failure_reason=f"the node rejected the transaction: {exc.message}"[:1000])
+                .where(Transaction.id.in_(sent), Transaction.sent_at.is_(None))
+                .values(sent_at=dt.datetime.now(dt.UTC)),
+                execution_options=_DML,
             )
             session.commit()
-        return "rejected"
-    with sessions() as session:
-        session.execute(
-            update(Transaction)
-            .where(Transaction.id == transaction_id, Transaction.sent_at.is_(None))
-            .values(sent_at=dt.datetime.now(dt.UTC))
-        )
-        session.commit()
-    return "sent"
+    for answer in answers:
+        if isinstance(answer, RpcUnavailable):
+            raise answer
+    return outcomes
 
 
 @dataclass
