@@ -589,7 +589,9 @@ def test_concurrent_jobs_sign_each_action_of_a_burst_once(
     settled = [settle(sessions, chain.rpc, small, hot, action_id) for action_id in ids]
     assert {a.status for a in settled} == {"confirmed"}
     # The hot wallet paid for one transaction per action, no more.
-    paid = sum(to_units((a.system_fee or 0) + (a.network_fee or 0)) for a in settled)
+    paid = sum(
+        to_units((a.system_fee or Decimal(0)) + (a.network_fee or Decimal(0))) for a in settled
+    )
     assert hot_before - chain.rpc.gas_balance(hot.address) == paid
     verify(sessions)
 
