@@ -53,6 +53,8 @@ class RpcProxy:
         self.held = threading.Event()
         self.release = threading.Event()
         self.calls: list[str] = []
+        # Every request's method and parameters, in order.
+        self.requests: list[tuple[str, list[Any]]] = []
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -64,6 +66,8 @@ class RpcProxy:
                     request = {}
                 method = str(request.get("method", ""))
                 proxy.calls.append(method)
+                params = request.get("params")
+                proxy.requests.append((method, params if isinstance(params, list) else []))
                 mode = proxy.modes.get(method, PASS)
                 if mode == REJECT:
                     self._error(request, proxy.reject_error)

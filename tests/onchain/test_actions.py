@@ -25,14 +25,14 @@ from neosl.config import Settings
 from neosl.dispatch import Dispatcher
 from neosl.gas import ledger
 from neosl.gas.money import from_units, to_units
-from neosl.models import GasAccount, NeoAction, NeoSigner, Transaction
+from neosl.models import ChainCursor, GasAccount, NeoAction, NeoSigner, Transaction
 from neosl.neo.rpc import NeoRpc, RpcUnavailable
 from neosl.onchain import actions, relaybox, signers
 from neosl_gasbank import actions as relay_actions
 from neosl_gasbank.hot_wallet import HotWallet
 from tests import factories
 from tests.chain import GAS, Chain
-from tests.rpcproxy import FORWARD_THEN_HOLD, HOLD, HTTP_500, SWALLOW, RpcProxy
+from tests.rpcproxy import FORWARD_THEN_HOLD, HOLD, HTTP_500, SWALLOW, UNKNOWN, RpcProxy
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.neo
@@ -616,4 +616,89 @@ def test_actions_the_node_cannot_price_stay_queued(
     # The retry of its job relays both.
     assert relay_actions.relay_action(sessions, chain.rpc, relay_settings, hot, ids[0]) == "sent"
     assert load(sessions, ids[1]).status == "pending"
+    verify(sessions)
+
+
+def cursor(sessions: sessionmaker[Session]) -> int | None:
+    with sessions() as db:
+        return db.scalar(select(ChainCursor.position).where(ChainCursor.name == "relay-action"))
+
+
+def test_settlement_reads_each_block_once_and_asks_about_found_transactions_only(
+    chain: Chain,
+    relay_settings: Settings,
+    sessions: sessionmaker[Session],
+    dispatcher: Dispatcher,
+    hot: HotWallet,
+) -> None:
+    short = dataclasses.replace(relay_settings, action_valid_blocks=4)
+    tenant = new_tenant(sessions, relay_settings, "10")
+    args = [hash160(tenant.signer), hash160(tenant.signer), 0, None]
+    lost = queue(sessions, dispatcher, tenant, "transfer", args)
+    with RpcProxy(relay_settings.neo_rpc_url) as proxy, NeoRpc([proxy.url]) as lossy:
+        proxy.modes["sendrawtransaction"] = SWALLOW
+        assert relay_actions.relay_action(sessions, lossy, short, hot, lost) == "sent"
+    landing = [queue(sessions, dispatcher, tenant, "transfer", args) for _ in range(3)]
+    assert relay_actions.relay_action(sessions, chain.rpc, short, hot, landing[0]) == "sent"
+    hashes = {a: load(sessions, a).tx_hash for a in [lost, *landing]}
+    for action_id in landing:
+        tx_hash = hashes[action_id]
+        assert tx_hash is not None
+        assert chain.rpc.wait_for_application_log(tx_hash, timeout=30) is not None
+    heights: dict[int, int] = {}
+    for action_id in landing:
+        found = chain.rpc.transaction_height(hashes[action_id] or "")
+        assert found is not None
+        heights[action_id] = found
+
+    with RpcProxy(relay_settings.neo_rpc_url) as proxy, NeoRpc([proxy.url]) as counted:
+        counts = relay_actions.reconcile(sessions, counted, short, hot)
+    assert counts["confirmed"] >= 3, counts
+    assert [load(sessions, a).block_index for a in landing] == [heights[a] for a in landing]
+    read = [params[0] for method, params in proxy.requests if method == "getblock"]
+    assert len(read) == len(set(read)), "a block read twice in one pass"
+    assert max(heights.values()) in read
+    position = cursor(sessions)
+    assert position is not None
+    assert position >= max(heights.values())
+    # The transaction in no block, not yet past its valid_until_block: nothing asked.
+    asked = [params for method, params in proxy.requests if method != "getblock"]
+    assert not [p for p in asked if hashes[lost] in p], asked
+    assert load(sessions, lost).status == "pending"
+
+    # The next pass starts after the cursor; once past its lifetime the lost one expires.
+    with RpcProxy(relay_settings.neo_rpc_url) as proxy, NeoRpc([proxy.url]) as counted:
+        action = settle(sessions, counted, short, hot, lost)
+    assert action.status == "failed"
+    assert "not included" in (action.failure_reason or ""), action.failure_reason
+    assert all(params[0] > position for method, params in proxy.requests if method == "getblock")
+    verify(sessions)
+
+
+def test_the_cursor_stops_before_a_block_whose_outcome_no_node_tells(
+    chain: Chain,
+    relay_settings: Settings,
+    sessions: sessionmaker[Session],
+    dispatcher: Dispatcher,
+    hot: HotWallet,
+) -> None:
+    tenant = new_tenant(sessions, relay_settings, "5")
+    args = [hash160(tenant.signer), hash160(tenant.signer), 0, None]
+    action_id = queue(sessions, dispatcher, tenant, "transfer", args)
+    assert relay_actions.relay_action(sessions, chain.rpc, relay_settings, hot, action_id) == "sent"
+    tx_hash = load(sessions, action_id).tx_hash
+    assert tx_hash is not None
+    assert chain.rpc.wait_for_application_log(tx_hash, timeout=30) is not None
+    height = chain.rpc.transaction_height(tx_hash)
+    assert height is not None
+    # A node that keeps no application logs: the block is found, its outcome is not told.
+    with RpcProxy(relay_settings.neo_rpc_url) as proxy, NeoRpc([proxy.url]) as logless:
+        proxy.modes["getapplicationlog"] = UNKNOWN
+        counts = relay_actions.reconcile(sessions, logless, relay_settings, hot)
+    assert counts["waiting"] >= 1, counts
+    assert load(sessions, action_id).status == "pending"
+    assert (cursor(sessions) or 0) < height
+    action = settle(sessions, chain.rpc, relay_settings, hot, action_id)
+    assert (action.status, action.block_index) == ("confirmed", height)
+    assert (cursor(sessions) or 0) >= height
     verify(sessions)

@@ -330,28 +330,36 @@ def _reconcile(
             .order_by(NeoAction.id)
             .limit(1000)
         ).all()
-        rows = session.execute(
-            select(
-                Transaction.id,
-                Transaction.raw_tx.is_not(None).label("signed"),
-                Transaction.sent_at.is_not(None).label("sent"),
-                Transaction.failure_reason,
-            )
-            .join(NeoAction, NeoAction.transaction_id == Transaction.id)
-            .where(Transaction.type.in_(CHARGE_TYPES), Transaction.status == "pending")
-            .order_by(Transaction.id)
-        ).all()
     for action_id in queued:
         counts[f"relay_{relay_action(sessions, rpc, settings, wallet, action_id)}"] += 1
+
+    def pending() -> list[relay.Pending]:
+        with sessions() as session:
+            return [
+                relay.Pending(r.id, r.signed, r.sent, r.failure_reason)
+                for r in session.execute(
+                    select(
+                        Transaction.id,
+                        Transaction.raw_tx.is_not(None).label("signed"),
+                        Transaction.sent_at.is_not(None).label("sent"),
+                        Transaction.failure_reason,
+                    )
+                    .join(NeoAction, NeoAction.transaction_id == Transaction.id)
+                    .where(Transaction.type.in_(CHARGE_TYPES), Transaction.status == "pending")
+                    .order_by(Transaction.id)
+                )
+            ]
+
     counts.update(
         relay.settle(
             sessions,
             rpc,
             settings,
-            [relay.Pending(r.id, r.signed, r.sent, r.failure_reason) for r in rows],
+            pending,
             what="action",
+            valid_blocks=settings.action_valid_blocks,
             send=lambda tx_id: relay.broadcast(sessions, rpc, tx_id, f"action charge {tx_id}"),
-            judge=_judge,
+            judge=lambda _tx_id, app_log: _judge(app_log),
             apply=lambda session, tx_id, verdict, reason: _apply(
                 session, settings, tx_id, verdict, reason
             ),

@@ -8,10 +8,14 @@ re-sends those same bytes, which have the same hash, so the chain includes the t
 at most once. How a row is signed, and what its outcome means for the ledger, belongs to its
 kind (``withdrawals``, ``actions``); this module is what they share:
 
-- ``broadcast``: send a signed row's bytes, note when it was sent, record a rejection;
+- ``broadcast``, ``broadcast_many``: send signed rows' bytes (several at once), note when
+  they were sent, record a rejection;
 - ``verdict``: what the chain says about one transaction, every fact from one node;
 - ``settle``: the pass over a kind's pending rows that (re-)sends unsent ones and settles
-  the rest by their verdicts.
+  the rest by block: the blocks since the kind's cursor are read once each (``Scanner``),
+  a transaction one holds is settled with that block, in one database transaction with
+  the cursor; a transaction in no block is asked about only once it may have expired.
+  A pass over many pending rows costs a call per new block, not calls per row.
 
 "Not included" is never pieced together from two nodes: with failover, the height could
 come from an up-to-date node and "unknown transaction" from a lagging one, and a transaction
@@ -31,13 +35,15 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal, NamedTuple
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from neosl.config import Settings
-from neosl.models import Transaction
+from neosl.models import ChainCursor, Transaction
 from neosl.neo.rpc import AlreadyKnown, ExpiredTransaction, NeoRpc, RpcError, RpcUnavailable
 from neosl.neo.transfers import SignedTransfer
 
@@ -256,33 +262,40 @@ def settle(
     sessions: sessionmaker[Session],
     rpc: NeoRpc,
     settings: Settings,
-    rows: Sequence[Pending],
+    load: Callable[[], Sequence[Pending]],
     *,
     what: str,
+    valid_blocks: int,
     send: Callable[[int], str],
-    judge: Judge,
+    judge: Callable[[int, dict[str, Any]], Literal["confirmed", "failed"] | None],
     apply: Callable[[Session, int, Verdict, str | None], None],
-    nodes: list[Node] | None = None,
 ) -> Counter[str]:
-    """One pass over a kind's pending rows.
+    """One pass over a kind's pending rows (``load`` reads them).
 
     A row not yet signed, or signed but not known to be sent (a crash, a lost message, a
     rejection by the node), is sent again with ``send`` (which signs first if needed). That
     is always safe: signing happens once under the row lock, and sending the same bytes
-    twice cannot include them twice. A signed row is then settled by its ``verdict``:
-    ``apply(session, transaction_id, verdict, failure_reason)`` writes the outcome (the
-    caller of ``apply`` commits). The counts say how many rows went which way.
+    twice cannot include them twice.
+
+    Signed rows are then settled by block: the blocks since the kind's cursor (the last
+    block a pass looked at) are read once each, and only a transaction found in one is
+    asked about (``judge(transaction_id, application_log)``); a block's outcomes are
+    written with the cursor in one database transaction (``apply(session, transaction_id,
+    verdict, failure_reason)``). A row found in no block is asked about on its own only
+    once it may have expired (``verdict``). ``valid_blocks``: a transaction's lifetime, so
+    that its ``valid_until_block`` tells from which block on it may be in one.
 
     Raises:
         RpcUnavailable: no RPC endpoint told its height (nothing changed), or a (re-)send
             found no endpoint answering (rows settled before it stay settled).
     """
     counts: Counter[str] = Counter()
-    if not rows:
+    if not load():
         return counts
-    # ``nodes``: heights a caller read already this pass (read before any transaction is
-    # asked about; see ``Node``).
-    found = nodes if nodes is not None else read_nodes(rpc, what)
+    # The heights are read before the rows: a transaction in a block up to them was sent,
+    # so its row was committed, before the rows are read (none is passed over unseen).
+    nodes = read_nodes(rpc, what)
+    rows = load()
     for row in rows:
         if not row.signed or not row.sent:
             counts[f"send_{send(row.transaction_id)}"] += 1
@@ -299,30 +312,157 @@ def settle(
                 )
             )
         }
-    todo = [row for row in rows if row.transaction_id in signed]
+    todo = {row.transaction_id: row for row in rows if row.transaction_id in signed}
+    if not todo:
+        return counts
+    by_hash = {signed[tx_id].tx_hash.lower(): tx_id for tx_id in todo}
+    earliest = max(0, min(signed[tx_id].valid_until_block for tx_id in todo) - valid_blocks)
+    scanner = Scanner(sessions, nodes, f"relay-{what}", what)
 
-    def ask(row: Pending) -> Verdict:
-        s = signed[row.transaction_id]
-        return verdict(found, s.tx_hash, s.valid_until_block + settings.settle_margin_blocks, judge)
+    def decide(transaction_id: int, absent_after: int) -> Verdict:
+        s = signed[transaction_id]
+        return verdict(nodes, s.tx_hash, absent_after, partial(judge, transaction_id))
 
-    # The nodes are asked about several transactions at once: a pass over many pending
-    # rows is a few round trips long, not one per row.
-    with ThreadPoolExecutor(max_workers=min(_ASKING_THREADS, max(len(todo), 1))) as threads:
-        verdicts = list(threads.map(ask, todo))
-    for row, decided in zip(todo, verdicts, strict=True):
-        signed_row = signed[row.transaction_id]
-        if decided.outcome == "waiting":
-            counts["waiting"] += 1
+    def settle_rows(session: Session, decided: dict[int, Verdict]) -> None:
+        for transaction_id, found in decided.items():
+            apply(session, transaction_id, found, _reason(todo[transaction_id], signed, found))
+            counts[found.outcome] += 1
+            del todo[transaction_id]
+
+    # Found in a block: any node that knows it tells its outcome (never "expired" here).
+    scanner.scan(earliest, by_hash, lambda tx_id: decide(tx_id, _NEVER), settle_rows)
+    # Found in none of the blocks read: asked about only once it may have expired.
+    margin = settings.settle_margin_blocks
+    highest = max(node.last_block for node in nodes)
+    expiring = [t for t in todo if signed[t].valid_until_block + margin <= highest]
+    questions = [partial(decide, t, signed[t].valid_until_block + margin) for t in expiring]
+    for transaction_id, found in zip(expiring, _ask_all(questions), strict=True):
+        if found.outcome == "waiting":
             continue
-        reason = row.failure_reason
-        if decided.outcome == "expired":
-            expired = (
-                f"not included in a block by its valid_until_block {signed_row.valid_until_block} "
-                f"(unknown to a node at block {decided.block_index})"
-            )
-            reason = f"{reason}; {expired}" if reason else expired
         with sessions() as session:
-            apply(session, row.transaction_id, decided, reason)
+            settle_rows(session, {transaction_id: found})
             session.commit()
-        counts[decided.outcome] += 1
+    counts["waiting"] += len(todo)
     return counts
+
+
+# An ``absent_after`` no node reaches: the transaction is known to be in a block.
+_NEVER = 2**63
+# Blocks read at once, and at most in one pass (a pass far behind catches up over several).
+_READING_THREADS = 8
+_SCAN_BLOCKS = 2000
+
+
+def _reason(row: Pending, signed: Mapping[int, Any], found: Verdict) -> str | None:
+    reason = row.failure_reason
+    if found.outcome == "expired":
+        expired = (
+            f"not included in a block by its valid_until_block "
+            f"{signed[row.transaction_id].valid_until_block} "
+            f"(unknown to a node at block {found.block_index})"
+        )
+        reason = f"{reason}; {expired}" if reason else expired
+    return reason
+
+
+def _ask_all(questions: Sequence[Callable[[], Verdict]]) -> list[Verdict]:
+    """The nodes are asked about several transactions at once: a pass over many rows is a
+    few round trips long, not one per row."""
+    if len(questions) <= 1:
+        return [q() for q in questions]
+    with ThreadPoolExecutor(max_workers=min(_ASKING_THREADS, len(questions))) as threads:
+        return list(threads.map(lambda q: q(), questions))
+
+
+class Scanner:
+    """Reads a kind's blocks in order from its cursor (``chain_cursors``: the last block a
+    pass looked at) on the first node that tells its height; blocks are final, so what one
+    node's block holds, every node's does."""
+
+    def __init__(
+        self, sessions: sessionmaker[Session], nodes: Sequence[Node], cursor: str, what: str
+    ) -> None:
+        self.sessions = sessions
+        self.node = nodes[0]
+        self.cursor = cursor
+        self.what = what
+
+    def scan(
+        self,
+        earliest: int,
+        by_hash: Mapping[str, int],
+        decide: Callable[[int], Verdict],
+        settle_rows: Callable[[Session, dict[int, Verdict]], None],
+    ) -> None:
+        """Read the blocks after the cursor (none before ``earliest``, the first block a
+        pending transaction may be in) up to the node's height; for a block holding pending
+        transactions, ``decide`` each and ``settle_rows`` them with the cursor, committed
+        together. Stops before a block it cannot read or whose transactions no node can
+        tell about yet (the next pass starts there)."""
+        with self.sessions() as session:
+            position = session.scalar(
+                select(ChainCursor.position).where(ChainCursor.name == self.cursor)
+            )
+        first = max(earliest, (position + 1) if position is not None else 0)
+        last = min(self.node.last_block, first + _SCAN_BLOCKS - 1)
+        done = first - 1
+        for chunk in range(first, last + 1, _READING_THREADS):
+            indexes = list(range(chunk, min(chunk + _READING_THREADS, last + 1)))
+            blocks = self._read(indexes)
+            for index, hashes in zip(indexes, blocks, strict=True):
+                if hashes is None:
+                    self._save(done)
+                    return
+                found = [by_hash[h.lower()] for h in hashes if h.lower() in by_hash]
+                if not found:
+                    done = index
+                    continue
+                decided = dict(
+                    zip(found, _ask_all([partial(decide, t) for t in found]), strict=True)
+                )
+                if any(v.outcome == "waiting" for v in decided.values()):
+                    log.info("relay: %s in block %s has no outcome yet", self.what, index)
+                    self._save(done)
+                    return
+                with self.sessions() as session:
+                    settle_rows(session, decided)
+                    self._move(session, index)
+                    session.commit()
+                done = index
+        self._save(done)
+
+    def _read(self, indexes: list[int]) -> list[list[str] | None]:
+        """Each block's transaction hashes; None for one the node did not give."""
+
+        def read(index: int) -> list[str] | None:
+            try:
+                return self.node.rpc.block_tx_hashes(index)
+            except (RpcError, RpcUnavailable) as exc:
+                log.warning("relay: %s gives no block %s: %s", self.node.rpc.url, index, exc)
+                return None
+
+        if len(indexes) == 1:
+            return [read(indexes[0])]
+        with ThreadPoolExecutor(max_workers=len(indexes)) as threads:
+            return list(threads.map(read, indexes))
+
+    def _save(self, position: int) -> None:
+        if position < 0:
+            return
+        with self.sessions() as session:
+            self._move(session, position)
+            session.commit()
+
+    def _move(self, session: Session, position: int) -> None:
+        # Never backwards (a pass that started earlier may end later).
+        session.execute(
+            insert(ChainCursor)
+            .values(name=self.cursor, position=position, chain_height=self.node.last_block + 1)
+            .on_conflict_do_update(
+                index_elements=[ChainCursor.name],
+                set_={
+                    "position": func.greatest(ChainCursor.position, position),
+                    "chain_height": self.node.last_block + 1,
+                },
+            )
+        )

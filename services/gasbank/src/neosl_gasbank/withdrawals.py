@@ -85,55 +85,48 @@ def reconcile(
     Raises:
         RpcUnavailable: as ``relay.settle``.
     """
-    with sessions() as session:
-        rows = session.execute(
-            select(
-                Transaction.id,
-                Transaction.raw_tx.is_not(None).label("signed"),
-                Transaction.sent_at.is_not(None).label("sent"),
-                Transaction.amount,
-                Transaction.failure_reason,
-                GasAccount.address,
-            )
-            .join(GasAccount, GasAccount.id == Transaction.account_id)
-            .where(Transaction.type == "withdraw", Transaction.status == "pending")
-            .order_by(Transaction.id)
-        ).all()
-    recipients = {row.id: (row.address, to_units(row.amount)) for row in rows}
+    recipients: dict[int, tuple[str, int]] = {}
 
-    def judge_for(transaction_id: int) -> relay.Judge:
+    def pending() -> list[relay.Pending]:
+        with sessions() as session:
+            rows = session.execute(
+                select(
+                    Transaction.id,
+                    Transaction.raw_tx.is_not(None).label("signed"),
+                    Transaction.sent_at.is_not(None).label("sent"),
+                    Transaction.amount,
+                    Transaction.failure_reason,
+                    GasAccount.address,
+                )
+                .join(GasAccount, GasAccount.id == Transaction.account_id)
+                .where(Transaction.type == "withdraw", Transaction.status == "pending")
+                .order_by(Transaction.id)
+            ).all()
+        recipients.update({row.id: (row.address, to_units(row.amount)) for row in rows})
+        return [relay.Pending(row.id, row.signed, row.sent, row.failure_reason) for row in rows]
+
+    def judge(
+        transaction_id: int, app_log: dict[str, Any]
+    ) -> Literal["confirmed", "failed"] | None:
+        # Each withdrawal is judged against its own recipient and amount.
         recipient, units = recipients[transaction_id]
+        if transfer_succeeded(app_log, wallet.address, recipient, units):
+            return "confirmed"
+        if transfer_faulted(app_log, wallet.address, recipient, units):
+            return "failed"
+        return None
 
-        def judge(app_log: dict[str, Any]) -> Literal["confirmed", "failed"] | None:
-            if transfer_succeeded(app_log, wallet.address, recipient, units):
-                return "confirmed"
-            if transfer_faulted(app_log, wallet.address, recipient, units):
-                return "failed"
-            return None
-
-        return judge
-
-    counts: Counter[str] = Counter()
-    found: list[relay.Node] | None = None
-    # One pass per row, so that each is judged against its own recipient and amount;
-    # the nodes' heights are read once.
-    for row in rows:
-        if found is None:
-            found = relay.read_nodes(rpc, "withdrawal")
-        counts.update(
-            relay.settle(
-                sessions,
-                rpc,
-                settings,
-                [relay.Pending(row.id, row.signed, row.sent, row.failure_reason)],
-                what="withdrawal",
-                send=lambda tx_id: send(sessions, rpc, settings, wallet, tx_id),
-                judge=judge_for(row.id),
-                apply=_apply,
-                nodes=found,
-            )
-        )
-    return counts
+    return relay.settle(
+        sessions,
+        rpc,
+        settings,
+        pending,
+        what="withdrawal",
+        valid_blocks=settings.withdraw_valid_blocks,
+        send=lambda tx_id: send(sessions, rpc, settings, wallet, tx_id),
+        judge=judge,
+        apply=_apply,
+    )
 
 
 def _apply(
