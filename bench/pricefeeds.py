@@ -74,9 +74,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         action="store_true",
         help="all feeds due at the same instant (default: spread over the period)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="pricefeed worker processes (the Procfile's line, started this many times)",
+    )
     parser.add_argument("--figures", default="1,2")
     args = parser.parse_args(argv)
-    if min(args.rounds, args.feeds, args.frequency, args.seconds) < 1 or args.slow <= 0:
+    if (
+        min(args.rounds, args.feeds, args.frequency, args.seconds, args.workers) < 1
+        or args.slow <= 0
+    ):
         parser.error("counts and --slow must be positive")
     return args
 
@@ -144,7 +153,9 @@ def figure_feeds(
 ) -> None:
     commands = procfile_commands()
     clock = Process("pricefeed-clock", commands["pricefeed-clock"], env, logs)
-    worker = Process("pricefeed", commands["pricefeed"], env, logs)
+    workers = [
+        Process(f"pricefeed-{i}", commands["pricefeed"], env, logs) for i in range(args.workers)
+    ]
     producer = make_celery(settings, "bench")
     try:
         deadline = time.monotonic() + 60
@@ -155,17 +166,18 @@ def figure_feeds(
             time.sleep(0.1)
         ping = jobs.PING_JOBS[jobs.PRICEFEED_QUEUE]
         while True:
-            worker.check_alive()
+            for worker in workers:
+                worker.check_alive()
             try:
                 producer.send_task(ping.name, queue=ping.queue).get(timeout=5)
                 break
             except CeleryTimeout as exc:
                 if time.monotonic() > deadline:
-                    raise BenchError(f"the worker did not start:\n{worker.tail()}") from exc
+                    raise BenchError(f"the worker did not start:\n{workers[0].tail()}") from exc
         meter = CpuMeter(
             {
                 "clock": lambda: tree(clock.pid),
-                "worker": lambda: tree(worker.pid),
+                "worker": lambda: [p for w in workers for p in tree(w.pid)],
                 "postgres": lambda: postgres_tree(servers),
             }
         )
@@ -202,16 +214,21 @@ def figure_feeds(
             db.commit()
         time.sleep(2)
         clock.check_alive()
-        worker.check_alive()
+        for worker in workers:
+            worker.check_alive()
     finally:
         clock.stop()
-        worker.stop()
+        for worker in workers:
+            worker.stop()
         producer.close()
     with sessions() as db:
         done = db.execute(
-            select(PriceRound.scheduled_at, PriceRound.started_at, PriceRound.status).where(
-                PriceRound.status.not_in(IN_PROGRESS)
-            )
+            select(
+                PriceRound.scheduled_at,
+                PriceRound.started_at,
+                PriceRound.finished_at,
+                PriceRound.status,
+            ).where(PriceRound.status.not_in(IN_PROGRESS))
         ).all()
         per_slot = db.execute(
             select(PriceRound.feed_id, PriceRound.scheduled_at, func.count())
@@ -228,12 +245,17 @@ def figure_feeds(
     print(
         f"{args.feeds} feeds every {args.frequency} s "
         f"({'all due at once' if args.aligned else 'spread over the period'}), 4 sources each, "
-        f"{args.seconds} s: "
+        f"{args.seconds} s, {args.workers} worker process(es): "
         f"{len(done)} rounds ({len(done) / expected:.0%} of the slots)"
     )
     print(
         f"start lag: p50 {percentile(lags, 0.5):.3f} s, "
         f"p99 {percentile(lags, 0.99):.3f} s, max {max(lags):.3f} s"
+    )
+    took = [(r.finished_at - r.started_at).total_seconds() for r in done]
+    print(
+        f"round, start to finish: p50 {percentile(took, 0.5):.3f} s, "
+        f"p99 {percentile(took, 0.99):.3f} s"
     )
     print(f"{'CPU s per s':<16} {'idle':>6} {'busy':>6}")
     for part in ("clock", "worker", "postgres"):
