@@ -21,7 +21,7 @@ from tests.envvars import readme_variables, variables_read
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = sorted(p.parent.name for p in ROOT.glob("services/*/pyproject.toml"))
 # What a build stage copies from the repository (see .dockerignore).
-BUILD_CONTEXT = ("pyproject.toml", "uv.lock", "shared", "services", "cli", "devstack")
+BUILD_CONTEXT = ("pyproject.toml", "uv.lock", "shared", "services", "cli", "devstack", "client")
 
 
 def dockerfile(service: str) -> str:

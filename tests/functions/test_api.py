@@ -366,7 +366,11 @@ def test_metrics_show_executions_durations_and_sandbox_pools(
 
 
 def test_wait_outlasts_the_redis_socket_timeout(
-    client: FlaskClient, db: Session, settings: Settings, producer: Celery
+    client: FlaskClient,
+    db: Session,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    producer: Celery,
 ) -> None:
     """A ?wait longer than the API's Redis socket timeout still sees the announcement."""
     h = tenant(client)
@@ -379,9 +383,14 @@ def test_wait_outlasts_the_redis_socket_timeout(
 
     def finish_later() -> None:
         time.sleep(0.8)  # the "executor": finishes after several socket timeouts
-        db.execute(update(Execution).where(Execution.id == execution_id).values(status="succeeded"))
-        announce_after_commit(db, Dispatcher(producer), execution_id)
-        db.commit()
+        # A session of its own, as the executor has: the waiter reads with ``db`` as soon as
+        # the announcement lands, while this commit may still be returning.
+        with session_factory() as executor:
+            executor.execute(
+                update(Execution).where(Execution.id == execution_id).values(status="succeeded")
+            )
+            announce_after_commit(executor, Dispatcher(producer), execution_id)
+            executor.commit()
 
     worker = threading.Thread(target=finish_later)
     worker.start()
