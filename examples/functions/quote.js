@@ -2,6 +2,10 @@
 // from it. Several fetches may run at once: Promise.all really runs them concurrently.
 //   neosl functions run examples/functions/quote.js \
 //       --input '{"urls": ["https://api.example.com/price/NEO"]}' --secret API_KEY=…
+/**
+ * @param {{ urls: string[] }} input
+ * @param {NeoSL.Context} ctx
+ */
 async function main(input, ctx) {
   const headers = { "X-Api-Key": ctx.secrets.API_KEY || "" };
   const answers = await Promise.all(
