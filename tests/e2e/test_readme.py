@@ -369,7 +369,10 @@ def test_readme_runs_as_written(tmp_path: Path, repo_root: Path) -> None:
     started = time.monotonic()
     with stack.running() as proc:
         print(f"dev stack ready in {stack.wait_ready(proc):.1f} s")
-        shell = Shell(folder, shell_env(repo_root))
+        env = shell_env(repo_root)
+        # Where `nsl login` keeps the API key: the shell's, not the user's.
+        env["XDG_CONFIG_HOME"] = str(folder / ".config")
+        shell = Shell(folder, env)
         try:
             assert shell.run(SHELL_SETUP).status == 0
             took = run_readme(shell, steps)

@@ -430,6 +430,11 @@ def cmd_gas_accounts(args: argparse.Namespace, nsl: Client, out: Out) -> int:
     return OK
 
 
+def cmd_gas_account(args: argparse.Namespace, nsl: Client, out: Out) -> int:
+    out.one(nsl.gas.account(args.account), ACCOUNT_COLUMNS)
+    return OK
+
+
 def cmd_gas_deposit_address(args: argparse.Namespace, nsl: Client, out: Out) -> int:
     out.one(nsl.gas.deposit_address())
     return OK
@@ -601,6 +606,9 @@ def build_parser() -> argparse.ArgumentParser:
     gsub.add_parser("accounts", help="your gas accounts and balances").set_defaults(
         handler=cmd_gas_accounts
     )
+    gaccount = gsub.add_parser("account", help="one gas account and its balance")
+    gaccount.add_argument("account", type=int)
+    gaccount.set_defaults(handler=cmd_gas_account)
     gsub.add_parser("deposit-address", help="where to send GAS").set_defaults(
         handler=cmd_gas_deposit_address
     )
