@@ -482,7 +482,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     login = sub.add_parser("login", help="store the API's URL and your API key (0600)")
-    login.add_argument("--url", required=True, dest="login_url", help="the API's URL")
+    login.add_argument(
+        "--url", required=True, dest="login_url", metavar="URL", help="the API's URL"
+    )
     login.add_argument("--api-key", help="the key (default: asked, or standard input)")
     login.set_defaults(login=True)
 
