@@ -143,6 +143,40 @@ def test_invoke_a_real_function_with_a_deep_input(client: FlaskClient) -> None:
     assert text.status_code == 202, text.get_json()
 
 
+@pytest.mark.parametrize(
+    ("body", "details"),
+    [
+        (b'{"a": "x\\u0000"}', {"a": ["Holds U+0000, which cannot be stored."]}),
+        (
+            b'{"a": {"b": ["ok", "\\udc00"]}}',
+            {"a.b.1": ["Not valid Unicode text (lone surrogate)."]},
+        ),
+        (b'{"a": {"\\u0000": 1}}', {"a": ["A key: Holds U+0000, which cannot be stored."]}),
+        (b'["\\ud800"]', {"0": ["Not valid Unicode text (lone surrogate)."]}),
+        (b'"\\u0000"', {"_body": ["Holds U+0000, which cannot be stored."]}),
+    ],
+    ids=["nul", "lone-surrogate", "key", "array", "top"],
+)
+def test_every_route_answers_422_to_a_string_that_cannot_be_stored(
+    app: Flask, client: FlaskClient, body: bytes, details: dict[str, list[str]]
+) -> None:
+    # PostgreSQL stores neither U+0000 nor half a surrogate pair, in text or jsonb: refused
+    # before any route, naming where, instead of failing at the database (a 500).
+    h = tenant(client)
+    for method, rule, url in body_routes(app):
+        err = assert_error(send(client, method, url, body, **h), 422, "validation_error")
+        assert err["details"] == details, rule
+
+
+def test_text_that_only_looks_unstorable_is_accepted(client: FlaskClient) -> None:
+    h = tenant(client)
+    fn = created(client, h)
+    # An escaped backslash before "u0000", and a surrogate pair (one emoji): ordinary text.
+    body = b'{"input": ["\\\\u0000", "\\ud83d\\ude00"]}'
+    resp = send(client, "POST", f"/v1/functions/{fn['id']}/invoke", body, **h)
+    assert resp.status_code == 202, resp.get_json()
+
+
 def test_a_signed_delivery_of_a_deep_body_is_400_and_fires_nothing(client: FlaskClient) -> None:
     h = tenant(client)
     fn = created(client, h)

@@ -54,7 +54,7 @@ def test_create_with_defaults(client: FlaskClient) -> None:
     assert feed["sources"] == [{"name": "binance"}, {"name": "okx"}, {"name": "kucoin"}]
     assert (feed["aggregation"], feed["deviation"], feed["heartbeat"], feed["min_sources"]) == (
         "median",
-        "0.5",
+        "0.50",  # as stored and read back: two decimals
         3600,
         1,
     )

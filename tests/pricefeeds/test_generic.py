@@ -548,3 +548,33 @@ def test_a_closed_port_is_unreachable(fetcher: Fetcher) -> None:
         port = closed.server_address[1]
     src = {**GOOD, "url": f"http://127.0.0.1:{port}/p", "name": "http:closed", "headers": {}}
     assert failure(fetcher, src).kind == UNREACHABLE
+
+
+@pytest.mark.parametrize(
+    ("deviation", "stored"),
+    [
+        (Decimal("0.5"), Decimal("0.50")),
+        (Decimal("0.005"), Decimal("0.01")),
+        (Decimal("1e-9"), None),
+    ],
+)
+def test_a_deviation_is_checked_as_it_is_stored(
+    settings: Settings, deviation: Decimal, stored: Decimal | None
+) -> None:
+    """The column keeps two decimals: what rounds to 0.00 is refused, not stored as 0."""
+    fields = {
+        "asset_pair": "NEO/USD",
+        "frequency": 60,
+        "sources": [{"name": "binance"}],
+        "aggregation": "median",
+        "deviation": deviation,
+        "heartbeat": None,
+        "min_sources": 1,
+        "target": None,
+    }
+    if stored is None:
+        with pytest.raises(InvalidInput) as caught:
+            definitions.validated(settings, fields)
+        assert "deviation" in (caught.value.details or {})
+    else:
+        assert definitions.validated(settings, fields)["deviation"] == stored

@@ -310,6 +310,11 @@ class Ohlc(TypedDict):
     start: str
 
 
+class OhlcPage(TypedDict):
+    items: list[Ohlc]
+    next_cursor: str | None
+
+
 class PaginationMetadata(TypedDict):
     first_page: NotRequired[int]
     last_page: NotRequired[int]
@@ -326,6 +331,11 @@ class PriceData(TypedDict):
     source_data: NotRequired[Any]
     sources_used: int
     timestamp: str
+
+
+class PriceDataPage(TypedDict):
+    items: list[PriceData]
+    next_cursor: str | None
 
 
 class PublicationAction(TypedDict):

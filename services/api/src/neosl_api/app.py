@@ -145,7 +145,9 @@ Issuing a new API key revokes the old one and every login token issued before.
 
 **Bodies.** A request body is JSON (`Content-Type: application/json`, else 415), UTF-8 and
 nested at most {jsonbody.MAX_DEPTH} levels deep (arrays and objects; the body itself is
-level 1); any other body is a 400, on every endpoint, before anything else is checked.
+level 1); any other body is a 400, on every endpoint, before anything else is checked. A
+string in it (a value or a key) holding `\\u0000` or an unpaired surrogate (`\\ud800`), which
+cannot be stored, is a 422 naming the field.
 
 **Pagination.** List endpoints take `limit` (1-100, default 20) and `cursor`, and answer
 `{{"items": [...], "next_cursor": "…" | null}}`; pass `next_cursor` back as `cursor` for the

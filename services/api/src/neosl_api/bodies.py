@@ -2,8 +2,9 @@
 
 One place for every route, present and future: a body sent as anything but JSON is a 415; a
 JSON body that is not UTF-8, not valid JSON or nested deeper than ``jsonbody.MAX_DEPTH`` is a
-400, whatever the route does with it (even a route that ignores its body, and the webhook
-route, whose service checks the signature on the raw bytes: they stay cached and unchanged).
+400, and one holding a string no column can store a 422 (``jsonbody.loads``), whatever the
+route does with it (even a route that ignores its body, and the webhook route, whose service
+checks the signature on the raw bytes: they stay cached and unchanged).
 Routes' argument parsing reads the value parsed here (``blueprint.StrictParser``) instead of
 parsing the bytes again.
 """

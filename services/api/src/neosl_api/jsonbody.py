@@ -1,4 +1,5 @@
-"""Parsing a JSON request body safely: UTF-8, valid, and nested at most ``MAX_DEPTH`` deep.
+"""Parsing a JSON request body safely: UTF-8, valid, nested at most ``MAX_DEPTH`` deep, and
+text that can be stored.
 
 Python's parser, marshmallow, ``json.dumps`` and the database driver all recurse once per
 level, so a body of ``[[[[…`` 50,000 deep would end in a ``RecursionError`` somewhere past
@@ -6,6 +7,11 @@ parsing. The depth is bounded on the raw bytes, before any of them runs: a linea
 skips strings and counts brackets (tens of ms for 1 MB of brackets), and costs two
 ``bytes.count`` calls for the usual body (one with fewer brackets than the limit cannot be too
 deep).
+
+JSON's ``\\u`` escapes can also spell U+0000 and unpaired surrogates (``\\ud800``): valid JSON,
+but not text PostgreSQL can store (neither ``text`` nor ``jsonb`` takes them) nor UTF-8 can
+encode (RFC 7493 §2.1 forbids both). A string holding one is refused here as an invalid
+field (422, naming it), before it reaches a column; only a body with such an escape is walked.
 
 Every body goes through here once, before authentication and any view (``neosl_api.bodies``);
 a webhook delivery is parsed here again by its service, after its signature has been checked
@@ -16,9 +22,9 @@ from __future__ import annotations
 
 import json
 from itertools import accumulate
-from typing import Any
+from typing import Any, NoReturn
 
-from neosl.errors import ServiceError
+from neosl.errors import InvalidInput, ServiceError
 
 # Levels of arrays and objects, the outermost one being level 1. Generous for real data (a
 # function's ``input`` sits at level 2, so it may nest 63 levels itself), far below the depth
@@ -75,6 +81,8 @@ def loads(data: bytes) -> Any:
     Raises:
         MalformedBody: not UTF-8 (RFC 8259 §8.1), nested deeper than ``MAX_DEPTH``, or not
             valid JSON.
+        InvalidInput: a string (a value or a key) holds U+0000 or an unpaired surrogate;
+            the details name where.
     """
     try:
         text = data.decode("utf-8")
@@ -85,6 +93,47 @@ def loads(data: bytes) -> Any:
             f"nested deeper than {MAX_DEPTH} levels", f"Nested deeper than {MAX_DEPTH} levels."
         )
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except (ValueError, RecursionError):
         raise _malformed("not valid JSON", "Invalid JSON body.") from None
+    # Only an escape can bring either in: raw control characters are invalid JSON, and raw
+    # surrogates invalid UTF-8.
+    if b"\\u0000" in data or b"\\ud" in data or b"\\uD" in data:
+        _check_text(value)
+    return value
+
+
+def _check_text(value: Any) -> None:
+    """Raises: InvalidInput, naming a string no column can store by its dotted path (a
+    key by its object's; ``_body`` at the top)."""
+    pending: list[tuple[str, Any]] = [("", value)]
+    while pending:
+        path, item = pending.pop()
+        if isinstance(item, dict):
+            for key, inner in item.items():
+                problem = _text_problem(key)
+                if problem is not None:
+                    _invalid(path, f"A key: {problem}")
+                pending.append((f"{path}.{key}" if path else key, inner))
+        elif isinstance(item, list):
+            pending.extend((f"{path}.{i}" if path else str(i), v) for i, v in enumerate(item))
+        elif isinstance(item, str):
+            problem = _text_problem(item)
+            if problem is not None:
+                _invalid(path, problem)
+
+
+def _text_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return "Holds U+0000, which cannot be stored."
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "Not valid Unicode text (lone surrogate)."
+    return None
+
+
+def _invalid(path: str, problem: str) -> NoReturn:
+    raise InvalidInput(
+        "a string holds U+0000 or an unpaired surrogate", {path or "_body": [problem]}
+    )

@@ -11,7 +11,7 @@ import datetime as dt
 import ipaddress
 import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 import httpx
@@ -300,6 +300,8 @@ def validated(settings: Settings, fields: dict[str, Any]) -> dict[str, Any]:
         raise _bad("aggregation", f"one of {', '.join(AGGREGATIONS)}")
     sources = _sources(fields["sources"], pair, aggregation)
     deviation = fields["deviation"] if fields["deviation"] is not None else DEFAULT_DEVIATION
+    # The column keeps two decimals: checked as it will be stored (1e-9 would become 0.00).
+    deviation = Decimal(deviation).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
     if not 0 < deviation <= MAX_DEVIATION:
         raise _bad("deviation", "percent, > 0 and ≤ 100")
     heartbeat = fields["heartbeat"] if fields["heartbeat"] is not None else max(3600, frequency)

@@ -111,17 +111,23 @@ def resume_feed(feed_id: int) -> PriceFeed:
 
 @blp.route("/price-feeds/<int:feed_id>/data", methods=["GET"])
 @blp.arguments(PriceDataArgsSchema, location="query")
-@blp.response(200, page_of(PriceDataSchema))
-@blp.alt_response(200, schema=OhlcSchema(many=True), description="With `interval`")
+# Both forms under one 200: the document keeps one answer per status code (a second 200
+# would replace this one), so it names the two pages a client can get.
+@blp.response(
+    200,
+    {"anyOf": [page_of(PriceDataSchema), page_of(OhlcSchema)]},
+    description="A page of prices; with `interval`, a page of OHLC buckets",
+)
 def list_prices(args: dict[str, Any], feed_id: int) -> Response:
     """The feed's prices, newest first, between `from` and `to`; with `interval`
-    (1m, 5m, 1h, 1d) OHLC buckets computed in the database instead (at most 1,000)."""
+    (1m, 5m, 1h, 1d) OHLC buckets computed in the database instead, newest first: at most
+    1,000, in one page (`next_cursor` is null; `limit` and `cursor` apply to prices only)."""
     session, user_id = context.db(), context.current_user().id
     if args["interval"] is not None:
         buckets = pricefeeds.ohlc(
             session, user_id, feed_id, args["interval"], args["since"], args["until"]
         )
-        return context.json_response({"items": OhlcSchema(many=True).dump(buckets)}, 200)
+        return context.json_response(page_of(OhlcSchema)().dump(Page(buckets, None)), 200)
     page = pricefeeds.list_prices(
         session, user_id, feed_id, args["since"], args["until"], args["limit"], args["cursor"]
     )

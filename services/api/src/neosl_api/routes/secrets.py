@@ -9,13 +9,13 @@ from neosl_api import context
 from neosl_api.blueprint import Blueprint
 from neosl_api.pagination import Page
 from neosl_api.schemas.common import PageArgsSchema, page_of
-from neosl_api.schemas.secrets import SecretSchema, SecretValueSchema
+from neosl_api.schemas.secrets import NAME_PARAMETER, SecretSchema, SecretValueSchema
 from neosl_api.services import secrets
 
 blp = Blueprint("secrets", __name__, url_prefix="/v1/secrets", description="Secrets")
 
 
-@blp.route("/<name>", methods=["PUT"])
+@blp.route("/<name>", methods=["PUT"], parameters=[NAME_PARAMETER])
 @blp.arguments(SecretValueSchema)
 @blp.response(201, SecretSchema)
 @blp.alt_response(200, schema=SecretSchema, description="A new version of an existing secret")
@@ -46,14 +46,14 @@ def list_secrets(args: dict[str, Any]) -> Page[Secret]:
     )
 
 
-@blp.route("/<name>", methods=["GET"])
+@blp.route("/<name>", methods=["GET"], parameters=[NAME_PARAMETER])
 @blp.response(200, SecretSchema)
 def get_secret(name: str) -> Secret:
     """One secret's name, version and times; never its value."""
     return secrets.get_secret(context.db(), context.current_user().id, name)
 
 
-@blp.route("/<name>", methods=["DELETE"])
+@blp.route("/<name>", methods=["DELETE"], parameters=[NAME_PARAMETER])
 @blp.response(204)
 def delete_secret(name: str) -> None:
     """Delete a secret; functions granted it no longer receive it."""

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import decimal
 from decimal import Decimal
 from typing import Any
 
@@ -25,6 +26,20 @@ _SOURCES_DOC = (
 )
 
 
+def _deviation(**kwargs: Any) -> ma.fields.Decimal:
+    # The column keeps two decimals (NUMERIC(10, 2)): rounded here as PostgreSQL rounds, the
+    # value checked (> 0) is the value stored, and 1e-9 is refused instead of stored as 0.
+    return ma.fields.Decimal(
+        places=2,
+        rounding=decimal.ROUND_HALF_UP,
+        metadata={
+            "description": "Publish when the price moved this many percent (> 0, ≤ 100; "
+            "rounded to two decimals)."
+        },
+        **kwargs,
+    )
+
+
 class _FeedFields(StrictSchema):
     frequency = ma.fields.Integer(
         metadata={"description": "Seconds between rounds (at least the configured minimum)."}
@@ -33,9 +48,7 @@ class _FeedFields(StrictSchema):
     aggregation = ma.fields.String(
         metadata={"enum": ["median", "mean", "trimmed_mean", "weighted"]}
     )
-    deviation = ma.fields.Decimal(
-        metadata={"description": "Publish when the price moved this many percent (> 0)."}
-    )
+    deviation = _deviation()
     heartbeat = ma.fields.Integer(
         allow_none=True,
         metadata={"description": "Publish at least every this many seconds (≥ frequency)."},
@@ -58,7 +71,7 @@ class FeedCreateSchema(_FeedFields):
     sources = ma.fields.Raw(required=True, metadata={"description": _SOURCES_DOC})
     aggregation = ma.fields.String(load_default="median")
     # None: the default (0.5 %); a Decimal default would show as a string in the schema.
-    deviation = ma.fields.Decimal(load_default=None, allow_none=True)
+    deviation = _deviation(load_default=None, allow_none=True)
     heartbeat = ma.fields.Integer(load_default=None, allow_none=True)
     min_sources = ma.fields.Integer(load_default=1)
     target = ma.fields.Raw(load_default=None, allow_none=True)

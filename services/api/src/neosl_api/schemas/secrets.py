@@ -10,6 +10,16 @@ from neosl_api.schemas.common import StrictSchema
 NAME_RULE = f"1-{MAX_NAME_LENGTH} characters of letters, digits and '_'."
 VALUE_RULE = f"At most {MAX_VALUE_BYTES} bytes (UTF-8)."
 
+# The `{name}` of a secret's URL, for the route's `parameters`: the document states the rule
+# the service checks (a 422 outside it) instead of "any string".
+NAME_PARAMETER = {
+    "in": "path",
+    "name": "name",
+    "required": True,
+    "description": NAME_RULE,
+    "schema": {"type": "string", "pattern": NAME_PATTERN},
+}
+
 
 def _value_size(value: str) -> None:
     # Length() counts characters; the limit is on what is stored.

@@ -428,6 +428,7 @@ def deliver(
             timestamp more than 300 s from now, or a signature used before (a replay).
         RateLimited: too many deliveries to this trigger this minute.
         MalformedBody: the body is not UTF-8, not JSON, or nested too deep (400).
+        InvalidInput: a string in the body that cannot be stored (``jsonbody.loads``).
         Conflict: the trigger or its function is paused (recorded as skipped).
         PaymentRequired: the tenant cannot cover the execution's hold (recorded as skipped,
             reason ``insufficient_funds: …``).
