@@ -50,6 +50,9 @@ from neosl_api.app import create_app
 from tests.api.test_accounts import auth, register
 from tests.factories import credit, make_account
 
+# About 1,500 requests (half a minute): in `make test`, not in `make test-fast`.
+pytestmark = pytest.mark.slow
+
 MAX_EXAMPLES = 10
 
 CHECKS = [

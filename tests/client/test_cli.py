@@ -199,6 +199,7 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
         assert "usage: nsl" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_the_command_is_installed() -> None:
     done = subprocess.run(
         [str(ROOT / ".venv/bin/nsl"), "--help"], capture_output=True, text=True, timeout=30
