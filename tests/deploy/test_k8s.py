@@ -82,7 +82,7 @@ SECRETS_PER_WORKLOAD: dict[str, set[str]] = {
     "scheduler": _COMMON,
     "scheduler-clock": _COMMON,
     # Tenants' own price sources may send their secrets.
-    "pricefeed": _COMMON | {"NSL_SECRETS_KEY"},
+    "pricefeed": _COMMON | {"NSL_SECRETS_KEY", "NSL_REPORT_KEY"},
     "pricefeed-clock": _COMMON,
     "gasbank": _COMMON | {"NSL_HOT_WALLET_WIF", "NSL_RELAY_KEY"},
     "flower": {"REDIS_URL", "FLOWER_BASIC_AUTH"},

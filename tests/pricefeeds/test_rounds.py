@@ -51,18 +51,6 @@ NEO_USD = {"binance": "NEOUSDT", "okx": "NEO-USDT", "kucoin": "NEO-USDT", "gate"
 RUN_ROUND = jobs.RUN_ROUND
 
 
-@pytest.fixture
-def markets() -> Iterator[FakeMarkets]:
-    with FakeMarkets() as fake:
-        yield fake
-
-
-@pytest.fixture
-def pointed(settings: Settings, markets: FakeMarkets) -> Settings:
-    urls = tuple((name, markets.base_url(name)) for name in catalog.NAMES)
-    return dataclasses.replace(settings, price_source_urls=urls, price_source_timeout_seconds=1.0)
-
-
 def feed(
     sessions: sessionmaker[Session],
     sources: list[str] | list[dict[str, Any]],

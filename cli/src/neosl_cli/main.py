@@ -12,6 +12,7 @@ entry point group follows the same rule: loading it must stay cheap.
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -270,6 +271,21 @@ def _feeds_list(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_keygen(_args: argparse.Namespace) -> int:
+    from neosl.pricefeeds import reports
+
+    value = reports.new_report_key()
+    key_id, _, encoded = value.partition(":")
+    public = reports.ReportKey(key_id, base64.urlsafe_b64decode(encoded)).public_key
+    print(f"NSL_REPORT_KEY={value}")
+    print(
+        f"Give it to the pricefeed worker only (from a secret store). Its public key, for the "
+        f"contracts that verify reports: {public.hex()}",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _relay_keygen(_args: argparse.Namespace) -> int:
     from neosl.onchain import relaybox
 
@@ -390,6 +406,9 @@ def build_parser() -> argparse.ArgumentParser:
     create_feed.add_argument("--public", action="store_true")
     create_feed.set_defaults(func=_feeds_create)
     feeds_cmd.add_parser("list", help="every price feed").set_defaults(func=_feeds_list)
+    feeds_cmd.add_parser(
+        "report-keygen", help="a new key that signs price reports (NSL_REPORT_KEY)"
+    ).set_defaults(standalone=_report_keygen)
     sub.add_parser("config", help="validate the environment and print the settings").set_defaults(
         func=_config
     )

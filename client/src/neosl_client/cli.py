@@ -397,6 +397,11 @@ def cmd_feeds_latest(args: argparse.Namespace, nsl: Client, out: Out) -> int:
     return OK
 
 
+def cmd_feeds_report(args: argparse.Namespace, nsl: Client, out: Out) -> int:
+    out.one(nsl.feeds.report(args.feed))
+    return OK
+
+
 def cmd_feeds_sources(args: argparse.Namespace, nsl: Client, out: Out) -> int:
     out.many(nsl.feeds.sources(), ("name", "kind", "pairs"))
     return OK
@@ -591,6 +596,9 @@ def build_parser() -> argparse.ArgumentParser:
     platest = psub.add_parser("latest", help="the latest price and round")
     platest.add_argument("feed", type=int)
     platest.set_defaults(handler=cmd_feeds_latest)
+    preport = psub.add_parser("report", help="the latest round, signed for contracts")
+    preport.add_argument("feed", type=int)
+    preport.set_defaults(handler=cmd_feeds_report)
     psub.add_parser("sources", help="the sources a feed may use").set_defaults(
         handler=cmd_feeds_sources
     )

@@ -553,6 +553,19 @@ class PriceFeeds(_Resource):
             self._http.pages(f"/v1/price-feeds/{int(feed_id)}/rounds", page_size=page_size),
         )
 
+    @route("GET", "/v1/price-feeds/{feed_id}/report")
+    def report(self, feed_id: int) -> models.Report:
+        """The latest round as a signed report, for a contract to verify on chain (a public
+        feed's also without a key; a read with a key is charged)."""
+        return cast(
+            models.Report,
+            self._http.json(
+                "GET",
+                f"/v1/price-feeds/{int(feed_id)}/report",
+                authenticated=self._http.token is not None,
+            ),
+        )
+
     @route("GET", "/v1/price-feeds/{feed_id}/latest")
     def latest(self, feed_id: int) -> models.Latest:
         return cast(models.Latest, self._http.json("GET", f"/v1/price-feeds/{int(feed_id)}/latest"))

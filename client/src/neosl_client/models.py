@@ -386,6 +386,20 @@ class Registered(TypedDict):
     user: User
 
 
+class Report(TypedDict):
+    decimals: int
+    feed_id: int
+    key_id: str
+    pair: str
+    price: str
+    public_key: str
+    report: str
+    round_id: int
+    signature: str
+    sources_used: int
+    timestamp: int
+
+
 class Round(TypedDict):
     action: NotRequired[dict[str, Any] | PublicationAction | None]
     finished_at: NotRequired[str | None]

@@ -18,6 +18,7 @@ from neo3.wallet.account import Account
 
 from neosl.config import new_key
 from neosl.onchain.relaybox import new_relay_key
+from neosl.pricefeeds.reports import new_report_key
 from neosl_devstack.datadir import SECRETS_FILE, read_secrets
 from neosl_devstack.neo import EmbeddedNeo, committee_wallet_file
 from neosl_devstack.postgres import EmbeddedPostgres
@@ -146,4 +147,6 @@ def _new_secrets() -> dict[str, str]:
         # gets NSL_RELAY_KEY, the rest NSL_RELAY_PUBLIC_KEY.
         "NSL_RELAY_KEY": relay_private,
         "NSL_RELAY_PUBLIC_KEY": relay_public,
+        # Signs price rounds' reports (the pricefeed worker's).
+        "NSL_REPORT_KEY": new_report_key(),
     }

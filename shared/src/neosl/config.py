@@ -161,6 +161,10 @@ class Settings:
     # one per source the round asks, GAS.
     pricefeed_round_fee: Decimal = Decimal(0)
     pricefeed_source_fee: Decimal = Decimal(0)
+    # Signs each priced round's report (secp256r1; the pricefeed worker's alone), and what a
+    # tenant's read of a signed report costs, GAS.
+    report_key: NamedKey | None = field(default=None, repr=False)
+    pricefeed_report_fee: Decimal = Decimal(0)
     # Price feeds one tenant may have (public ones count for their operator).
     feeds_per_tenant: int = 50
     # On-chain actions one tenant may have queued or pending at once; past it, the API
@@ -538,6 +542,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         pricefeed_service_fee=_fee(env, "NSL_PRICEFEED_SERVICE_FEE"),
         pricefeed_round_fee=_fee(env, "NSL_PRICEFEED_ROUND_FEE"),
         pricefeed_source_fee=_fee(env, "NSL_PRICEFEED_SOURCE_FEE"),
+        report_key=_named_key(env, "NSL_REPORT_KEY"),
+        pricefeed_report_fee=_fee(env, "NSL_PRICEFEED_REPORT_FEE"),
         feeds_per_tenant=_int(env, "NSL_FEEDS_PER_TENANT", 50, 1, 1_000_000),
         actions_in_flight_per_tenant=_int(
             env, "NSL_ACTIONS_IN_FLIGHT_PER_TENANT", 100, 1, 1_000_000

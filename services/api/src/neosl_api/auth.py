@@ -16,6 +16,7 @@ from flask import Flask, g, request
 from neosl.errors import Unauthorized
 from neosl_api import context
 from neosl_api.services import accounts
+from neosl_api.services.accounts import Caller
 
 _PUBLIC_ATTR = "_neosl_public"
 
@@ -60,6 +61,15 @@ def _bearer() -> str:
     if scheme.lower() != "bearer" or not value.strip():
         raise Unauthorized("missing bearer credential (Authorization: Bearer <api key or token>)")
     return value.strip()
+
+
+def caller_if_any() -> Caller | None:
+    """In a public view: the caller, when the request carries a credential (a bad one is
+    still 401); None without one."""
+    if not request.headers.get("Authorization"):
+        return None
+    caller: Caller = accounts.authenticate(context.db(), context.settings(), _bearer())
+    return caller
 
 
 def init_app(app: Flask) -> None:

@@ -50,7 +50,7 @@ from neosl.functions.netguard import Fetcher
 from neosl.functions.secretbox import SecretUnreadable, granted_secrets
 from neosl.gas import ledger
 from neosl.models import PriceData, PriceFeed, PriceRound
-from neosl.pricefeeds import billing, definitions
+from neosl.pricefeeds import billing, definitions, reports
 from neosl_pricefeed import aggregate, generic, publishing
 from neosl_pricefeed.metrics import RoundMetrics
 from neosl_pricefeed.sources import REGISTRY
@@ -339,6 +339,7 @@ def finish(
             finished_at=now,
             publication=publication.publication if publication else None,
             publication_reason=publication.reason if publication else None,
+            **_signed_report(settings, claimed, price, now, used),
         ),
         execution_options=_DML,
     )
@@ -346,6 +347,24 @@ def finish(
     return ("priced" if price is not None else "failed"), (
         publication.publication if publication else None
     )
+
+
+def _signed_report(
+    settings: Settings, claimed: Claimed, price: Decimal | None, at: dt.datetime, used: int
+) -> dict[str, Any]:
+    """The round's report and signature columns: empty without a price or a report key."""
+    key = reports.report_key(settings)
+    if price is None or key is None:
+        return {}
+    report = reports.Report.of(
+        claimed.feed_id, claimed.pair, price, claimed.round_id, publishing.millis(at), used
+    ).to_bytes()
+    return {
+        "report": report,
+        "report_signature": key.sign(report),
+        "report_key_id": key.id,
+        "report_public_key": key.public_key,
+    }
 
 
 def price_claimed(

@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     Numeric,
     String,
     Text,
@@ -125,6 +126,11 @@ class PriceRound(Base):
     # What the round did about publishing (PUBLICATIONS; None without a price), and why.
     publication: Mapped[str | None] = mapped_column(String(20))
     publication_reason: Mapped[str | None] = mapped_column(Text)
+    # Its signed report (neosl.pricefeeds.reports), when a report key signed it.
+    report: Mapped[bytes | None] = mapped_column(LargeBinary)
+    report_signature: Mapped[bytes | None] = mapped_column(LargeBinary)
+    report_key_id: Mapped[str | None] = mapped_column(String(50))
+    report_public_key: Mapped[bytes | None] = mapped_column(LargeBinary)
     # The on-chain action publishing it (publication "queued"); read-only from here.
     action: Mapped[NeoAction | None] = relationship(viewonly=True, lazy="raise")
 
@@ -136,6 +142,12 @@ class PriceRound(Base):
         CheckConstraint(
             "publication IN ('not_due', 'queued', 'skipped', 'unpaid')",
             name="price_rounds_publication_known",
+        ),
+        CheckConstraint(
+            "(report IS NULL) = (report_signature IS NULL) "
+            "AND (report IS NULL) = (report_key_id IS NULL) "
+            "AND (report IS NULL) = (report_public_key IS NULL)",
+            name="price_rounds_report_whole",
         ),
         UniqueConstraint("feed_id", "scheduled_at"),
         Index("idx_price_rounds_feed_id_id", "feed_id", "id"),

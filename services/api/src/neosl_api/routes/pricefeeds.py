@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response
+from flask import Response, request
 
 from neosl.models import PriceFeed, PriceRound
 from neosl.pricefeeds import catalog, definitions
-from neosl_api import context
+from neosl_api import auth, context
 from neosl_api.blueprint import Blueprint
 from neosl_api.pagination import Page
 from neosl_api.schemas.common import PageArgsSchema, page_of
@@ -22,6 +22,7 @@ from neosl_api.schemas.pricefeeds import (
     OhlcSchema,
     PriceDataArgsSchema,
     PriceDataSchema,
+    ReportSchema,
     RoundSchema,
     SourceSchema,
 )
@@ -151,3 +152,26 @@ def latest(feed_id: int) -> dict[str, Any]:
     """The newest price, the newest round, and the last round published on chain (with
     its transaction)."""
     return pricefeeds.latest(context.db(), context.current_user().id, feed_id)
+
+
+@blp.route("/price-feeds/<int:feed_id>/report", methods=["GET"])
+@blp.response(200, ReportSchema)
+@blp.alt_response(401, description="No key, and the feed is not public")
+@blp.alt_response(402, description="Your default gas account cannot pay for the read")
+@blp.alt_response(404, description="No such feed for you, or no signed round yet")
+@blp.alt_response(429, description="Too many reads without a key from this address")
+@blp.doc(security=[{}, {"bearerAuth": []}])
+@auth.public
+def report(feed_id: int) -> dict[str, Any]:
+    """The latest round as a signed report, for a contract to verify on chain: your feeds'
+    and the public ones' (those also without a key). A read with a key costs
+    `NSL_PRICEFEED_REPORT_FEE`."""
+    caller = auth.caller_if_any()
+    return pricefeeds.signed_report(
+        context.db(),
+        context.settings(),
+        context.redis(),
+        caller.id if caller is not None else None,
+        feed_id,
+        request.remote_addr or "unknown",
+    )

@@ -218,6 +218,39 @@ class LatestSchema(ma.Schema):
     published = ma.fields.Nested(PublishedSchema, allow_none=True)
 
 
+class ReportSchema(ma.Schema):
+    feed_id = ma.fields.Integer(required=True)
+    pair = ma.fields.String(required=True)
+    price = ma.fields.String(
+        required=True, metadata={"description": "An integer: the price times 10**decimals."}
+    )
+    decimals = ma.fields.Integer(required=True)
+    round_id = ma.fields.Integer(required=True)
+    timestamp = ma.fields.Integer(
+        required=True, metadata={"description": "When the round was priced, Unix milliseconds."}
+    )
+    sources_used = ma.fields.Integer(required=True)
+    report = ma.fields.String(
+        required=True,
+        metadata={
+            "description": "The report's bytes, hex: Neo's binary serialization of "
+            "[version, feed_id, pair, price, decimals, round_id, timestamp, sources_used], "
+            "what StdLib.deserialize reads."
+        },
+    )
+    signature = ma.fields.String(
+        required=True,
+        metadata={
+            "description": "r‖s, hex: ECDSA secp256r1 over SHA-256 of the report "
+            "(CryptoLib.verifyWithECDsa with curve hash 23)."
+        },
+    )
+    key_id = ma.fields.String(required=True)
+    public_key = ma.fields.String(
+        required=True, metadata={"description": "The signing key, compressed, hex."}
+    )
+
+
 class SourceSchema(ma.Schema):
     name = ma.fields.String(required=True)
     title = ma.fields.String(required=True)

@@ -13,17 +13,28 @@ every tenant and named by their price triggers; only their owner changes them.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
+from redis import Redis
 from sqlalchemy import Select, inspect, or_, select, text
 from sqlalchemy.orm import Session, selectinload
 
 from neosl.config import Settings
-from neosl.errors import Forbidden, InvalidInput, NotFound
+from neosl.errors import (
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PaymentRequired,
+    RateLimited,
+    Unauthorized,
+)
+from neosl.gas import ledger
 from neosl.models import NeoAction, PriceData, PriceFeed, PriceRound
 from neosl.models.pricefeeds import PAUSED_BY_OWNER
-from neosl.pricefeeds import billing, definitions
+from neosl.pricefeeds import billing, definitions, reports
 from neosl_api.pagination import Page, paginate
+from neosl_api.services import ratelimit
 from neosl_api.tenancy import id_limit
 
 # OHLC bucket widths.
@@ -289,4 +300,77 @@ def latest(session: Session, user_id: int, feed_id: int) -> dict[str, Any]:
         "price": price,
         "round": last_round,
         "published": _published(session, feed_id),
+    }
+
+
+# Reads of public feeds' reports without a key, per client address and minute.
+ANONYMOUS_REPORTS_PER_MINUTE = 120
+
+
+def signed_report(
+    session: Session,
+    settings: Settings,
+    redis: Redis,
+    user_id: int | None,
+    feed_id: int,
+    client: str,
+) -> dict[str, Any]:
+    """The feed's latest signed report (``neosl.pricefeeds.reports``), with its signature and
+    the key that signed it; commits.
+
+    A tenant reads its own feeds' and the public ones', paying ``NSL_PRICEFEED_REPORT_FEE``
+    per read before anything is answered; without a key (``user_id`` None) only public feeds'
+    reports are read, free, at most ``ANONYMOUS_REPORTS_PER_MINUTE`` per client address.
+
+    Raises:
+        Unauthorized: no key, and the feed is not public (or does not exist).
+        NotFound: not a feed the tenant may read, or no round of it is signed yet.
+        PaymentRequired: the tenant's default account cannot pay for the read.
+        RateLimited: too many reads without a key from this address.
+    """
+    readable = PriceFeed.public if user_id is None else _readable(user_id)
+    feed = session.scalar(select(PriceFeed).where(PriceFeed.id == feed_id, readable))
+    if feed is None:
+        if user_id is None:
+            raise Unauthorized("a key is needed to read this feed's reports")
+        raise NotFound(f"price feed {feed_id} not found")
+    if user_id is None:
+        wait = ratelimit.hit(redis, f"nsl:reports:{client}", ANONYMOUS_REPORTS_PER_MINUTE, 60)
+        if wait is not None:
+            raise RateLimited("too many report reads without a key; use one", wait)
+    signed = session.scalars(
+        select(PriceRound)
+        .where(PriceRound.feed_id == feed_id, PriceRound.report.is_not(None))
+        .order_by(PriceRound.id.desc())
+        .limit(1)
+    ).one_or_none()
+    if signed is None or signed.report is None or signed.report_signature is None:
+        raise NotFound(f"price feed {feed_id} has no signed report yet")
+    if user_id is not None and settings.pricefeed_report_fee > 0:
+        paid = ledger.charge(
+            session,
+            user_id,
+            "pricefeed",
+            settings.pricefeed_report_fee,
+            f"report:{signed.id}:{uuid.uuid4().hex}",
+        )
+        if not paid.ok:
+            raise PaymentRequired(
+                f"a signed report costs {settings.pricefeed_report_fee} GAS; "
+                "your default gas account cannot pay it"
+            )
+    session.commit()
+    report = reports.Report.from_bytes(signed.report)
+    return {
+        "feed_id": report.feed_id,
+        "pair": report.pair,
+        "price": str(report.price),
+        "decimals": report.decimals,
+        "round_id": report.round_id,
+        "timestamp": report.timestamp_ms,
+        "sources_used": report.sources_used,
+        "report": signed.report.hex(),
+        "signature": signed.report_signature.hex(),
+        "key_id": signed.report_key_id,
+        "public_key": (signed.report_public_key or b"").hex(),
     }
