@@ -104,20 +104,20 @@ def relay_action(
         outcomes, stalled = _sign_batch(session, settings, key, rpc, wallet, batch)
         session.commit()
     # Just signed and committed: the bytes need not be read back to be sent.
-    signed = {a.id: outcome for a, outcome in zip(batch, outcomes, strict=True)}
-    to_send = {
-        action.transaction_id: (tx.raw, tx.tx_hash)
-        for action, tx in zip(batch, outcomes, strict=True)
-        if isinstance(tx, SignedTransfer) and action.transaction_id is not None
-    }
+    to_send: dict[int, tuple[bytes, str]] = {}
+    own: Signed = None
+    own_transaction: int | None = None
+    for action, outcome in zip(batch, outcomes, strict=True):
+        if action.id == action_id:
+            own, own_transaction = outcome, action.transaction_id
+        if isinstance(outcome, SignedTransfer) and action.transaction_id is not None:
+            to_send[action.transaction_id] = (outcome.raw, outcome.tx_hash)
     sent = relay.broadcast_many(sessions, rpc, to_send, "action")
     if stalled:
         raise stalled[0]
-    own = signed.get(action_id)
     if isinstance(own, SignedTransfer):
-        transaction_id = next(a.transaction_id for a in batch if a.id == action_id)
-        assert transaction_id is not None
-        return sent[transaction_id]
+        assert own_transaction is not None
+        return sent[own_transaction]
     if isinstance(own, str):
         return own
     return _not_in_batch(sessions, rpc, action_id)

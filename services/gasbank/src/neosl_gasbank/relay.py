@@ -45,7 +45,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from neosl.config import Settings
 from neosl.models import ChainCursor, Transaction
 from neosl.neo.rpc import AlreadyKnown, ExpiredTransaction, NeoRpc, RpcError, RpcUnavailable
-from neosl.neo.transfers import SignedTransfer
 
 log = logging.getLogger(__name__)
 
@@ -85,34 +84,23 @@ def store_signed(tx: Transaction, raw: bytes, tx_hash: str, valid_until_block: i
     tx.valid_until_block = valid_until_block
 
 
-def broadcast(
-    sessions: sessionmaker[Session],
-    rpc: NeoRpc,
-    transaction_id: int,
-    what: str,
-    *,
-    signed: SignedTransfer | None = None,
-) -> str:
+def broadcast(sessions: sessionmaker[Session], rpc: NeoRpc, transaction_id: int, what: str) -> str:
     """Send the row's stored bytes; "sent", "expired", "rejected" or "settled" (not pending
-    or not signed: nothing to send). ``signed``: the bytes the caller has just stored on the
-    row and committed, sent without reading them back.
+    or not signed: nothing to send).
 
     Raises:
         RpcUnavailable: no RPC endpoint answered (nothing is lost; retry later).
     """
-    if signed is not None:
-        raw, tx_hash = signed.raw, signed.tx_hash
-    else:
-        with sessions() as session:
-            row = session.execute(
-                select(Transaction.raw_tx, Transaction.tx_hash).where(
-                    Transaction.id == transaction_id, Transaction.status == "pending"
-                )
-            ).one_or_none()
-        if row is None or row.raw_tx is None:
-            return "settled"
-        raw, tx_hash = base64.b64decode(row.raw_tx), row.tx_hash
-    return broadcast_many(sessions, rpc, {transaction_id: (raw, tx_hash)}, what)[transaction_id]
+    with sessions() as session:
+        row = session.execute(
+            select(Transaction.raw_tx, Transaction.tx_hash).where(
+                Transaction.id == transaction_id, Transaction.status == "pending"
+            )
+        ).one_or_none()
+    if row is None or row.raw_tx is None:
+        return "settled"
+    signed = {transaction_id: (base64.b64decode(row.raw_tx), row.tx_hash)}
+    return broadcast_many(sessions, rpc, signed, what)[transaction_id]
 
 
 def broadcast_many(
