@@ -24,7 +24,6 @@ from urllib.parse import quote
 import httpx
 
 from neosl_client import models
-from neosl_client.errors import ApiError
 from neosl_client.http import DEFAULT_RETRIES, DEFAULT_TIMEOUT, Http, new_idempotency_key, route
 
 if TYPE_CHECKING:
@@ -96,13 +95,12 @@ class Health(_Resource):
 
     @route("GET", "/readyz")
     def ready(self) -> models.Ready:
-        """Whether the API's dependencies answer; a 503 answers its body too."""
-        try:
-            return cast(models.Ready, self._http.json("GET", "/readyz", authenticated=False))
-        except ApiError as exc:
-            if exc.status == 503 and exc.details is not None:
-                return cast(models.Ready, exc.details)
-            raise
+        """The API's dependencies, all answering.
+
+        Raises:
+            ServerError: 503, a dependency is unreachable (``details`` has the checks).
+        """
+        return cast(models.Ready, self._http.json("GET", "/readyz", authenticated=False))
 
 
 class Functions(_Resource):
@@ -559,11 +557,7 @@ class PriceFeeds(_Resource):
         feed's also without a key; a read with a key is charged)."""
         return cast(
             models.Report,
-            self._http.json(
-                "GET",
-                f"/v1/price-feeds/{int(feed_id)}/report",
-                authenticated=self._http.token is not None,
-            ),
+            self._http.json("GET", f"/v1/price-feeds/{int(feed_id)}/report"),
         )
 
     @route("GET", "/v1/price-feeds/{feed_id}/latest")

@@ -169,12 +169,7 @@ class Http:
                 return
 
     def _pause(self, attempt: int, response: httpx.Response | None) -> float:
-        asked = None
-        if response is not None:
-            try:
-                asked = float(response.headers.get("Retry-After", ""))
-            except ValueError:
-                asked = None
+        asked = _retry_after(response) if response is not None else None
         pause = asked if asked is not None else self.backoff * 2**attempt
         return max(0.0, min(pause, MAX_BACKOFF))
 
@@ -199,16 +194,19 @@ def _api_error(response: httpx.Response) -> errors.ApiError:
         code = str(error.get("code") or code)
         message = str(error.get("message") or message)
         details = error.get("details") if isinstance(error.get("details"), dict) else None
-    retry_after: float | None
-    try:
-        retry_after = float(response.headers.get("Retry-After", ""))
-    except ValueError:
-        retry_after = None
     return errors.error_class(status)(
         status,
         code,
         message,
         details,
         response.headers.get("X-Request-Id"),
-        retry_after,
+        _retry_after(response),
     )
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """The seconds of the answer's ``Retry-After``, if it gives a number."""
+    try:
+        return float(response.headers.get("Retry-After", ""))
+    except ValueError:
+        return None

@@ -5,7 +5,8 @@ The API registers a gas account only with a wallet's signature of its challenge
 does: ECDSA on secp256r1 with SHA-256 over ``01 00 01 f0 | var-int length | text | 00 00``,
 answered as 64 bytes r‖s in hex. The key never leaves this process.
 
-Needs the ``wallet`` extra (``pip install 'neosl-client[wallet]'``: the cryptography package).
+Needs the ``wallet`` extra (``pip install 'neosl-client[wallet]'``: the cryptography package);
+importing this module without it says so.
 """
 
 from __future__ import annotations
@@ -15,7 +16,18 @@ import json
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+try:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+except ImportError as exc:  # pragma: no cover - depends on the installation
+    raise ImportError(
+        "neosl_client.wallet signs with the cryptography package: "
+        "pip install 'neosl-client[wallet]'"
+    ) from exc
 
 _ADDRESS_VERSION = 0x35
 _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
@@ -40,12 +52,11 @@ class WalletKey:
 
     @classmethod
     def from_private_key(cls, private_key: bytes) -> WalletKey:
-        ec = _ec()
         number = int.from_bytes(private_key, "big")
         if len(private_key) != 32 or not 0 < number < _CURVE_ORDER:
             raise WalletError("a private key is 32 bytes, between 1 and the curve's order")
         key = ec.derive_private_key(number, ec.SECP256R1())
-        public = key.public_key().public_bytes(_encoding().X962, _format().CompressedPoint)
+        public = key.public_key().public_bytes(Encoding.X962, PublicFormat.CompressedPoint)
         return cls(private_key, public.hex(), address_of_public_key(public))
 
     @classmethod
@@ -106,10 +117,8 @@ class WalletKey:
             dklen=64,
             maxmem=256 * 1024 * 1024,
         )
-        ciphers = _ciphers()
-        decryptor = ciphers.Cipher(
-            ciphers.algorithms.AES(derived[32:]), ciphers.modes.ECB()
-        ).decryptor()
+        # NEP-2 specifies AES-256-ECB over the two 16-byte halves of the scrambled key.
+        decryptor = Cipher(algorithms.AES(derived[32:]), modes.ECB()).decryptor()  # noqa: S305
         plain = decryptor.update(sealed) + decryptor.finalize()
         private = bytes(a ^ b for a, b in zip(plain, derived[:32], strict=True))
         try:
@@ -122,10 +131,6 @@ class WalletKey:
 
     def sign_message(self, message: str, salt: str | None = None) -> str:
         """The signature (r‖s, hex) a wallet gives for ``message`` (``salt`` in front)."""
-        ec = _ec()
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-
         key = ec.derive_private_key(int.from_bytes(self.private_key, "big"), ec.SECP256R1())
         der = key.sign(message_bytes(message, salt), ec.ECDSA(hashes.SHA256()))
         r, s = decode_dss_signature(der)
@@ -195,34 +200,6 @@ def _ripemd160(data: bytes) -> bytes:
     except ValueError:
         # OpenSSL 3 builds without the legacy provider have no RIPEMD-160.
         return _ripemd160_python(data)
-
-
-def _ec() -> Any:
-    try:
-        from cryptography.hazmat.primitives.asymmetric import ec
-    except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise WalletError(
-            "signing needs the cryptography package: pip install 'neosl-client[wallet]'"
-        ) from exc
-    return ec
-
-
-def _encoding() -> Any:
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    return Encoding
-
-
-def _format() -> Any:
-    from cryptography.hazmat.primitives.serialization import PublicFormat
-
-    return PublicFormat
-
-
-def _ciphers() -> Any:
-    from cryptography.hazmat.primitives import ciphers
-
-    return ciphers
 
 
 # RIPEMD-160 (Dobbertin, Bosselaers, Preneel), for Pythons whose hashlib lacks it.
