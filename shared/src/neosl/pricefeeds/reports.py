@@ -16,10 +16,10 @@ fields in two native calls.
 from __future__ import annotations
 
 import base64
-import hashlib
 import secrets
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cached_property, lru_cache
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -117,20 +117,22 @@ class ReportKey:
     def __repr__(self) -> str:
         return f"ReportKey(id={self.id!r})"
 
+    @cached_property
     def _key(self) -> ec.EllipticCurvePrivateKey:
+        # Derived once per key: a round's signature is on the worker's hot path.
         number = int.from_bytes(self.private, "big")
         if len(self.private) != 32 or not 0 < number < _ORDER:
             raise ValueError("a report key is a 32-byte secp256r1 scalar")
         return ec.derive_private_key(number, ec.SECP256R1())
 
-    @property
+    @cached_property
     def public_key(self) -> bytes:
         """The compressed public key (33 bytes), as a contract stores it."""
-        return self._key().public_key().public_bytes(Encoding.X962, PublicFormat.CompressedPoint)
+        return self._key.public_key().public_bytes(Encoding.X962, PublicFormat.CompressedPoint)
 
     def sign(self, report: bytes) -> bytes:
         """r‖s (64 bytes) over SHA-256 of ``report``."""
-        r, s = decode_dss_signature(self._key().sign(report, ec.ECDSA(hashes.SHA256())))
+        r, s = decode_dss_signature(self._key.sign(report, ec.ECDSA(hashes.SHA256())))
         return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
 
@@ -149,11 +151,6 @@ def verify(report: bytes, signature: bytes, public_key: bytes) -> bool:
     return True
 
 
-def digest(report: bytes) -> bytes:
-    """SHA-256 of a report: what is signed, and what a contract may keep to refuse replays."""
-    return hashlib.sha256(report).digest()
-
-
 def report_key(settings: Settings) -> ReportKey | None:
     """The key rounds' reports are signed with (``NSL_REPORT_KEY``); None when not set.
 
@@ -162,7 +159,13 @@ def report_key(settings: Settings) -> ReportKey | None:
     """
     if settings.report_key is None:
         return None
-    key = ReportKey(settings.report_key.id, settings.report_key.key)
+    return _checked_key(settings.report_key.id, settings.report_key.key)
+
+
+@lru_cache(maxsize=4)
+def _checked_key(key_id: str, private: bytes) -> ReportKey:
+    """One ``ReportKey`` per configured key and process, its scalar checked once."""
+    key = ReportKey(key_id, private)
     try:
         key.public_key  # noqa: B018 - checks the scalar
     except ValueError:
