@@ -104,7 +104,7 @@ def figure_round(settings: Settings, markets: FakeMarkets, args: argparse.Namesp
     claimed = pricing.Claimed(0, 0, "BTC/USD", [{"name": n} for n in EIGHT], "median", 8, _now(), 0)
     round_ms: list[float] = []
     alone_ms: list[float] = []
-    url, params = REGISTRY[slow].request("BTC/USD", markets.base_url(slow))
+    url, params = REGISTRY[slow].request(REGISTRY[slow].symbol("BTC/USD"), markets.base_url(slow))
     with (
         new_client() as client,
         pricing.generic_fetcher(settings) as fetcher,

@@ -6,23 +6,37 @@ Sources are looked up by name in ``REGISTRY``; their base URLs come from
 ``Settings.price_source_url(name)`` (``NSL_PRICE_SOURCE_<NAME>_URL``), so tests and
 operators can point any of them elsewhere.
 
-Pairs are written ``BASE/QUOTE`` in upper case: ``NEO/USD``, ``GAS/USD``, ``BTC/USD``,
-``ETH/USD``, ``NEO/BTC``. Each adapter turns a pair into its API's symbol:
+Pairs are written ``BASE/QUOTE`` in upper case: ``NEO/USD``, ``GAS/USD``, ``FLM/USDT``,
+``NEO/BTC``. A source reads a market by its own name for it, the *symbol*. Which markets a
+source has comes from its documented market list (``fetch_listing``, one GET answering
+``Market(base, quote, symbol)`` for every market open for trading, in our asset codes); a
+feed keeps the symbol listed when it was defined and ``fetch`` asks for it. Without one,
+``Source.symbol`` derives it from the pair:
 
-==========  ================  ==================  ==============================
-source      NEO/USD asks for  bases               quotes (-> market asked for)
-==========  ================  ==================  ==============================
-binance     NEOUSDT           NEO GAS BTC ETH     USD (-> USDT), USDT, BTC
-coinbase    (not served)      BTC ETH             USD, BTC
-kraken      (not served)      BTC (as XBT), ETH   USD, EUR, BTC (as XBT)
-okx         NEO-USDT          NEO BTC ETH         USD (-> USDT), USDT, BTC
-bybit       (not served)      BTC ETH             USD (-> USDT), USDT, BTC
-kucoin      NEO-USDT          NEO GAS BTC ETH     USD (-> USDT), USDT, BTC
-gate        NEO_USDT          NEO GAS BTC ETH     USD (-> USDT), USDT, BTC
-bitfinex    tNEOUSD           NEO BTC ETH         USD, BTC
-htx         neousdt           NEO GAS BTC ETH     USD (-> USDT), USDT, BTC
-coingecko   neo/usd           NEO GAS BTC ETH     USD, EUR, BTC, ETH
-==========  ================  ==================  ==============================
+==========  ===============================  ================  ==========================
+source      market list (GET)                NEO/USD asks for  a listed market
+==========  ===============================  ================  ==========================
+binance     /api/v3/exchangeInfo             NEOUSDT           NEO/USDT as NEOUSDT
+coinbase    /products                        (not served)      BTC/USD as BTC-USD
+kraken      /0/public/AssetPairs             (not served)      BTC/USD as XBTUSD
+okx         /api/v5/public/instruments       NEO-USDT          NEO/USDT as NEO-USDT
+bybit       /v5/market/instruments-info      (not served)      BTC/USDT as BTCUSDT
+kucoin      /api/v2/symbols                  NEO-USDT          NEO/USDT as NEO-USDT
+gate        /api/v4/spot/currency_pairs      NEO_USDT          NEO/USDT as NEO_USDT
+bitfinex    /v2/conf/pub:list:pair:exchange  tNEOUSD           BTC/USDT as tBTCUST
+htx         /v1/common/symbols               neousdt           NEO/USDT as neousdt
+coingecko   /api/v3/coins/markets            neo/usd           NEO/EUR as neo/eur
+==========  ===============================  ================  ==========================
+
+OKX's list is asked with ``instType=SPOT``, Bybit's with ``category=spot``, CoinGecko's as the
+first 250 coins by market capitalisation.
+
+Listings speak our asset codes where a venue's differ: Kraken's XBT and XDG are BTC and DOGE,
+Bitfinex's UST is USDT, HTX's lower-case codes are upper case. CoinGecko is an aggregator, not
+an exchange: it lists coins (the largest coin wins a ticker several coins use), each against
+USD, EUR, BTC and ETH, under the symbol "<coin id>/<currency>". A list holds only markets open
+for trading, each once; entries that are not markets, or whose codes a pair cannot name, are
+skipped.
 
 **USD on exchanges without USD markets.** Binance, OKX, Bybit, KuCoin, Gate and HTX list no
 (or only thin) USD books, so a USD pair is priced in USDT there: ``NEO/USD`` asks Binance for
@@ -34,11 +48,11 @@ explicitly, which those exchanges also serve. USDC is not used: where it is list
 books are usually the thinner ones. The mapping is each adapter's ``quote_aliases``, listed by
 ``describe()``.
 
-**Which pairs an adapter serves.** Each adapter states a set of base assets and a set of quote
-assets (class attributes ``bases`` and ``quotes``); it serves every pair of two different
-assets from them. That is a routing rule, not a promise that the market exists: exchanges
-list and delist, and a pair they do not list comes back as ``SourceError(kind=
-"unknown_symbol")``, which a feed round treats like any other failed source.
+**Which pairs an adapter derives a symbol for.** ``Source.serves`` follows the shared
+catalog's bases and quotes: every pair of two different assets from them. That is a routing
+rule, not a promise that the market exists: exchanges list and delist, and a symbol they do
+not list (any more) comes back as ``SourceError(kind="unknown_symbol")``, which a feed round
+treats like any other failed source.
 
 Every price is read as an exact ``Decimal`` from the JSON text (strings, or numbers decoded
 with ``parse_float=Decimal``) and never passes through a float.
@@ -55,10 +69,12 @@ from neosl_pricefeed.sources.base import (
     TIMEOUT,
     UNKNOWN_SYMBOL,
     UNREACHABLE,
+    Market,
     Quote,
     Source,
     SourceError,
     fetch,
+    fetch_listing,
     new_client,
 )
 from neosl_pricefeed.sources.binance import Binance
@@ -82,11 +98,13 @@ __all__ = [
     "TIMEOUT",
     "UNKNOWN_SYMBOL",
     "UNREACHABLE",
+    "Market",
     "Quote",
     "Source",
     "SourceError",
     "describe",
     "fetch",
+    "fetch_listing",
     "new_client",
     "serving",
 ]

@@ -39,11 +39,16 @@ MIN_PRICE = Decimal("1e-12")
 MAX_PRICE = Decimal("1e12")
 # A ticker answer is a few hundred bytes; a body this large is something else.
 MAX_BODY_BYTES = 256 * 1024
+# A market list is larger (Binance's is several megabytes), but bounded too.
+MAX_LISTING_BYTES = 64 * 1024 * 1024
 
 # The ``ok`` of ``Source.check_code`` for APIs with no success code: equal to no code.
 _NO_SUCCESS_CODE = object()
 
 _PAIR = re.compile(r"^([A-Z0-9]{2,10})/([A-Z0-9]{2,10})$")
+_ASSET = re.compile(r"^[A-Z0-9]{2,10}$")
+# A venue's market name, as stored with a feed; none of the APIs' names come near this.
+MAX_SYMBOL_CHARS = 100
 # Error codes are echoed to tenants only in this shape, so an upstream cannot put arbitrary
 # text (or markup) into our messages.
 _SAFE_CODE = re.compile(r"^[A-Za-z0-9_.:\- ]{1,60}$")
@@ -65,6 +70,16 @@ class SourceError(Exception):
 
 
 @dataclass(frozen=True)
+class Market:
+    """A market a source lists: ``base`` and ``quote`` in our asset codes (upper case; BTC
+    where Kraken says XBT), ``symbol`` what the source's ticker request asks for."""
+
+    base: str
+    quote: str
+    symbol: str
+
+
+@dataclass(frozen=True)
 class Quote:
     source: str
     pair: str
@@ -82,6 +97,20 @@ def split_pair(pair: str) -> tuple[str, str]:
     if match is None:
         raise ValueError(f"a pair is BASE/QUOTE in upper case, e.g. NEO/USD, not {pair!r}")
     return match.group(1), match.group(2)
+
+
+def listed(base: object, quote: object, symbol: object) -> Market | None:
+    """A market of a list, its asset codes in upper case; None when either code is one a
+    pair cannot name (``[A-Z0-9]{2,10}``) or an entry is not text, so lists may hold anything
+    else and those entries are skipped, not fatal."""
+    if not (isinstance(base, str) and isinstance(quote, str) and isinstance(symbol, str)):
+        return None
+    base, quote = base.upper(), quote.upper()
+    if not (_ASSET.match(base) and _ASSET.match(quote)) or base == quote or not symbol:
+        return None
+    if len(symbol) > MAX_SYMBOL_CHARS:
+        return None
+    return Market(base, quote, symbol)
 
 
 def join(base_url: str, path: str) -> str:
@@ -210,20 +239,29 @@ class Source(ABC):
         """
 
     @abstractmethod
-    def request(self, pair: str, base_url: str) -> tuple[str, dict[str, str]]:
-        """The URL and query parameters of the GET that asks for the pair's price.
-
-        Raises:
-            SourceError: ``unknown_symbol``: the source does not serve the pair.
-        """
+    def request(self, symbol: str, base_url: str) -> tuple[str, dict[str, str]]:
+        """The URL and query parameters of the GET that asks for ``symbol``'s price (the
+        source's own name of a market: ``symbol(pair)``, or a listed ``Market.symbol``)."""
 
     @abstractmethod
-    def parse(self, pair: str, status_code: int, body: bytes) -> Decimal:
-        """The price in an answer, exactly as the source wrote it.
+    def parse(self, symbol: str, status_code: int, body: bytes) -> Decimal:
+        """The price in an answer to ``request(symbol, …)``, exactly as the source wrote it.
 
         Raises:
             SourceError: the answer is an error (its ``kind`` says which) or has no
                 plausible price (``bad_response``).
+        """
+
+    @abstractmethod
+    def listing_request(self, base_url: str) -> tuple[str, dict[str, str]]:
+        """The URL and query parameters of the GET of the source's documented market list."""
+
+    @abstractmethod
+    def parse_listing(self, status_code: int, body: bytes) -> list[Market]:
+        """The markets open for trading in an answer to ``listing_request``, each once.
+
+        Raises:
+            SourceError: the answer is an error or not a market list.
         """
 
     def error(self, kind: str, what: str) -> SourceError:
@@ -278,8 +316,16 @@ def new_client() -> httpx.Client:
     )
 
 
-def fetch(client: httpx.Client, source: Source, pair: str, base_url: str, timeout: float) -> Quote:
-    """Ask one source for one pair's price.
+def fetch(
+    client: httpx.Client,
+    source: Source,
+    pair: str,
+    base_url: str,
+    timeout: float,
+    symbol: str | None = None,
+) -> Quote:
+    """Ask one source for one pair's price: the market ``symbol`` (as listed when the feed
+    was defined), or the one the source's naming rule gives for ``pair``.
 
     ``timeout`` bounds the whole exchange, not each read, so a source that trickles its answer
     cannot hold a round open.
@@ -289,25 +335,59 @@ def fetch(client: httpx.Client, source: Source, pair: str, base_url: str, timeou
             sent), ``timeout``, ``unreachable``, ``bad_response`` for an answer larger than
             ``MAX_BODY_BYTES``, or whatever ``source.parse`` raises.
     """
-    url, params = source.request(pair, base_url)
+    if symbol is None:
+        symbol = source.symbol(pair)
+    url, params = source.request(symbol, base_url)
     started = time.monotonic()
-    deadline = started + timeout
+    status_code, body = _get(client, source, url, params, timeout, MAX_BODY_BYTES, "a ticker")
+    latency_ms = round((time.monotonic() - started) * 1000)
+    price = source.parse(symbol, status_code, body)
+    return Quote(source=source.name, pair=pair, price=price, latency_ms=latency_ms)
+
+
+def fetch_listing(
+    client: httpx.Client, source: Source, base_url: str, timeout: float
+) -> list[Market]:
+    """The markets a source lists now.
+
+    Raises:
+        SourceError: as ``fetch``, with ``MAX_LISTING_BYTES`` as the size bound.
+    """
+    url, params = source.listing_request(base_url)
+    status_code, body = _get(
+        client, source, url, params, timeout, MAX_LISTING_BYTES, "a market list"
+    )
+    return source.parse_listing(status_code, body)
+
+
+def _get(
+    client: httpx.Client,
+    source: Source,
+    url: str,
+    params: dict[str, str],
+    timeout: float,
+    limit: int,
+    what: str,
+) -> tuple[int, bytes]:
+    """The status and body of one GET, read within ``timeout`` in all and ``limit`` bytes.
+
+    Raises:
+        SourceError: ``timeout``, ``unreachable`` or ``bad_response``.
+    """
+    deadline = time.monotonic() + timeout
     try:
         with client.stream("GET", url, params=params, timeout=timeout) as response:
             body = bytearray()
             for chunk in response.iter_bytes():
                 body += chunk
-                if len(body) > MAX_BODY_BYTES:
-                    raise source.error(BAD_RESPONSE, "sent an answer too large to be a ticker")
+                if len(body) > limit:
+                    raise source.error(BAD_RESPONSE, f"sent an answer too large to be {what}")
                 if time.monotonic() > deadline:
                     raise httpx.ReadTimeout("deadline passed while reading")
-            status_code = response.status_code
+            return response.status_code, bytes(body)
     except httpx.TimeoutException:
         raise source.error(TIMEOUT, f"did not answer within {timeout:g} s") from None
     except httpx.TransportError:
         raise source.error(UNREACHABLE, "could not be reached") from None
     except httpx.DecodingError:
         raise source.error(BAD_RESPONSE, "sent an answer that could not be decoded") from None
-    latency_ms = round((time.monotonic() - started) * 1000)
-    price = source.parse(pair, status_code, bytes(body))
-    return Quote(source=source.name, pair=pair, price=price, latency_ms=latency_ms)

@@ -1,9 +1,12 @@
-"""Binance spot: ``GET /api/v3/ticker/price?symbol=NEOUSDT``.
+"""Binance spot: ``GET /api/v3/ticker/price?symbol=NEOUSDT``; markets from ``GET
+/api/v3/exchangeInfo``.
 
-Answers ``{"symbol": "NEOUSDT", "price": "12.34000000"}``. Errors are ``{"code": -1121,
-"msg": "Invalid symbol."}`` with HTTP 400; the request-weight limit is HTTP 429 (code -1003)
-and an IP ban for ignoring it HTTP 418. binance.com has no USD markets: USD pairs are priced
-in USDT.
+Answers ``{"symbol": "NEOUSDT", "price": "12.34000000"}``. The market list is ``{"symbols":
+[{"symbol": "NEOUSDT", "status": "TRADING", "baseAsset": "NEO", "quoteAsset": "USDT", ...}]}``
+(several megabytes); a market whose ``status`` is not "TRADING" (e.g. "BREAK") is closed.
+Errors are ``{"code": -1121, "msg": "Invalid symbol."}`` with HTTP 400; the request-weight
+limit is HTTP 429 (code -1003) and an IP ban for ignoring it HTTP 418. binance.com has no USD
+markets: USD pairs are priced in USDT.
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ from neosl_pricefeed.sources.base import (
     MAINTENANCE,
     RATE_LIMITED,
     UNKNOWN_SYMBOL,
+    Market,
     Source,
     check_status,
     join,
+    listed,
     load_json,
     to_price,
 )
@@ -39,16 +44,44 @@ class Binance(Source):
         base, quote = self.market(pair)
         return base + quote
 
-    def request(self, pair: str, base_url: str) -> tuple[str, dict[str, str]]:
-        return join(base_url, "/api/v3/ticker/price"), {"symbol": self.symbol(pair)}
+    def request(self, symbol: str, base_url: str) -> tuple[str, dict[str, str]]:
+        return join(base_url, "/api/v3/ticker/price"), {"symbol": symbol}
 
-    def parse(self, pair: str, status_code: int, body: bytes) -> Decimal:
+    def parse(self, symbol: str, status_code: int, body: bytes) -> Decimal:
+        data = self._answer(status_code, body, "price")
+        if not isinstance(data, dict) or data.get("symbol") != symbol:
+            raise self.error(BAD_RESPONSE, "answered for another symbol or in another shape")
+        return to_price(self.title, data.get("price"))
+
+    def listing_request(self, base_url: str) -> tuple[str, dict[str, str]]:
+        return join(base_url, "/api/v3/exchangeInfo"), {}
+
+    def parse_listing(self, status_code: int, body: bytes) -> list[Market]:
+        data = self._answer(status_code, body, "symbols")
+        rows = data.get("symbols") if isinstance(data, dict) else None
+        if not isinstance(rows, list):
+            raise self.error(BAD_RESPONSE, "answered a market list in an unexpected shape")
+        return list(
+            dict.fromkeys(
+                market
+                for row in rows
+                if isinstance(row, dict) and row.get("status") == "TRADING"
+                if (
+                    market := listed(row.get("baseAsset"), row.get("quoteAsset"), row.get("symbol"))
+                )
+            )
+        )
+
+    def _answer(self, status_code: int, body: bytes, key: str) -> object:
+        """The decoded answer, once it is not an error; ``key`` is what a good one carries.
+
+        Raises:
+            SourceError: the error code or status the answer carries.
+        """
         if status_code == 418:
             raise self.error(RATE_LIMITED, "has banned our IP for a while (HTTP 418)")
         data = load_json(self.title, status_code, body)
-        if isinstance(data, dict) and "code" in data and "price" not in data:
+        if isinstance(data, dict) and "code" in data and key not in data:
             self.check_code(status_code, data["code"], _ERRORS)
         check_status(self.title, status_code)
-        if not isinstance(data, dict) or data.get("symbol") != self.symbol(pair):
-            raise self.error(BAD_RESPONSE, "answered for another symbol or in another shape")
-        return to_price(self.title, data.get("price"))
+        return data

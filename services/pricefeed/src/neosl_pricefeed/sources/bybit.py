@@ -1,10 +1,14 @@
-"""Bybit spot: ``GET /v5/market/tickers?category=spot&symbol=BTCUSDT``.
+"""Bybit spot: ``GET /v5/market/tickers?category=spot&symbol=BTCUSDT``; markets from ``GET
+/v5/market/instruments-info?category=spot``.
 
 Answers ``{"retCode": 0, "retMsg": "OK", "result": {"category": "spot", "list": [{"symbol":
-"BTCUSDT", "lastPrice": "...", ...}]}, "retExtInfo": {}, "time": 1}``. Errors are HTTP 200
-with a non-zero ``retCode``: 10001 for a symbol it does not list ("Not supported symbols"; the
-symbol is the only parameter we vary), 10006 and 10018 for rate limits, 10016 while its
-service restarts. Its IP rate limit is HTTP 403. USD pairs are priced in USDT.
+"BTCUSDT", "lastPrice": "...", ...}]}, "retExtInfo": {}, "time": 1}``. The market list has the
+same envelope, its ``list`` holding ``{"symbol": "BTCUSDT", "baseCoin": "BTC", "quoteCoin":
+"USDT", "status": "Trading", ...}`` (all spot markets in one page); another status
+("PreLaunch", "Closed") is closed. Errors are HTTP 200 with a non-zero ``retCode``: 10001 for
+a symbol it does not list ("Not supported symbols"; the symbol is the only parameter we vary),
+10006 and 10018 for rate limits, 10016 while its service restarts. Its IP rate limit is HTTP
+403. USD pairs are priced in USDT.
 """
 
 from __future__ import annotations
@@ -18,10 +22,13 @@ from neosl_pricefeed.sources.base import (
     MAINTENANCE,
     RATE_LIMITED,
     UNKNOWN_SYMBOL,
+    Market,
     Source,
     check_status,
     join,
+    listed,
     load_json,
+    safe_code,
     to_price,
 )
 
@@ -42,11 +49,40 @@ class Bybit(Source):
         base, quote = self.market(pair)
         return base + quote
 
-    def request(self, pair: str, base_url: str) -> tuple[str, dict[str, str]]:
-        params = {"category": "spot", "symbol": self.symbol(pair)}
+    def request(self, symbol: str, base_url: str) -> tuple[str, dict[str, str]]:
+        params = {"category": "spot", "symbol": symbol}
         return join(base_url, "/v5/market/tickers"), params
 
-    def parse(self, pair: str, status_code: int, body: bytes) -> Decimal:
+    def parse(self, symbol: str, status_code: int, body: bytes) -> Decimal:
+        rows = self._list(status_code, body)
+        if rows == []:
+            raise self.error(UNKNOWN_SYMBOL, f"has no ticker for {safe_code(symbol)}")
+        if len(rows) != 1 or not isinstance(rows[0], dict):
+            raise self.error(BAD_RESPONSE, "answered in an unexpected shape")
+        if rows[0].get("symbol") != symbol:
+            raise self.error(BAD_RESPONSE, "answered for another symbol")
+        return to_price(self.title, rows[0].get("lastPrice"))
+
+    def listing_request(self, base_url: str) -> tuple[str, dict[str, str]]:
+        return join(base_url, "/v5/market/instruments-info"), {"category": "spot"}
+
+    def parse_listing(self, status_code: int, body: bytes) -> list[Market]:
+        return list(
+            dict.fromkeys(
+                market
+                for row in self._list(status_code, body)
+                if isinstance(row, dict) and row.get("status") == "Trading"
+                if (market := listed(row.get("baseCoin"), row.get("quoteCoin"), row.get("symbol")))
+            )
+        )
+
+    def _list(self, status_code: int, body: bytes) -> list[object]:
+        """The ``result.list`` of an answer whose ``retCode`` is 0.
+
+        Raises:
+            SourceError: the error the code or status stands for, or ``bad_response``
+                without a code or a list.
+        """
         if status_code == 403:
             raise self.error(RATE_LIMITED, "is rate limiting our IP (HTTP 403)")
         data = load_json(self.title, status_code, body)
@@ -56,10 +92,6 @@ class Bybit(Source):
         self.check_code(status_code, data["retCode"], _ERRORS, ok=0, called="retCode")
         result = data.get("result")
         rows = result.get("list") if isinstance(result, dict) else None
-        if rows == []:
-            raise self.error(UNKNOWN_SYMBOL, f"has no ticker for {self.symbol(pair)}")
-        if not isinstance(rows, list) or len(rows) != 1 or not isinstance(rows[0], dict):
+        if not isinstance(rows, list):
             raise self.error(BAD_RESPONSE, "answered in an unexpected shape")
-        if rows[0].get("symbol") != self.symbol(pair):
-            raise self.error(BAD_RESPONSE, "answered for another symbol")
-        return to_price(self.title, rows[0].get("lastPrice"))
+        return rows

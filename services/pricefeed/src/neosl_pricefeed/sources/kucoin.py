@@ -1,10 +1,13 @@
-"""KuCoin spot: ``GET /api/v1/market/orderbook/level1?symbol=NEO-USDT``.
+"""KuCoin spot: ``GET /api/v1/market/orderbook/level1?symbol=NEO-USDT``; markets from ``GET
+/api/v2/symbols``.
 
 Answers ``{"code": "200000", "data": {"time": 1, "sequence": "...", "price": "...", "size":
 "...", "bestBid": "...", "bestAsk": "...", ...}}``; ``price`` is the last trade. A symbol it
-does not list is *not* an error: HTTP 200 with ``"data": null``. Errors carry another
-``code``: "429000" (rate limit, HTTP 429), "400100" (a bad parameter; the symbol is the only
-one). USD pairs are priced in USDT.
+does not list is *not* an error: HTTP 200 with ``"data": null``. The market list has the same
+envelope, ``{"code": "200000", "data": [{"symbol": "BTC-USDT", "baseCurrency": "BTC",
+"quoteCurrency": "USDT", "enableTrading": true, ...}]}``. Errors carry another ``code``:
+"429000" (rate limit, HTTP 429), "400100" (a bad parameter; the symbol is the only one). USD
+pairs are priced in USDT.
 """
 
 from __future__ import annotations
@@ -17,10 +20,13 @@ from neosl_pricefeed.sources.base import (
     BAD_RESPONSE,
     RATE_LIMITED,
     UNKNOWN_SYMBOL,
+    Market,
     Source,
     check_status,
     join,
+    listed,
     load_json,
+    safe_code,
     to_price,
 )
 
@@ -38,18 +44,47 @@ class Kucoin(Source):
         base, quote = self.market(pair)
         return f"{base}-{quote}"
 
-    def request(self, pair: str, base_url: str) -> tuple[str, dict[str, str]]:
-        return join(base_url, "/api/v1/market/orderbook/level1"), {"symbol": self.symbol(pair)}
+    def request(self, symbol: str, base_url: str) -> tuple[str, dict[str, str]]:
+        return join(base_url, "/api/v1/market/orderbook/level1"), {"symbol": symbol}
 
-    def parse(self, pair: str, status_code: int, body: bytes) -> Decimal:
+    def parse(self, symbol: str, status_code: int, body: bytes) -> Decimal:
+        ticker = self._data(status_code, body)
+        if ticker is None:
+            raise self.error(UNKNOWN_SYMBOL, f"does not list {safe_code(symbol)}")
+        if not isinstance(ticker, dict):
+            raise self.error(BAD_RESPONSE, "answered in an unexpected shape")
+        return to_price(self.title, ticker.get("price"))
+
+    def listing_request(self, base_url: str) -> tuple[str, dict[str, str]]:
+        return join(base_url, "/api/v2/symbols"), {}
+
+    def parse_listing(self, status_code: int, body: bytes) -> list[Market]:
+        rows = self._data(status_code, body)
+        if not isinstance(rows, list):
+            raise self.error(BAD_RESPONSE, "answered a market list in an unexpected shape")
+        return list(
+            dict.fromkeys(
+                market
+                for row in rows
+                if isinstance(row, dict) and row.get("enableTrading") is True
+                if (
+                    market := listed(
+                        row.get("baseCurrency"), row.get("quoteCurrency"), row.get("symbol")
+                    )
+                )
+            )
+        )
+
+    def _data(self, status_code: int, body: bytes) -> object:
+        """The ``data`` of an answer whose code is "200000".
+
+        Raises:
+            SourceError: the error the code or status stands for, or ``bad_response``
+                without a code.
+        """
         data = load_json(self.title, status_code, body)
         if not isinstance(data, dict) or "code" not in data:
             check_status(self.title, status_code)
             raise self.error(BAD_RESPONSE, "answered in an unexpected shape")
         self.check_code(status_code, str(data["code"]), _ERRORS, ok="200000")
-        ticker = data.get("data")
-        if ticker is None:
-            raise self.error(UNKNOWN_SYMBOL, f"does not list {self.symbol(pair)}")
-        if not isinstance(ticker, dict):
-            raise self.error(BAD_RESPONSE, "answered in an unexpected shape")
-        return to_price(self.title, ticker.get("price"))
+        return data.get("data")

@@ -1,9 +1,13 @@
-"""OKX: ``GET /api/v5/market/ticker?instId=NEO-USDT``.
+"""OKX: ``GET /api/v5/market/ticker?instId=NEO-USDT``; markets from ``GET
+/api/v5/public/instruments?instType=SPOT``.
 
 Answers ``{"code": "0", "msg": "", "data": [{"instId": "NEO-USDT", "last": "...", ...}]}``;
-``last`` is the last trade. Any other ``code`` is an error: "51001" (instrument does not
-exist), "50011" (rate limit, HTTP 429), "50001" (service temporarily unavailable, HTTP 503).
-USD pairs are priced in USDT, OKX's deepest spot markets.
+``last`` is the last trade. The market list has the same envelope, ``{"code": "0", "msg": "",
+"data": [{"instId": "BTC-USDT", "baseCcy": "BTC", "quoteCcy": "USDT", "state": "live",
+...}]}``; an instrument in another state ("suspend", "preopen") is closed. Any other ``code``
+is an error: "51001" (instrument does not exist), "50011" (rate limit, HTTP 429), "50001"
+(service temporarily unavailable, HTTP 503). USD pairs are priced in USDT, OKX's deepest spot
+markets.
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ from neosl_pricefeed.sources.base import (
     MAINTENANCE,
     RATE_LIMITED,
     UNKNOWN_SYMBOL,
+    Market,
     Source,
     check_status,
     join,
+    listed,
     load_json,
     to_price,
 )
@@ -42,10 +48,37 @@ class Okx(Source):
         base, quote = self.market(pair)
         return f"{base}-{quote}"
 
-    def request(self, pair: str, base_url: str) -> tuple[str, dict[str, str]]:
-        return join(base_url, "/api/v5/market/ticker"), {"instId": self.symbol(pair)}
+    def request(self, symbol: str, base_url: str) -> tuple[str, dict[str, str]]:
+        return join(base_url, "/api/v5/market/ticker"), {"instId": symbol}
 
-    def parse(self, pair: str, status_code: int, body: bytes) -> Decimal:
+    def parse(self, symbol: str, status_code: int, body: bytes) -> Decimal:
+        rows = self._data(status_code, body)
+        if len(rows) != 1 or not isinstance(rows[0], dict):
+            raise self.error(BAD_RESPONSE, "answered in an unexpected shape")
+        if rows[0].get("instId") != symbol:
+            raise self.error(BAD_RESPONSE, "answered for another instrument")
+        return to_price(self.title, rows[0].get("last"))
+
+    def listing_request(self, base_url: str) -> tuple[str, dict[str, str]]:
+        return join(base_url, "/api/v5/public/instruments"), {"instType": "SPOT"}
+
+    def parse_listing(self, status_code: int, body: bytes) -> list[Market]:
+        return list(
+            dict.fromkeys(
+                market
+                for row in self._data(status_code, body)
+                if isinstance(row, dict) and row.get("state") == "live"
+                if (market := listed(row.get("baseCcy"), row.get("quoteCcy"), row.get("instId")))
+            )
+        )
+
+    def _data(self, status_code: int, body: bytes) -> list[object]:
+        """The ``data`` list of an answer whose code is "0".
+
+        Raises:
+            SourceError: the error the code or status stands for, or ``bad_response``
+                without a code or a data list.
+        """
         data = load_json(self.title, status_code, body)
         if not isinstance(data, dict):
             check_status(self.title, status_code)
@@ -55,8 +88,6 @@ class Okx(Source):
             raise self.error(BAD_RESPONSE, "answered without a code")
         self.check_code(status_code, str(data["code"]), _ERRORS, ok="0")
         rows = data.get("data")
-        if not isinstance(rows, list) or len(rows) != 1 or not isinstance(rows[0], dict):
+        if not isinstance(rows, list):
             raise self.error(BAD_RESPONSE, "answered in an unexpected shape")
-        if rows[0].get("instId") != self.symbol(pair):
-            raise self.error(BAD_RESPONSE, "answered for another instrument")
-        return to_price(self.title, rows[0].get("last"))
+        return rows
