@@ -69,7 +69,12 @@ CHECKS = [
 ]
 
 SOURCE = "function main(input, ctx) { return {echo: input}; }"
-FEED = {"asset_pair": "NEO/USD", "frequency": 60, "sources": ["binance", "okx"]}
+FEED = {
+    "asset_pair": "NEO/USD",
+    "frequency": 60,
+    "sources": ["binance", "okx"],
+    "usdt_as_usd": True,
+}
 
 
 @dataclass(frozen=True)

@@ -144,6 +144,22 @@ def test_a_cron_trigger_is_created_and_paused(tenant: str, tmp_path: Path) -> No
     assert nsl("triggers", "create", "cron", "tick").code == 2
 
 
+def test_sources_of_a_pair_and_a_feed_that_reads_usdt_for_usd(tenant: str) -> None:
+    listed = nsl("feeds", "sources", "--pair", "NEO/USD")
+    assert listed.code == 0, listed.err
+    # A table of the sources whose markets price the pair; USDT ones only when asked for.
+    assert "coingecko" in listed.out
+    assert "binance" not in listed.out
+    wide = nsl("--json", "feeds", "sources", "--pair", "NEO/USD", "--usdt-as-usd").json()
+    assert {s["name"]: s["market"] for s in wide}["binance"] == "NEO/USDT"
+    refused = nsl("feeds", "create", "NEO/USD", "--source", "binance")
+    assert refused.code == 1
+    assert "set usdt_as_usd" in refused.err
+    made = nsl("--json", "feeds", "create", "NEO/USD", "--source", "binance", "--usdt-as-usd")
+    assert made.code == 0, made.err
+    assert made.json()["sources"] == [{"name": "binance", "market": "NEO/USDT"}]
+
+
 def test_exit_codes_say_who_refused(tenant: str) -> None:
     missing = nsl("functions", "get", "999999")
     assert missing.code == 1

@@ -100,10 +100,16 @@ def test_a_tenant_works_through_the_sdk(nsl: Client, db: Session) -> None:
     assert [t["id"] for t in nsl.triggers.list(type="cron")] == [trigger["id"]]
     nsl.triggers.delete(trigger["id"])
 
-    feed = nsl.feeds.create("NEO/USD", ["binance", "okx"], 60, min_sources=1)
+    feed = nsl.feeds.create("NEO/USD", ["binance", "okx"], 60, min_sources=1, usdt_as_usd=True)
     assert nsl.feeds.get(feed["id"])["asset_pair"] == "NEO/USD"
     assert list(nsl.feeds.data(feed["id"])) == []
     assert any(s["name"] == "binance" for s in nsl.feeds.sources())
+    # Which sources price a pair, and from which market: USDT for USD only when accepted.
+    pricing = {s["name"]: s["market"] for s in nsl.feeds.sources("NEO/USD")}
+    assert (pricing["binance"], pricing["coingecko"]) == ("NEO/USDT", "NEO/USD")
+    strict = {s["name"] for s in nsl.feeds.sources("NEO/USD", usdt_as_usd=False)}
+    assert "coingecko" in strict
+    assert "binance" not in strict
 
 
 def test_errors_carry_the_api_code_and_details(nsl: Client, faults: Faults) -> None:

@@ -279,7 +279,7 @@ def test_an_idle_price_clock_pass_is_one_statement_and_abandoned_rounds_still_en
     sweep (every SWEEP_SECONDS) even if its feed is never due again (paused)."""
     feed_id = feed(sessions, ["binance"], first=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1))
     tick = price_clock.Clock(settings, sessions, Dispatcher(producer))
-    tick.next_resume = tick.next_sweep = time.monotonic() + 3600
+    tick.next_resume = tick.next_sweep = tick.next_listings = time.monotonic() + 3600
     with statements(committed_db) as seen:
         wait = tick.tick()
     assert len(seen) == 1, seen

@@ -21,7 +21,12 @@ from tests.factories import make_user
 from tests.gas.test_api import tenant
 from tests.scraping import api_figures
 
-FEED = {"asset_pair": "NEO/USD", "frequency": 60, "sources": ["binance", "okx", "kucoin"]}
+FEED = {
+    "asset_pair": "NEO/USD",
+    "frequency": 60,
+    "sources": ["binance", "okx", "kucoin"],
+    "usdt_as_usd": True,
+}
 
 
 def create(client: FlaskClient, h: dict[str, str], **fields: Any) -> Any:
@@ -51,7 +56,12 @@ def test_create_with_defaults(client: FlaskClient) -> None:
     h = tenant(client)
     feed = created(client, h, asset_pair="neo/usd")
     assert feed["asset_pair"] == "NEO/USD"
-    assert feed["sources"] == [{"name": "binance"}, {"name": "okx"}, {"name": "kucoin"}]
+    # No market list is stored here: each source's catalog, USD read from USDT as accepted.
+    assert feed["sources"] == [
+        {"name": "binance", "market": "NEO/USDT"},
+        {"name": "okx", "market": "NEO/USDT"},
+        {"name": "kucoin", "market": "NEO/USDT"},
+    ]
     assert (feed["aggregation"], feed["deviation"], feed["heartbeat"], feed["min_sources"]) == (
         "median",
         "0.50",  # as stored and read back: two decimals
@@ -122,13 +132,19 @@ def test_weighted_sources_and_a_tenant_contract(client: FlaskClient) -> None:
         heartbeat=600,
         target=target,
     )
-    assert feed["sources"] == [{"name": "binance", "weight": "2"}, {"name": "okx", "weight": "0.5"}]
+    assert feed["sources"] == [
+        {"name": "binance", "market": "NEO/USDT", "weight": "2"},
+        {"name": "okx", "market": "NEO/USDT", "weight": "0.5"},
+    ]
     assert feed["target"] == {"contract": "0x" + "ab" * 20, "method": "updatePrice"}
     # Back to the median: the weights go, the names stay.
     changed = client.patch(
         f"/v1/price-feeds/{feed['id']}", json={"aggregation": "median"}, headers=h
     ).get_json()
-    assert changed["sources"] == [{"name": "binance"}, {"name": "okx"}]
+    assert changed["sources"] == [
+        {"name": "binance", "market": "NEO/USDT"},
+        {"name": "okx", "market": "NEO/USDT"},
+    ]
     # A change is validated with the rest of the feed.
     bad = client.patch(f"/v1/price-feeds/{feed['id']}", json={"frequency": 601}, headers=h)
     assert "heartbeat" in assert_error(bad, 422, "validation_error")["details"]
@@ -269,7 +285,7 @@ def test_the_operator_creates_public_feeds_from_the_cli(
     made = run_cli(
         server_env,
         "feeds", "create", "--owner", "operator", "--pair", "NEO/USD", "--frequency", "60",
-        "--sources", "binance,okx,kucoin", "--min-sources", "2", "--public",
+        "--sources", "binance,okx,kucoin", "--min-sources", "2", "--public", "--usdt-as-usd",
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
     assert "created public price feed" in made.stdout

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -47,7 +48,12 @@ from tests.waiting import wait_until
 NEO_USD = {"binance": "NEOUSDT", "okx": "NEO-USDT", "kucoin": "NEO-USDT", "gate": "NEO_USDT"}
 ROUND_FEE = Decimal("0.001")
 SOURCE_FEE = Decimal("0.0001")
-FEED = {"asset_pair": "NEO/USD", "frequency": 60, "sources": ["binance", "okx", "kucoin"]}
+FEED = {
+    "asset_pair": "NEO/USD",
+    "frequency": 60,
+    "sources": ["binance", "okx", "kucoin"],
+    "usdt_as_usd": True,
+}
 # A round of FEED (three sources).
 FEED_ROUND = ROUND_FEE + 3 * SOURCE_FEE
 
@@ -272,6 +278,7 @@ def test_a_round_its_owner_cannot_pay_asks_no_source_and_pauses_the_feed(
     # A deposit: the clock's next pass resumes the feed and queues its round at once.
     deposit(sessions, short, "0.00000001")
     tick = clock.Clock(billed, sessions, Dispatcher(producer))
+    tick.next_listings = time.monotonic() + 3600  # market lists are not this test's
     redis_client.delete(jobs.PRICEFEED_QUEUE)
     tick.tick()
     resumed = load(sessions, PriceFeed, short_feed)
@@ -443,9 +450,9 @@ def test_an_operators_public_feed_waits_for_its_owner_to_pay(
         "NSL_PRICEFEED_SOURCE_FEE": str(SOURCE_FEE),
     }
     args = ["feeds", "create", "--owner", "operator", "--pair", "NEO/USD", "--frequency", "60"]
-    made = run_cli(env, *args, "--sources", "binance,okx", "--public")
+    made = run_cli(env, *args, "--sources", "binance,okx", "--public", "--usdt-as-usd")
     assert made.returncode == 0, made.stderr
-    refused = run_cli(env, *args, "--sources", "binance,okx")
+    refused = run_cli(env, *args, "--sources", "binance,okx", "--usdt-as-usd")
     assert refused.returncode == 1
     assert "cannot pay for a round" in refused.stderr
     with sessions() as db:

@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from sqlalchemy.orm import Session
 
 from neosl.config import Settings, load_settings, new_key
 from neosl.errors import InvalidInput
@@ -42,7 +43,8 @@ SHORT_TIMEOUT = 0.3
 
 
 @pytest.fixture(scope="module")
-def settings() -> Settings:
+def offline() -> Settings:
+    """Settings of no running server: validation reads only limits and keys from them."""
     key = new_key()
     return load_settings(
         {
@@ -55,7 +57,9 @@ def settings() -> Settings:
     )
 
 
-def validate(settings: Settings, sources: Any, aggregation: str = "median") -> list[dict[str, Any]]:
+def validate(
+    db: Session, offline: Settings, sources: Any, aggregation: str = "median"
+) -> list[dict[str, Any]]:
     fields = {
         "asset_pair": "NEO/USD",
         "frequency": 60,
@@ -65,22 +69,24 @@ def validate(settings: Settings, sources: Any, aggregation: str = "median") -> l
         "heartbeat": None,
         "min_sources": 1,
         "target": None,
+        "usdt_as_usd": True,
     }
-    result: list[dict[str, Any]] = definitions.validated(settings, fields)["sources"]
+    result: list[dict[str, Any]] = definitions.validated(db, offline, fields)["sources"]
     return result
 
 
-def invalid_field(settings: Settings, sources: Any, aggregation: str = "median") -> str:
+def invalid_field(db: Session, offline: Settings, sources: Any, aggregation: str = "median") -> str:
     with pytest.raises(InvalidInput) as caught:
-        validate(settings, sources, aggregation)
+        validate(db, offline, sources, aggregation)
     assert caught.value.details is not None
     (field,) = caught.value.details
     return str(field)
 
 
-def test_generic_sources_are_normalised(settings: Settings) -> None:
+def test_generic_sources_are_normalised(db: Session, offline: Settings) -> None:
     got = validate(
-        settings,
+        db,
+        offline,
         [
             "binance",
             {"url": "https://api.example.com/v1/neo", "json_path": "$.data.price"},
@@ -93,7 +99,7 @@ def test_generic_sources_are_normalised(settings: Settings) -> None:
         ],
     )
     assert got == [
-        {"name": "binance"},
+        {"name": "binance", "market": "NEO/USDT"},
         {
             "name": "http:api.example.com",
             "url": "https://api.example.com/v1/neo",
@@ -112,12 +118,13 @@ def test_generic_sources_are_normalised(settings: Settings) -> None:
     assert definitions.secret_names(got[1]) == set()
     assert definitions.secret_names(got[2]) == {"API_KEY"}
     # A stored feed is validated again when it changes: the normalised form reads the same.
-    assert validate(settings, got) == got
+    assert validate(db, offline, got) == got
 
 
-def test_generic_sources_take_weights_like_named_ones(settings: Settings) -> None:
+def test_generic_sources_take_weights_like_named_ones(db: Session, offline: Settings) -> None:
     got = validate(
-        settings,
+        db,
+        offline,
         [
             {"name": "binance", "weight": 1},
             {"url": "https://a.example/p", "json_path": "$", "weight": "2.5"},
@@ -132,14 +139,15 @@ def test_generic_sources_take_weights_like_named_ones(settings: Settings) -> Non
         "weight": "2.5",
     }
     item = {"url": "https://a.example/p", "json_path": "$"}
-    assert invalid_field(settings, [item], "weighted") == "sources[0].weight"
-    assert invalid_field(settings, [{**item, "weight": 1}]) == "sources[0].weight"
-    assert invalid_field(settings, [{**item, "weight": 0}], "weighted") == "sources[0].weight"
+    assert invalid_field(db, offline, [item], "weighted") == "sources[0].weight"
+    assert invalid_field(db, offline, [{**item, "weight": 1}]) == "sources[0].weight"
+    assert invalid_field(db, offline, [{**item, "weight": 0}], "weighted") == "sources[0].weight"
 
 
-def test_secret_names_lists_every_reference(settings: Settings) -> None:
+def test_secret_names_lists_every_reference(db: Session, offline: Settings) -> None:
     (source,) = validate(
-        settings,
+        db,
+        offline,
         [
             {
                 "url": "https://a.example/p",
@@ -195,19 +203,21 @@ GOOD = {"url": "https://a.example/p", "json_path": "$.p"}
         ({**GOOD, "name": "other", "serves": ["NEO/USD"]}, "sources[1]"),
     ],
 )
-def test_each_bad_field_is_named(settings: Settings, item: dict[str, Any], field: str) -> None:
-    assert invalid_field(settings, ["binance", item]) == field
+def test_each_bad_field_is_named(
+    db: Session, offline: Settings, item: dict[str, Any], field: str
+) -> None:
+    assert invalid_field(db, offline, ["binance", item]) == field
 
 
-def test_a_generic_name_is_unique_in_the_feed(settings: Settings) -> None:
+def test_a_generic_name_is_unique_in_the_feed(db: Session, offline: Settings) -> None:
     same_host = [GOOD, {**GOOD, "json_path": "$.q"}]
-    assert invalid_field(settings, same_host) == "sources[1].name"
-    assert invalid_field(settings, [GOOD, {**GOOD, "name": "a.example"}]) == "sources[1].name"
+    assert invalid_field(db, offline, same_host) == "sources[1].name"
+    assert invalid_field(db, offline, [GOOD, {**GOOD, "name": "a.example"}]) == "sources[1].name"
     labelled = [GOOD, {**GOOD, "json_path": "$.q", "name": "second"}]
-    assert [s["name"] for s in validate(settings, labelled)] == ["http:a.example", "http:second"]
+    assert [s["name"] for s in validate(db, offline, labelled)] == ["http:a.example", "http:second"]
 
 
-def test_a_generic_source_serves_any_pair(settings: Settings) -> None:
+def test_a_generic_source_serves_any_pair(db: Session, offline: Settings) -> None:
     fields = {
         "asset_pair": "XYZ/EUR",
         "frequency": 60,
@@ -218,11 +228,11 @@ def test_a_generic_source_serves_any_pair(settings: Settings) -> None:
         "min_sources": 1,
         "target": None,
     }
-    assert definitions.validated(settings, fields)["sources"][0]["name"] == "http:a.example"
+    assert definitions.validated(db, offline, fields)["sources"][0]["name"] == "http:a.example"
 
 
-def test_default_label_of_an_address_host(settings: Settings) -> None:
-    (source,) = validate(settings, [{"url": "http://[2001:db8::1]:8080/", "json_path": "$"}])
+def test_default_label_of_an_address_host(db: Session, offline: Settings) -> None:
+    (source,) = validate(db, offline, [{"url": "http://[2001:db8::1]:8080/", "json_path": "$"}])
     assert source["name"] == "http:2001-db8--1"
 
 
@@ -559,13 +569,13 @@ def test_a_closed_port_is_unreachable(fetcher: Fetcher) -> None:
     ],
 )
 def test_a_deviation_is_checked_as_it_is_stored(
-    settings: Settings, deviation: Decimal, stored: Decimal | None
+    db: Session, offline: Settings, deviation: Decimal, stored: Decimal | None
 ) -> None:
     """The column keeps two decimals: what rounds to 0.00 is refused, not stored as 0."""
     fields = {
-        "asset_pair": "NEO/USD",
+        "asset_pair": "BTC/USD",
         "frequency": 60,
-        "sources": [{"name": "binance"}],
+        "sources": [{"name": "coinbase"}],
         "aggregation": "median",
         "deviation": deviation,
         "heartbeat": None,
@@ -574,7 +584,7 @@ def test_a_deviation_is_checked_as_it_is_stored(
     }
     if stored is None:
         with pytest.raises(InvalidInput) as caught:
-            definitions.validated(settings, fields)
+            definitions.validated(db, offline, fields)
         assert "deviation" in (caught.value.details or {})
     else:
-        assert definitions.validated(settings, fields)["deviation"] == stored
+        assert definitions.validated(db, offline, fields)["deviation"] == stored

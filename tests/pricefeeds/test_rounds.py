@@ -584,20 +584,22 @@ def keyed_feed(
 ) -> None:
     """A NEO/USD feed over ``sources`` (validated as the API does), due now, whose owner
     holds the keyed API's key as secret PRICE_KEY, sealed under ``keys``."""
-    fields = definitions.validated(
-        settings,
-        {
-            "asset_pair": "NEO/USD",
-            "frequency": 60,
-            "sources": sources,
-            "aggregation": "median",
-            "deviation": None,
-            "heartbeat": None,
-            "min_sources": 1,
-            "target": None,
-        },
-    )
     with sessions() as db:
+        fields = definitions.validated(
+            db,
+            settings,
+            {
+                "asset_pair": "NEO/USD",
+                "frequency": 60,
+                "sources": sources,
+                "aggregation": "median",
+                "deviation": None,
+                "heartbeat": None,
+                "min_sources": 1,
+                "target": None,
+                "usdt_as_usd": True,
+            },
+        )
         user = make_user(db)
         sealed = secretbox.seal(keys, user.id, "PRICE_KEY", 1, _KeyedApi.key)
         db.add(

@@ -240,6 +240,7 @@ def _feeds_create(settings: Settings, args: argparse.Namespace) -> int:
         heartbeat=args.heartbeat,
         min_sources=args.min_sources,
         public=args.public,
+        usdt_as_usd=args.usdt_as_usd,
     )
     with _session(settings) as session:
         owner = session.scalar(select(User.id).where(User.username == args.owner))
@@ -404,6 +405,11 @@ def build_parser() -> argparse.ArgumentParser:
     create_feed.add_argument("--heartbeat", type=int, default=None, metavar="SECONDS")
     create_feed.add_argument("--min-sources", type=int, default=1)
     create_feed.add_argument("--public", action="store_true")
+    create_feed.add_argument(
+        "--usdt-as-usd",
+        action="store_true",
+        help="a USD pair may read a source's USDT market where it has no USD one",
+    )
     create_feed.set_defaults(func=_feeds_create)
     feeds_cmd.add_parser("list", help="every price feed").set_defaults(func=_feeds_list)
     feeds_cmd.add_parser(

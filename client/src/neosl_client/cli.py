@@ -382,6 +382,8 @@ def cmd_feeds_create(args: argparse.Namespace, nsl: Client, out: Out) -> int:
     for name in ("aggregation", "heartbeat", "min_sources", "deviation"):
         if getattr(args, name) is not None:
             options[name] = getattr(args, name)
+    if args.usdt_as_usd:
+        options["usdt_as_usd"] = True
     feed = nsl.feeds.create(args.pair, args.source, args.frequency, **options)
     out.one(feed, FEED_COLUMNS)
     return OK
@@ -403,7 +405,11 @@ def cmd_feeds_report(args: argparse.Namespace, nsl: Client, out: Out) -> int:
 
 
 def cmd_feeds_sources(args: argparse.Namespace, nsl: Client, out: Out) -> int:
-    out.many(nsl.feeds.sources(), ("name", "kind", "pairs"))
+    if args.pair:
+        listed = nsl.feeds.sources(args.pair, usdt_as_usd=args.usdt_as_usd)
+        out.many(listed, ("name", "market", "symbol"))
+    else:
+        out.many(nsl.feeds.sources(), ("name", "title", "markets", "listed_at"))
     return OK
 
 
@@ -589,6 +595,11 @@ def build_parser() -> argparse.ArgumentParser:
     pcreate.add_argument("--min-sources", type=int)
     pcreate.add_argument("--heartbeat", type=int)
     pcreate.add_argument("--deviation", help="percent that triggers a publication")
+    pcreate.add_argument(
+        "--usdt-as-usd",
+        action="store_true",
+        help="a USD pair may read a source's USDT market where it has no USD one",
+    )
     pcreate.set_defaults(handler=cmd_feeds_create)
     plist = psub.add_parser("list")
     plist.add_argument("--pair")
@@ -599,9 +610,12 @@ def build_parser() -> argparse.ArgumentParser:
     preport = psub.add_parser("report", help="the latest round, signed for contracts")
     preport.add_argument("feed", type=int)
     preport.set_defaults(handler=cmd_feeds_report)
-    psub.add_parser("sources", help="the sources a feed may use").set_defaults(
-        handler=cmd_feeds_sources
+    psources = psub.add_parser("sources", help="the sources a feed may use")
+    psources.add_argument("--pair", help="only those that price BASE/QUOTE, and how")
+    psources.add_argument(
+        "--usdt-as-usd", action="store_true", help="with --pair USD: count USDT markets"
     )
+    psources.set_defaults(handler=cmd_feeds_sources)
 
     gas = sub.add_parser("gas", help="the gas bank: accounts, deposits, withdrawals")
     gsub = gas.add_subparsers(dest="action", required=True, metavar="ACTION")

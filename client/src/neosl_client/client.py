@@ -458,9 +458,11 @@ class Hooks(_Resource):
 
 class PriceFeeds(_Resource):
     @route("GET", "/v1/price-sources")
-    def sources(self) -> list[models.Source]:
-        """The price sources the service knows."""
-        answer = self._http.json("GET", "/v1/price-sources")
+    def sources(self, pair: str | None = None, *, usdt_as_usd: bool = True) -> list[models.Source]:
+        """The price sources the service knows; with ``pair``, those that price it, each with
+        the market it reads (USDT markets for a USD pair only with ``usdt_as_usd``)."""
+        params = {"pair": pair, "usdt_as_usd": str(usdt_as_usd).lower()} if pair else None
+        answer = self._http.json("GET", "/v1/price-sources", params=params)
         items = answer["items"] if isinstance(answer, dict) else answer
         return cast(list[models.Source], items)
 
@@ -476,9 +478,11 @@ class PriceFeeds(_Resource):
         heartbeat: int = _UNSET,
         min_sources: int = _UNSET,
         target: Mapping[str, Any] | None = _UNSET,
+        usdt_as_usd: bool = _UNSET,
     ) -> models.Feed:
         """``sources``: names (``"binance"``) or source objects (a generic
-        ``{name, url, json_path, headers}``)."""
+        ``{name, url, json_path, headers}``). ``usdt_as_usd``: a USD pair may read a
+        source's USDT market where it has no USD one."""
         body = _body(
             asset_pair=asset_pair,
             sources=[{"name": s} if isinstance(s, str) else dict(s) for s in sources],
@@ -488,6 +492,7 @@ class PriceFeeds(_Resource):
             heartbeat=heartbeat,
             min_sources=min_sources,
             target=target,
+            usdt_as_usd=usdt_as_usd,
         )
         return cast(models.Feed, self._http.json("POST", "/v1/price-feeds", json=body))
 

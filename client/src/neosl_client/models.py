@@ -144,6 +144,7 @@ class Feed(TypedDict):
     status: Literal["active", "paused"]
     target: NotRequired[dict[str, Any] | None]
     updated_at: str
+    usdt_as_usd: bool
 
 
 class FeedCreate(TypedDict):
@@ -155,6 +156,7 @@ class FeedCreate(TypedDict):
     min_sources: NotRequired[int]
     sources: Any
     target: NotRequired[Any]
+    usdt_as_usd: NotRequired[bool]
 
 
 class FeedDetail(TypedDict):
@@ -174,6 +176,7 @@ class FeedDetail(TypedDict):
     status: Literal["active", "paused"]
     target: NotRequired[dict[str, Any] | None]
     updated_at: str
+    usdt_as_usd: bool
 
 
 class FeedPage(TypedDict):
@@ -190,6 +193,7 @@ class FeedUpdate(TypedDict):
     min_sources: NotRequired[int]
     sources: NotRequired[Any]
     target: NotRequired[Any]
+    usdt_as_usd: NotRequired[bool]
 
 
 class Follower(TypedDict):
@@ -445,8 +449,13 @@ class Signer(TypedDict):
 
 class Source(TypedDict):
     bases: list[str]
+    listed_at: str | None
+    listing_error: str | None
+    market: str | None
+    markets: int | None
     name: str
     quotes: dict[str, str]
+    symbol: str | None
     title: str
 
 

@@ -152,6 +152,8 @@ class Settings:
     # source's time limit in a round, the shortest round period a feed may have.
     price_source_urls: tuple[tuple[str, str], ...] = tuple(PRICE_SOURCE_URLS.items())
     price_source_timeout_seconds: float = 3.0
+    # How often the pricefeed worker fetches each exchange source's market list again.
+    price_listing_refresh_seconds: int = 3600
     pricefeed_min_frequency: int = 10
     # The PriceFeed contract rounds are published to ("0x…"); the dev stack deploys its own.
     pricefeed_contract: str | None = None
@@ -537,6 +539,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         price_source_urls=_price_source_urls(env),
         price_source_timeout_seconds=_int(env, "NSL_PRICE_SOURCE_TIMEOUT_MS", 3000, 100, 60_000)
         / 1000,
+        price_listing_refresh_seconds=_int(
+            env, "NSL_PRICE_LISTING_REFRESH_SECONDS", 3600, 60, 7 * 86_400
+        ),
         pricefeed_min_frequency=_int(env, "NSL_PRICEFEED_MIN_FREQUENCY_SECONDS", 10, 1, 86400),
         pricefeed_contract=_contract_hash(env, "NSL_PRICEFEED_CONTRACT"),
         pricefeed_service_fee=_fee(env, "NSL_PRICEFEED_SERVICE_FEE"),

@@ -91,6 +91,11 @@ EVALUATE_PRICE_TRIGGERS = Job(
 # net: the clock fails a round left queued or running too long, and the feed's next slot
 # comes (a late price is worth less than the next one).
 RUN_ROUND = Job("neosl.pricefeed.run_round", PRICEFEED_QUEUE, ("round_id",))
+# Fetch one exchange source's market list and store it (``neosl_pricefeed.listings``). The
+# pricefeed clock sends it when the source's list is due (``NSL_PRICE_LISTING_REFRESH_SECONDS``),
+# having moved its ``checked_at`` on, so replicas and redeliveries refresh a list at most once
+# per period; a lost message is made up for by the next period.
+REFRESH_LISTING = Job("neosl.pricefeed.refresh_listing", PRICEFEED_QUEUE, ("source",))
 
 ALL_JOBS = (
     *PING_JOBS.values(),
@@ -105,4 +110,5 @@ ALL_JOBS = (
     FOLLOW_CHAIN,
     EVALUATE_PRICE_TRIGGERS,
     RUN_ROUND,
+    REFRESH_LISTING,
 )

@@ -46,6 +46,7 @@ from neosl.dispatch import Dispatcher
 from neosl.models import GasAccount, PriceFeed, PriceRound
 from neosl.pricefeeds import billing
 from neosl.worker_main import run_loop
+from neosl_pricefeed import listings
 from neosl_pricefeed.metrics import ClockMetrics
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,9 @@ ABANDONED_AFTER = dt.timedelta(minutes=2)
 BATCH = 200
 # The longest sleep between passes: how soon a new or resumed feed is noticed.
 POLL_SECONDS = 0.5
+# How often the clock looks for market lists due a refresh (each is due every
+# NSL_PRICE_LISTING_REFRESH_SECONDS).
+LISTINGS_SECONDS = 10.0
 # How often feeds paused for want of funds are resumed if their owners can pay again.
 RESUME_SECONDS = 5.0
 # How often a pass claims (and fails abandoned rounds) even with no feed due: a round of a
@@ -201,6 +205,7 @@ class Clock:
         self.registries = [self.metrics.registry]
         self.next_resume = 0.0  # time.monotonic() of the next resume_funded pass
         self.next_sweep = 0.0  # time.monotonic() of the next claim with no feed due
+        self.next_listings = 0.0  # time.monotonic() of the next look for due market lists
 
     def tick(self) -> float:
         """Resume the feeds whose owners can pay again (every ``RESUME_SECONDS``), queue the
@@ -211,6 +216,10 @@ class Clock:
             if resumed:
                 log.info("resumed price feeds %s: their owners can pay a round again", resumed)
             self.next_resume = time.monotonic() + RESUME_SECONDS
+        if time.monotonic() >= self.next_listings:
+            with self.sessions() as session:
+                self.queue_listings(session)
+            self.next_listings = time.monotonic() + LISTINGS_SECONDS
         now = dt.datetime.now(dt.UTC)
         with self.sessions() as session:
             next_at = earliest(session)
@@ -229,6 +238,14 @@ class Clock:
         if next_at is not None:
             wait = min(wait, (next_at - dt.datetime.now(dt.UTC)).total_seconds())
         return max(wait, 0.0)
+
+    def queue_listings(self, session: Session) -> None:
+        """Queue a refresh of every source's market list that is due (``listings.due``)."""
+        names = listings.due(session, self.settings, dt.datetime.now(dt.UTC))
+        for name in names:
+            self.dispatcher.send(jobs.REFRESH_LISTING, source=name)
+        if names:
+            log.info("market lists due: %s", ", ".join(names))
 
     def run(self) -> None:
         log.info("pricefeed clock started")

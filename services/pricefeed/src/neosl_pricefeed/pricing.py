@@ -171,6 +171,8 @@ class Answer:
     latency_ms: int | None
     error: str | None = None
     kind: str | None = None
+    # The market a named source read (``BASE/USDT`` where a USD feed accepts USDT).
+    market: str | None = None
 
 
 @dataclass(frozen=True)
@@ -206,20 +208,24 @@ def ask_all(
 
     def ask(spec: dict[str, Any]) -> Answer:
         name = spec["name"]
+        market = None
         try:
             if definitions.is_generic(spec):
                 quote = generic.ask(askers.fetcher, spec, pair, secrets or {})
             else:
+                # Feeds defined before market lists keep no market: the catalog's rule.
+                market = spec.get("market") or "/".join(REGISTRY[name].market(pair))
                 quote = fetch(
                     askers.client,
                     REGISTRY[name],
-                    pair,
+                    market,
                     settings.price_source_url(name),
                     settings.price_source_timeout_seconds,
+                    spec.get("symbol"),
                 )
         except SourceError as exc:
-            return Answer(name, None, None, exc.message, exc.kind)
-        return Answer(name, quote.price, quote.latency_ms)
+            return Answer(name, None, None, exc.message, exc.kind, market)
+        return Answer(name, quote.price, quote.latency_ms, market=market)
 
     known = [s for s in sources if definitions.is_generic(s) or s["name"] in REGISTRY]
     return list(askers.pool.map(ask, known))
@@ -254,6 +260,7 @@ def price_round(
             "error": a.error,
             "error_kind": a.kind,
             "used": False,
+            **({"market": a.market} if a.market is not None else {}),
         }
         for a in answers
     }

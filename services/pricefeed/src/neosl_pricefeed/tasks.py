@@ -16,7 +16,7 @@ from neosl.celery_app import ServiceApp
 from neosl.functions.netguard import Fetcher
 from neosl.resources import Resources
 from neosl.tasks import ServiceTask
-from neosl_pricefeed import pricing
+from neosl_pricefeed import listings, pricing
 from neosl_pricefeed.metrics import RoundMetrics
 from neosl_pricefeed.sources.base import new_client
 
@@ -89,3 +89,15 @@ def register(app: Celery) -> None:
             resources.metrics,
             round_id,
         )
+
+    @app.task(
+        name=jobs.REFRESH_LISTING.name,
+        base=PricefeedTask,
+        bind=True,
+        shared=False,
+        ignore_result=True,
+    )
+    def refresh_listing(self: PricefeedTask, source: str) -> str:
+        resources = self.resources
+        with resources.sessions() as session:
+            return listings.refresh(session, self.settings, resources.client, source)

@@ -20,7 +20,13 @@ from neosl.models.gas import (
     UnmatchedDeposit,
 )
 from neosl.models.neo import NeoAction, NeoSigner
-from neosl.models.pricefeeds import PriceData, PriceFeed, PriceRound
+from neosl.models.pricefeeds import (
+    PriceData,
+    PriceFeed,
+    PriceRound,
+    SourceListing,
+    SourceMarket,
+)
 from neosl.models.triggers import Trigger, TriggerEvent
 
 __all__ = [
@@ -42,6 +48,8 @@ __all__ = [
     "PriceFeed",
     "PriceRound",
     "Secret",
+    "SourceListing",
+    "SourceMarket",
     "Transaction",
     "Trigger",
     "TriggerEvent",

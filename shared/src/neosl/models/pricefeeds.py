@@ -58,6 +58,8 @@ class PriceFeed(Base):
     # Why a paused feed is paused (PAUSED_REASONS; None: by its owner too); None while it is
     # active. Only a feed paused for want of funds is resumed by the service (the clock).
     paused_reason: Mapped[str | None] = mapped_column(String(30))
+    # Whether a USD pair may read a source's USDT market (the owner accepts USDT as USD).
+    usdt_as_usd: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
 
     __table_args__ = (
         CheckConstraint("frequency > 0", name="price_feeds_frequency_positive"),
@@ -152,3 +154,29 @@ class PriceRound(Base):
         UniqueConstraint("feed_id", "scheduled_at"),
         Index("idx_price_rounds_feed_id_id", "feed_id", "id"),
     )
+
+
+class SourceMarket(Base):
+    """A market an exchange source lists (``neosl.pricefeeds.catalog``)."""
+
+    __tablename__ = "source_markets"
+
+    source: Mapped[str] = mapped_column(String(20), primary_key=True)
+    base: Mapped[str] = mapped_column(String(10), primary_key=True)
+    quote: Mapped[str] = mapped_column(String(10), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(100))
+
+    __table_args__ = (Index("source_markets_pair", "base", "quote"),)
+
+
+class SourceListing(Base):
+    """When a source's market list was asked for and stored (None: never; the built-in
+    catalog applies), and why the last attempt failed."""
+
+    __tablename__ = "source_listings"
+
+    source: Mapped[str] = mapped_column(String(20), primary_key=True)
+    checked_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    listed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    markets: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    error: Mapped[str | None] = mapped_column(Text)

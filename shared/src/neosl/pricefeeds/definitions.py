@@ -49,6 +49,8 @@ MAX_HEADER_VALUE = 1024
 SECRET_REFERENCE = re.compile(r"\{\{secrets\.([^{}]*)\}\}")
 _GENERIC_ONLY = frozenset({"url", "json_path", "headers"})
 _GENERIC_KEYS = _GENERIC_ONLY | {"name", "weight"}
+# A known source: its name and weight; its market and symbol as a stored feed shows them.
+_NAMED_KEYS = frozenset({"name", "weight", "market", "symbol"})
 _LABEL = re.compile(r"[A-Za-z0-9_.-]{1,40}")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}")
 _HOST = re.compile(r"(?=.{1,253}\Z)[a-z0-9_-]{1,63}(?:\.[a-z0-9_-]{1,63})*")
@@ -65,6 +67,7 @@ class FeedSpec:
     min_sources: int = 1
     target: Any = None
     public: bool = False
+    usdt_as_usd: bool = False
 
 
 def _bad(field: str, message: str) -> InvalidInput:
@@ -92,10 +95,15 @@ def _weight(value: object, field: str) -> Decimal:
     return weight
 
 
-def _sources(value: object, pair: str, aggregation: str) -> list[dict[str, Any]]:
-    """The feed's sources, each once: ``{"name"}`` for a known source that serves ``pair``,
-    ``{"name": "http:<label>", "url", "json_path", "headers"}`` for a generic one (which
-    serves any pair); each with ``"weight"`` under the weighted aggregation.
+def _sources(
+    session: Session, value: object, pair: str, aggregation: str, usdt_as_usd: bool
+) -> list[dict[str, Any]]:
+    """The feed's sources, each once: ``{"name", "market", "symbol"}`` for a known source
+    that serves ``pair`` (the market it reads and the source's symbol of it, from its stored
+    market list: ``catalog.routes``), ``{"name": "http:<label>", "url", "json_path",
+    "headers"}`` for a generic one (which serves any pair); each with ``"weight"`` under the
+    weighted aggregation. A known source's ``market`` and ``symbol`` given back (a feed's
+    stored sources, sent again by an update) are decided again, not taken.
 
     Raises:
         InvalidInput: naming ``sources``, ``sources[i]`` or the item's field.
@@ -108,6 +116,11 @@ def _sources(value: object, pair: str, aggregation: str) -> list[dict[str, Any]]
         )
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
+    named = [
+        item if isinstance(item, str) else item.get("name") if isinstance(item, dict) else None
+        for item in value
+    ]
+    routes = catalog.routes(session, pair, [n for n in named if isinstance(n, str)], usdt_as_usd)
     for i, item in enumerate(value):
         field = f"sources[{i}]"
         source: dict[str, Any]
@@ -118,7 +131,7 @@ def _sources(value: object, pair: str, aggregation: str) -> list[dict[str, Any]]
         else:
             if isinstance(item, str):
                 name, weight = item, None
-            elif isinstance(item, dict) and set(item) <= {"name", "weight"} and "name" in item:
+            elif isinstance(item, dict) and set(item) <= _NAMED_KEYS and "name" in item:
                 name, weight = item["name"], item.get("weight")
             else:
                 raise _bad(field, "a source name, {name, weight} or {url, json_path, ...}")
@@ -127,9 +140,10 @@ def _sources(value: object, pair: str, aggregation: str) -> list[dict[str, Any]]
                 raise _bad(field, f"unknown source {str(name)[:40]!r} (known: {known})")
             if name in seen:
                 raise _bad(field, f"{name} is listed twice")
-            if not catalog.serves(name, pair):
-                raise _bad(field, f"{name} does not serve {pair} (GET /v1/price-sources)")
-            source = {"name": name}
+            route = routes[name]
+            if not isinstance(route, catalog.Route):
+                raise _bad(field, route)
+            source = route.as_source()
         seen.add(source["name"])
         if aggregation == "weighted":
             if weight is None:
@@ -281,9 +295,10 @@ def _target(value: object) -> dict[str, str] | None:
     return {"contract": contract.lower(), "method": method}
 
 
-def validated(settings: Settings, fields: dict[str, Any]) -> dict[str, Any]:
+def validated(session: Session, settings: Settings, fields: dict[str, Any]) -> dict[str, Any]:
     """Every field of a feed, checked together (heartbeat against frequency, weights
-    against the aggregation, min_sources against the sources).
+    against the aggregation, min_sources against the sources, the sources against their
+    stored market lists and ``usdt_as_usd``).
 
     Raises:
         InvalidInput: naming the field.
@@ -298,7 +313,10 @@ def validated(settings: Settings, fields: dict[str, Any]) -> dict[str, Any]:
     aggregation = fields["aggregation"]
     if aggregation not in AGGREGATIONS:
         raise _bad("aggregation", f"one of {', '.join(AGGREGATIONS)}")
-    sources = _sources(fields["sources"], pair, aggregation)
+    usdt_as_usd = fields.get("usdt_as_usd", False)
+    if not isinstance(usdt_as_usd, bool):
+        raise _bad("usdt_as_usd", "true or false")
+    sources = _sources(session, fields["sources"], pair, aggregation, usdt_as_usd)
     deviation = fields["deviation"] if fields["deviation"] is not None else DEFAULT_DEVIATION
     # The column keeps two decimals: checked as it will be stored (1e-9 would become 0.00).
     deviation = Decimal(deviation).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
@@ -319,6 +337,7 @@ def validated(settings: Settings, fields: dict[str, Any]) -> dict[str, Any]:
         "heartbeat": heartbeat,
         "min_sources": min_sources,
         "target": _target(fields["target"]),
+        "usdt_as_usd": usdt_as_usd,
     }
 
 
@@ -344,7 +363,7 @@ def create_feed(session: Session, settings: Settings, user_id: int, spec: FeedSp
         Conflict: the tenant has ``NSL_FEEDS_PER_TENANT`` feeds already.
         PaymentRequired: the owner's default account cannot pay for a round.
     """
-    fields = validated(settings, spec.__dict__)
+    fields = validated(session, settings, spec.__dict__)
     # Held until the commit: concurrent creates count one after the other, never past the cap.
     lock_feeds(session, user_id)
     count = session.scalar(select(func.count()).where(PriceFeed.user_id == user_id)) or 0

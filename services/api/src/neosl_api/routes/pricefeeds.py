@@ -7,7 +7,7 @@ from typing import Any
 from flask import Response, request
 
 from neosl.models import PriceFeed, PriceRound
-from neosl.pricefeeds import catalog, definitions
+from neosl.pricefeeds import definitions
 from neosl_api import auth, context
 from neosl_api.blueprint import Blueprint
 from neosl_api.pagination import Page
@@ -24,6 +24,7 @@ from neosl_api.schemas.pricefeeds import (
     PriceDataSchema,
     ReportSchema,
     RoundSchema,
+    SourceArgsSchema,
     SourceSchema,
 )
 from neosl_api.services import pricefeeds
@@ -32,10 +33,14 @@ blp = Blueprint("pricefeeds", __name__, url_prefix="/v1", description="Price fee
 
 
 @blp.route("/price-sources", methods=["GET"])
+@blp.arguments(SourceArgsSchema, location="query")
 @blp.response(200, SourceSchema(many=True))
-def list_sources() -> list[dict[str, object]]:
-    """The market-data sources and the pairs each serves."""
-    return catalog.describe()
+@blp.alt_response(422, description="`pair` is not BASE/QUOTE")
+def list_sources(args: dict[str, Any]) -> list[dict[str, object]]:
+    """The market-data sources, each with the status of its stored market list; with
+    `?pair=BASE/QUOTE`, only the sources that price the pair, each with the market it reads
+    and its symbol of it."""
+    return pricefeeds.describe_sources(context.db(), args["pair"], args["usdt_as_usd"])
 
 
 @blp.route("/price-feeds", methods=["POST"])

@@ -21,8 +21,14 @@ class Price(ma.fields.Field):  # type: ignore[type-arg]
 
 
 _SOURCES_DOC = (
-    "Source names (`GET /v1/price-sources`), or `{name, weight}` objects with the weighted "
-    "aggregation. Each must serve the pair."
+    "Source names (`GET /v1/price-sources?pair=…`), or `{name, weight}` objects with the "
+    "weighted aggregation, or `{url, json_path, headers, name, weight}` of your own. Each "
+    "named source must list the pair (a USD pair: or its USDT market, with `usdt_as_usd`); "
+    "the feed keeps the market each one reads and the source's symbol of it."
+)
+_USDT_AS_USD_DOC = (
+    "Accept a source's USDT market for a USD pair where it has no USD market (each round "
+    "shows the market every source read)."
 )
 
 
@@ -63,6 +69,7 @@ class _FeedFields(StrictSchema):
             "your own contract, called with your signer."
         },
     )
+    usdt_as_usd = ma.fields.Boolean(metadata={"description": _USDT_AS_USD_DOC})
 
 
 class FeedCreateSchema(_FeedFields):
@@ -75,6 +82,7 @@ class FeedCreateSchema(_FeedFields):
     heartbeat = ma.fields.Integer(load_default=None, allow_none=True)
     min_sources = ma.fields.Integer(load_default=1)
     target = ma.fields.Raw(load_default=None, allow_none=True)
+    usdt_as_usd = ma.fields.Boolean(load_default=False, metadata={"description": _USDT_AS_USD_DOC})
 
 
 class FeedUpdateSchema(_FeedFields):
@@ -96,6 +104,7 @@ class FeedSchema(ma.Schema):
     min_sources = ma.fields.Integer(required=True)
     target = ma.fields.Dict(allow_none=True)
     public = ma.fields.Boolean(required=True)
+    usdt_as_usd = ma.fields.Boolean(required=True, metadata={"description": _USDT_AS_USD_DOC})
     status = ma.fields.String(required=True, metadata={"enum": ["active", "paused"]})
     # Why a paused feed is paused: by its owner, or for lack of funds (resumed by itself
     # once the owner's account covers a round).
@@ -254,10 +263,61 @@ class ReportSchema(ma.Schema):
 class SourceSchema(ma.Schema):
     name = ma.fields.String(required=True)
     title = ma.fields.String(required=True)
-    bases = ma.fields.List(ma.fields.String(), required=True)
+    markets = ma.fields.Integer(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "How many markets the source's stored list has; null while none "
+            "is stored (then `bases` and `quotes` apply)."
+        },
+    )
+    listed_at = ma.fields.DateTime(
+        required=True, allow_none=True, metadata={"description": "When the list was fetched."}
+    )
+    listing_error = ma.fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "Why the last attempt to fetch the list failed, if it did."},
+    )
+    market = ma.fields.String(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "With `?pair=`: the market the source reads for it (the pair, or "
+            "BASE/USDT for a USD pair); null without."
+        },
+    )
+    symbol = ma.fields.String(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "With `?pair=`: the source's name of that market (null where the "
+            "built-in catalog applies)."
+        },
+    )
+    bases = ma.fields.List(
+        ma.fields.String(),
+        required=True,
+        metadata={"description": "The base assets served while no market list is stored."},
+    )
     quotes = ma.fields.Dict(
         keys=ma.fields.String(),
         values=ma.fields.String(),
         required=True,
-        metadata={"description": "The quote a feed names → the market the source reads."},
+        metadata={
+            "description": "While no market list is stored: the quote a feed names → the "
+            "market the source reads."
+        },
+    )
+
+
+class SourceArgsSchema(StrictSchema):
+    pair = ma.fields.String(
+        load_default=None,
+        validate=ma.validate.Length(max=21),
+        metadata={"description": "Only the sources that price this pair (BASE/QUOTE)."},
+    )
+    usdt_as_usd = ma.fields.Boolean(
+        load_default=True,
+        metadata={"description": "With `pair`: count USDT markets for a USD pair."},
     )

@@ -32,7 +32,7 @@ from neosl.errors import (
 from neosl.gas import ledger
 from neosl.models import NeoAction, PriceData, PriceFeed, PriceRound
 from neosl.models.pricefeeds import PAUSED_BY_OWNER
-from neosl.pricefeeds import billing, definitions, reports
+from neosl.pricefeeds import billing, catalog, definitions, reports
 from neosl_api.pagination import Page, paginate
 from neosl_api.services import ratelimit
 from neosl_api.tenancy import id_limit
@@ -105,15 +105,36 @@ def update_feed(
         "heartbeat": feed.heartbeat,
         "min_sources": feed.min_sources,
         "target": feed.target,
+        "usdt_as_usd": feed.usdt_as_usd,
     }
     if "aggregation" in changes and "sources" not in changes:
         # Weights come and go with the aggregation: the sources stay.
         current["sources"] = [{k: v for k, v in s.items() if k != "weight"} for s in stored]
-    fields = definitions.validated(settings, {**current, **changes})
+    fields = definitions.validated(session, settings, {**current, **changes})
     for name, value in fields.items():
         setattr(feed, name, value)
     session.commit()
     return feed
+
+
+def describe_sources(
+    session: Session, pair: str | None, usdt_as_usd: bool
+) -> list[dict[str, object]]:
+    """Every source and its market list's status; with ``pair``, the sources that price it
+    (from the stored lists: no exchange is asked).
+
+    Raises:
+        InvalidInput: ``pair`` is not BASE/QUOTE.
+    """
+    status = catalog.listings(session)
+    if pair is None:
+        return catalog.describe(status)
+    try:
+        pair = definitions.normal_pair(pair)
+    except InvalidInput:
+        raise InvalidInput("pair: BASE/QUOTE such as NEO/USD", {"pair": ["BASE/QUOTE"]}) from None
+    served = {r.source: r for r in catalog.serving(session, pair, usdt_as_usd)}
+    return catalog.describe(status, served)
 
 
 def delete_feed(session: Session, user_id: int, feed_id: int) -> None:
