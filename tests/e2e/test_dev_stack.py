@@ -131,6 +131,8 @@ class DevStack:
             NSL_WORKER_CONCURRENCY="1",
             NSL_E2E_MARKER=self.marker,
             NSL_DEV_METRICS_PORT=str(self.metrics_base),
+            # The report walk-through's function reads the report from this machine's API.
+            NSL_FETCH_ALLOW="127.0.0.1",
         )
         self.env = env
         self.traced_execution = 0
@@ -381,6 +383,78 @@ def actions_walkthrough(stack: DevStack, env: dict[str, str], key: str) -> None:
     status, second = http("POST", invoke_url, body, token=key)
     assert (status, second["result"]["current"]) == (200, "!"), second
     assert "0 mismatched" in cli(env, "ledger", "verify")
+
+
+def reports_walkthrough(stack: DevStack, env: dict[str, str], key: str) -> None:
+    """A feed of a pair outside NEO, GAS, BTC and ETH over the exchanges whose market lists
+    name it; then the whole pull path: examples/functions/settle.js reads the public NEO/USD
+    feed's signed report and asks for a PriceConsumer's settle, which has the PriceFeed
+    contract verify it on chain, and the consumer keeps the report's price."""
+
+    def flm_sources() -> list[dict[str, Any]] | None:
+        _, found = http("GET", f"{stack.api}/v1/price-sources?pair=FLM/USD", token=key)
+        return found if len(found) >= 3 else None
+
+    sources = wait_until(flm_sources, "market lists naming FLM/USD", timeout=60)
+    markets = {s["name"]: s["market"] for s in sources}
+    assert (markets["coinbase"], markets["binance"]) == ("FLM/USD", "FLM/USDT"), markets
+    body = {
+        "asset_pair": "FLM/USD",
+        "frequency": 10,
+        "sources": ["coinbase", "kraken", "binance", "okx"],
+        "min_sources": 3,
+        "usdt_as_usd": True,
+    }
+    status, flm = http("POST", f"{stack.api}/v1/price-feeds", body, token=key)
+    assert status == 201, flm
+
+    def flm_priced() -> dict[str, Any] | None:
+        _, latest = http("GET", f"{stack.api}/v1/price-feeds/{flm['id']}/latest", token=key)
+        return latest if latest["price"] is not None else None
+
+    latest = wait_until(flm_priced, "an FLM/USD price", timeout=60)
+    assert 0.04 < float(latest["price"]["price"]) < 0.06, latest
+    read = {r["source"]: r.get("market") for r in latest["round"]["source_data"]}
+    assert (read["binance"], read["kraken"]) == ("FLM/USDT", "FLM/USD"), read
+
+    whole_log = (stack.root / "dev.log").read_text(errors="replace")
+    pricefeed = re.search(r"PriceFeed contract (0x[0-9a-f]{40})", whole_log)
+    assert pricefeed is not None
+    _, listed = http("GET", f"{stack.api}/v1/price-feeds?asset_pair=NEO/USD", token=key)
+    (neo_usd,) = [f for f in listed["items"] if f["public"]]
+    data = json.dumps([{"$neo": "Hash160", "value": pricefeed.group(1)}, neo_usd["id"]])
+    consumer = cli(env, "devnet", "deploy", "price_consumer", "--data", data).strip()
+    source = (stack.repo / "examples/functions/settle.js").read_text()
+    status, fn = http(
+        "POST", f"{stack.api}/v1/functions", {"name": "settle", "source_code": source}, token=key
+    )
+    assert status == 201, fn
+    invoke = {"input": {"api": stack.api, "feed": neo_usd["id"], "consumer": consumer}}
+    status, run = http(
+        "POST", f"{stack.api}/v1/functions/{fn['id']}/invoke?wait=10", invoke, token=key
+    )
+    assert (status, run["status"]) == (200, "succeeded"), run
+
+    def settled() -> dict[str, Any] | None:
+        detail = http("GET", f"{stack.api}/v1/executions/{run['id']}", token=key)[1]
+        (action,) = detail["actions"]
+        return action if action["status"] in ("confirmed", "failed") else None
+
+    action = wait_until(settled, "the settle to be on chain", timeout=60, every=0.5)
+    assert action["status"] == "confirmed", action
+    _, answer = http(
+        "POST",
+        stack.rpc,
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "invokefunction",
+            "params": [consumer, "last_price", []],
+        },
+    )
+    (kept,) = answer["result"]["stack"]
+    # The report's price: an integer, 8 decimals.
+    assert int(kept["value"]) == int(run["result"]["price"]), (kept, run)
 
 
 def gas_walkthrough(stack: DevStack, env: dict[str, str], key: str, elsewhere: Path) -> str:
@@ -652,6 +726,7 @@ def test_dev_stack_end_to_end(
         triggers_walkthrough(stack, rotated["api_key"], hello)
         prices_walkthrough(stack, rotated["api_key"])
         actions_walkthrough(stack, cli_env, rotated["api_key"])
+        reports_walkthrough(stack, cli_env, rotated["api_key"])
         tenant_secrets = secrets_walkthrough(stack, rotated["api_key"])
         metrics_walkthrough(stack)
         backup_and_restore(stack, cli_env, tmp_path_factory.mktemp("backup"))

@@ -220,15 +220,19 @@ def running_stack(stack: Stack, env: dict[str, str], neo_rpc_url: str) -> Runnin
 
 
 def deploy_pricefeed(neo: EmbeddedNeo, settings: Settings) -> str:
-    """The dev chain's PriceFeed contract, published to by the hot wallet; deployed on the
+    """The dev chain's PriceFeed contract, published to by the hot wallet and checking
+    reports against the public key of ``NSL_REPORT_KEY`` when one is set; deployed on the
     first start (its hash is the same at every start: same deployer, code and name)."""
     from neosl.neo.addresses import address_to_script_hash
     from neosl.neo.rpc import NeoRpc
+    from neosl.pricefeeds.reports import report_key
     from neosl_devstack import contracts, devnet
 
     nef, manifest = contracts.artefact("pricefeed")
     hot = settings.deposit_address
     publisher = address_to_script_hash(hot) if hot else None
+    key = report_key(settings)
+    data: devnet.DeployData = publisher if key is None else [publisher, key.public_key]
     with NeoRpc(settings.neo_rpc_urls) as rpc:
         try:
             return devnet.deploy(
@@ -237,7 +241,7 @@ def deploy_pricefeed(neo: EmbeddedNeo, settings: Settings) -> str:
                 neo.committee_wallet_password,
                 nef,
                 manifest,
-                publisher,
+                data,
             )
         except devnet.ContractExists as exc:
             return exc.contract_hash
@@ -248,8 +252,9 @@ DEMO_FEEDS = ("NEO/USD", "GAS/USD")
 
 
 def demo_feeds(engine: Engine, settings: Settings) -> list[str]:
-    """Public NEO/USD and GAS/USD feeds over every source serving them, owned by an account
-    named ``operator`` that cannot log in; created once. Returns the pairs created."""
+    """Public NEO/USD and GAS/USD feeds over every source serving them (USDT markets taken as
+    USD), owned by an account named ``operator`` that cannot log in; created once. Returns
+    the pairs created."""
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
@@ -274,9 +279,15 @@ def demo_feeds(engine: Engine, settings: Settings) -> list[str]:
                 select(PriceFeed.id).where(PriceFeed.asset_pair == pair, PriceFeed.public)
             ):
                 continue
-            serving = [n for n in catalog.NAMES if catalog.serves(n, pair)]
+            # USD from USDT too: the demo feeds read every exchange that lists the asset.
+            serving = [r.source for r in catalog.serving(session, pair, usdt_as_usd=True)]
             spec = definitions.FeedSpec(
-                asset_pair=pair, frequency=10, sources=serving, min_sources=3, public=True
+                asset_pair=pair,
+                frequency=10,
+                sources=serving,
+                min_sources=3,
+                public=True,
+                usdt_as_usd=True,
             )
             definitions.create_feed(session, settings, owner, spec)
             created.append(pair)

@@ -100,8 +100,9 @@ def fund(
     return tx_hash
 
 
-# What ContractManagement.deploy passes to the contract's ``_deploy``: values a script can push.
-DeployData = UInt160 | int | str | bytes | bool | None
+# What ContractManagement.deploy passes to the contract's ``_deploy``: values a script can push,
+# and lists of them (an Array, e.g. ``[publisher, public key]``).
+DeployData = UInt160 | int | str | bytes | bool | None | list["DeployData"]
 
 # getcontractstate for a hash nobody deployed: NEP-23's -102 "Unknown contract" (neo-go
 # 0.120), -100 on nodes predating NEP-23.
@@ -180,10 +181,11 @@ def deploy(
 ) -> str:
     """Deploy a contract from the dev chain's committee account; returns its hash ("0x…").
 
-    ``data`` is what the contract's ``_deploy`` receives (e.g. an owner's ``UInt160``). The
-    hash depends on the deployer, the .nef's checksum and the manifest's ``name``: to deploy
-    the same .nef again, give the manifest another name. Returns once the deployment is in
-    a block and HALTed.
+    ``data`` is what the contract's ``_deploy`` receives (e.g. an owner's ``UInt160``, or a
+    list, which arrives as an Array, such as ``[publisher, public key]``). The hash depends
+    on the deployer, the .nef's checksum and the manifest's ``name``: to deploy the same .nef
+    again, give the manifest another name. Returns once the deployment is in a block and
+    HALTed.
 
     Raises:
         ContractExists: the committee deployed this .nef under this name already.

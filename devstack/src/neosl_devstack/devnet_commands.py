@@ -93,13 +93,25 @@ def _devnet_fund(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _devnet_deploy(settings: Settings, args: argparse.Namespace) -> int:
+    from neosl.neo import params
     from neosl.neo.addresses import address_to_script_hash
     from neosl.neo.rpc import NeoRpc, RpcError, RpcUnavailable
     from neosl_devstack import devnet
 
+    if args.owner is not None and args.data is not None:
+        print("error: give --owner or --data, not both", file=sys.stderr)
+        return 2
     try:
         nef, manifest = contracts.load(args.contract)
-        owner = None if args.owner is None else address_to_script_hash(args.owner)
+        data: devnet.DeployData = None if args.owner is None else address_to_script_hash(args.owner)
+        if args.data is not None:
+            (data,) = params.to_python(params.parse_args([json.loads(args.data)]))
+    except params.ParamError as exc:
+        print(f"error: --data: {exc}", file=sys.stderr)
+        return 2
+    except json.JSONDecodeError as exc:
+        print(f"error: --data is not JSON: {exc}", file=sys.stderr)
+        return 2
     except (contracts.UnknownContract, OSError, ValueError) as exc:  # InvalidAddress too
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -111,7 +123,7 @@ def _devnet_deploy(settings: Settings, args: argparse.Namespace) -> int:
     wallet, password = committee
     with NeoRpc(settings.neo_rpc_urls) as rpc:
         try:
-            contract_hash = devnet.deploy(rpc, wallet, password, nef, manifest, owner)
+            contract_hash = devnet.deploy(rpc, wallet, password, nef, manifest, data)
         except devnet.ContractExists as exc:
             print(
                 f"error: {exc}; deploy it again under another name with --name NAME",
@@ -128,8 +140,11 @@ def _devnet_deploy(settings: Settings, args: argparse.Namespace) -> int:
         ) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-    owner_text = args.owner or "the committee account"
-    print(f"deployed {manifest['name']!r}, owner {owner_text}:", file=sys.stderr)
+    if args.data is not None:
+        print(f"deployed {manifest['name']!r} with data {args.data}:", file=sys.stderr)
+    else:
+        owner_text = args.owner or "the committee account"
+        print(f"deployed {manifest['name']!r}, owner {owner_text}:", file=sys.stderr)
     print(contract_hash)
     return 0
 
@@ -212,6 +227,12 @@ def register(commands: Any) -> None:
         metavar="ADDRESS",
         help="passed to the contract's _deploy as a Hash160; without it the project's "
         "contracts make the deployer (the committee account) their owner",
+    )
+    deploy.add_argument(
+        "--data",
+        metavar="JSON",
+        help="the deploy data as one JSON value, typed as function arguments are, e.g. "
+        '\'[{"$neo": "Hash160", "value": "0x…"}, 1]\' for the price consumer',
     )
     deploy.add_argument(
         "--name",

@@ -82,11 +82,6 @@ CATALOG: dict[str, SourceInfo] = {
 NAMES = tuple(CATALOG)
 
 
-def serves(name: str, pair: str) -> bool:
-    info = CATALOG.get(name)
-    return info is not None and info.serves(pair)
-
-
 def describe(
     status: dict[str, SourceListing], served: dict[str, Route] | None = None
 ) -> list[dict[str, object]]:
