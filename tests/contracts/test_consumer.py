@@ -22,6 +22,7 @@ from neo3.wallet.account import Account
 
 from neosl.neo.addresses import address_to_script_hash, script_hash_to_address
 from neosl.neo.rpc import NeoRpc
+from neosl.neo.stack import decode_stack
 from neosl.neo.transfers import signed_transaction
 from neosl_cli.main import main
 from neosl_devstack import contracts, devnet
@@ -267,12 +268,35 @@ def test_cli_deploys_a_nef_file_by_path(
     assert returned_owner(rpc, deployed.stdout.strip()) == deployer.address
 
 
+def test_cli_deploys_with_typed_data(
+    rpc: NeoRpc, committee: Committee, neosl: Callable[..., Outcome]
+) -> None:
+    """The price consumer's deploy data, [PriceFeed hash, feed id], typed as function
+    arguments are."""
+    pricefeed = "0x" + "ab" * 20
+    data = json.dumps([{"$neo": "Hash160", "value": pricefeed}, 7])
+    deployed = neosl("devnet", "deploy", "price_consumer", "--data", data, "--name", unique_name())
+    assert deployed.returncode == 0, deployed.stderr
+    contract = deployed.stdout.strip()
+    (feed,) = decode_stack(dry_run(rpc, contract, "feed_id")["stack"])
+    (stored,) = decode_stack(dry_run(rpc, contract, "pricefeed")["stack"])
+    assert feed == 7
+    assert isinstance(stored, dict)
+    assert stored["hash"] == pricefeed
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (("nosuch",), "neither a known contract (consumer"),
         (("consumer", "--owner", "NotAnAddress"), "34 characters"),
         (("/nowhere/x.nef",), "No such file"),
+        (("price_consumer", "--data", "[1,"), "--data is not JSON"),
+        (("price_consumer", "--data", '[{"$neo": "Hash160", "value": "0x12"}, 1]'), "--data: "),
+        (
+            ("price_consumer", "--data", "[]", "--owner", "NNLi44dJNXtDNSBkofB48aTVYtb1zZrNEs"),
+            "--owner or --data, not both",
+        ),
     ],
 )
 def test_cli_refuses_bad_input(

@@ -67,6 +67,9 @@ GLOBAL_GAUGES = frozenset(
         "neosl_price_feeds",
         "neosl_price_feeds_stale",
         "neosl_price_publications_in_flight",
+        "neosl_price_source_markets",
+        "neosl_price_source_listing_age_seconds",
+        "neosl_price_source_listing_failing",
     }
 )
 GLOBAL_AGGREGATIONS = frozenset({"max", "min"})
@@ -585,6 +588,7 @@ REQUIRED_ALERTS = (
     Condition("price publications stuck", "neosl_price_publications_in_flight"),
     Condition("relay actions failing", "neosl_relay_settled_total", (("outcome", "=", "failed"),)),
     Condition("trigger fire lag", "neosl_trigger_fire_lag_seconds_bucket"),
+    Condition("market list not refreshed", "neosl_price_source_listing_failing"),
 )
 
 # Figures the dashboard must show (as base names: a histogram's or counter's own name).

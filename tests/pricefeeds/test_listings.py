@@ -28,6 +28,7 @@ from tests.factories import make_user
 from tests.gas.test_api import tenant
 from tests.platform.test_jobs_after_commit import waiting
 from tests.pricefeeds.test_rounds import one_round
+from tests.scraping import api_figures
 
 NOW = dt.datetime(2026, 12, 7, 12, 0, tzinfo=dt.UTC)
 
@@ -329,3 +330,22 @@ def test_the_clock_queues_due_lists_and_the_worker_stores_them(
         assert catalog.serving(db, "FLM/USD", usdt_as_usd=True) == [
             catalog.Route("gate", "FLM/USDT", "FLM_USDT")
         ]
+
+
+def test_each_sources_list_shows_in_the_metrics(db: Session, client: FlaskClient) -> None:
+    store_lists(db, {"binance": LISTS["binance"]})
+    db.execute(insert(SourceListing).values(source="gate", checked_at=NOW, error="Gate is down"))
+    db.flush()
+    text = api_figures(client.application)
+    assert 'neosl_price_source_markets{source="binance"} 3.0' in text
+    assert 'neosl_price_source_markets{source="gate"} 0.0' in text
+    assert 'neosl_price_source_listing_failing{source="gate"} 1.0' in text
+    assert 'neosl_price_source_listing_failing{source="binance"} 0.0' in text
+    # An age only for a stored list (NOW is a fixed moment in the past of this test).
+    (age,) = [
+        line
+        for line in text.splitlines()
+        if line.startswith("neosl_price_source_listing_age_seconds{")
+    ]
+    assert age.startswith('neosl_price_source_listing_age_seconds{source="binance"} ')
+    assert float(age.split()[-1]) > 0

@@ -287,6 +287,51 @@ def _report_keygen(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_key(settings: Settings, args: argparse.Namespace) -> int:
+    from neosl.neo.rpc import NeoRpc, RpcError, RpcUnavailable
+    from neosl.pricefeeds import reports
+    from neosl_cli import reportkey
+
+    key = reports.report_key(settings)
+    if key is None:
+        print("error: NSL_REPORT_KEY is not set: rounds are not signed", file=sys.stderr)
+        return 2
+    contract = settings.pricefeed_contract
+    if contract is None:
+        print("error: NSL_PRICEFEED_CONTRACT is not set", file=sys.stderr)
+        return 2
+    print(f"NSL_REPORT_KEY {key.id}: {key.public_key.hex()}")
+    with NeoRpc(settings.neo_rpc_urls) as rpc:
+        try:
+            held = reportkey.contract_key(rpc, contract)
+            print(f"PriceFeed {contract}: {held.hex() or 'no key'}")
+            if held == key.public_key:
+                print("the contract checks reports against this key")
+                return 0
+            if not args.publish:
+                print(
+                    "the contract checks reports against another key: "
+                    "run again with --publish (signed by NSL_HOT_WALLET_WIF, the publisher)",
+                    file=sys.stderr,
+                )
+                return 1
+            if settings.hot_wallet_wif is None:
+                print("error: --publish needs NSL_HOT_WALLET_WIF (the publisher)", file=sys.stderr)
+                return 2
+            done = reportkey.publish(rpc, contract, settings.hot_wallet_wif, key.public_key)
+            if reportkey.contract_key(rpc, contract) != key.public_key:
+                print(
+                    f"error: {done.tx_hash} HALTed but the key reads back otherwise",
+                    file=sys.stderr,
+                )
+                return 1
+        except (reportkey.PublishError, RpcError, RpcUnavailable, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    print(f"published in {done.tx_hash}: the contract checks reports against this key")
+    return 0
+
+
 def _relay_keygen(_args: argparse.Namespace) -> int:
     from neosl.onchain import relaybox
 
@@ -415,6 +460,16 @@ def build_parser() -> argparse.ArgumentParser:
     feeds_cmd.add_parser(
         "report-keygen", help="a new key that signs price reports (NSL_REPORT_KEY)"
     ).set_defaults(standalone=_report_keygen)
+    report_key = feeds_cmd.add_parser(
+        "report-key",
+        help="the report key and the one the PriceFeed contract checks (exit 1 if they differ)",
+    )
+    report_key.add_argument(
+        "--publish",
+        action="store_true",
+        help="set NSL_REPORT_KEY's public key on the contract, signed by the publisher",
+    )
+    report_key.set_defaults(func=_report_key)
     sub.add_parser("config", help="validate the environment and print the settings").set_defaults(
         func=_config
     )

@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from neosl.metrics import ScrapeTimeCollector
-from neosl.models import NeoAction, PriceFeed, PriceRound
+from neosl.models import NeoAction, PriceFeed, PriceRound, SourceListing
 
 log = logging.getLogger(__name__)
 
@@ -22,10 +22,11 @@ STALE_PERIODS = 3
 
 
 class PriceFeedCollector(ScrapeTimeCollector):
-    """Price feeds by status, the active ones gone stale, and publications in flight.
+    """Price feeds by status, the active ones gone stale, publications in flight, and each
+    source's stored market list (its size, its age, whether the last fetch failed).
 
     Read at scrape time from indexed queries: a feed's newest priced round (rounds by feed
-    and id), the open actions (the relay's partial index).
+    and id), the open actions (the relay's partial index), one row per source.
     """
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
@@ -63,6 +64,14 @@ class PriceFeedCollector(ScrapeTimeCollector):
                         .group_by(NeoAction.status)
                     ).all()
                 )
+                listed = session.execute(
+                    select(
+                        SourceListing.source,
+                        SourceListing.markets,
+                        func.extract("epoch", func.now() - SourceListing.listed_at),
+                        SourceListing.error.is_not(None),
+                    ).order_by(SourceListing.source)
+                ).all()
         except SQLAlchemyError as exc:
             log.warning("metrics: database unreachable: %s", exc)
             return
@@ -83,3 +92,26 @@ class PriceFeedCollector(ScrapeTimeCollector):
         for status in ("queued", "pending"):
             publications.add_metric([status], in_flight.get(status, 0))
         yield publications
+        markets = GaugeMetricFamily(
+            "neosl_price_source_markets",
+            "Markets in each source's stored market list (0: none stored yet)",
+            labels=["source"],
+        )
+        age = GaugeMetricFamily(
+            "neosl_price_source_listing_age_seconds",
+            "Age of each source's stored market list (sources with one)",
+            labels=["source"],
+        )
+        failing = GaugeMetricFamily(
+            "neosl_price_source_listing_failing",
+            "1 when the last fetch of a source's market list failed (the stored one stays)",
+            labels=["source"],
+        )
+        for source, count, seconds, failed in listed:
+            markets.add_metric([source], count)
+            if seconds is not None:
+                age.add_metric([source], float(seconds))
+            failing.add_metric([source], 1 if failed else 0)
+        yield markets
+        yield age
+        yield failing
