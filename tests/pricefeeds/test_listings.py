@@ -240,6 +240,21 @@ def test_a_refresh_stores_what_the_exchange_lists_and_keeps_it_through_a_failure
     )
 
 
+def test_a_list_too_long_to_be_an_exchanges_is_refused_whole(
+    db: Session, pointed: Settings, markets: FakeMarkets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(listings, "MAX_MARKETS", 2)
+    for base in ("FLM", "NEO"):
+        markets.list_market("gate", base, "USDT", price="1")
+    with new_client() as http:
+        assert listings.refresh(db, pointed, http, "gate") == "2 markets"
+        markets.list_market("gate", "GAS", "USDT", price="1")
+        outcome = listings.refresh(db, pointed, http, "gate")
+    assert outcome == "failed: Gate lists 3 markets, more than 2 are kept"
+    kept = catalog.listings(db)["gate"]
+    assert (kept.markets, kept.error) == (2, "Gate lists 3 markets, more than 2 are kept")
+
+
 def test_each_list_is_due_once_a_period_whatever_the_number_of_clocks(
     db: Session, settings: Settings
 ) -> None:

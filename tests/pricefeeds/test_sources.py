@@ -535,6 +535,22 @@ def test_coingecko_lists_each_coin_in_each_currency(
     ]
 
 
+@pytest.mark.parametrize(("coins", "pages"), [(300, 2), (1200, 4), (1000, 4)])
+def test_coingecko_listing_reads_its_pages_up_to_the_thousand_largest_coins(
+    fake: FakeMarkets, client: httpx.Client, coins: int, pages: int
+) -> None:
+    for rank in range(coins):
+        fake.list_market("coingecko", f"C{rank:04d}", "USD", symbol=f"coin-{rank}/usd")
+
+    markets = _listing(client, fake, "coingecko")
+
+    asked = [int(a.query["page"]) for a in fake.asked("coingecko")]
+    assert asked == list(range(1, pages + 1))
+    tickers = list(dict.fromkeys(m.base for m in markets))
+    # Largest first, none past the thousandth.
+    assert tickers == [f"C{rank:04d}" for rank in range(min(coins, 1000))]
+
+
 def test_kraken_listing_speaks_our_asset_codes(fake: FakeMarkets, client: httpx.Client) -> None:
     fake.list_market("kraken", "BTC", "USD")
     fake.list_market("kraken", "DOGE", "USD")

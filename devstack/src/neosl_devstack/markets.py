@@ -758,9 +758,12 @@ def _coingecko(path: str, query: dict[str, str], venue: Venue, fail: str | None)
         currency = query.get("vs_currency")
         if not currency:
             return _json(400, {"error": "Missing parameter vs_currency"})
-        # One page holds every coin listed.
-        page = _coingecko_coins(venue, currency) if query.get("page", "1") == "1" else []
-        return _json(200, page)
+        try:
+            size, page = int(query.get("per_page", "100")), int(query.get("page", "1"))
+        except ValueError:
+            return _json(400, {"error": "Invalid per_page or page"})
+        coins = _coingecko_coins(venue, currency)
+        return _json(200, coins[(page - 1) * size : page * size])
     if path != "/api/v3/simple/price":
         return _json(404, {"error": "Not Found"})
     # Priced as "neo/usd": an id it knows with a currency it quotes.

@@ -25,6 +25,9 @@ from neosl_pricefeed.sources.base import Market, SourceError, fetch_listing
 
 log = logging.getLogger(__name__)
 
+# The most markets a source's list may hold: the largest exchanges list a few thousand. A
+# list beyond it is refused whole (the stored one stays) rather than cut.
+MAX_MARKETS = 20_000
 # A failed fetch is tried again this soon, not a whole period later.
 RETRY_SECONDS = 60
 # A list is a large answer: it gets longer than a ticker's timeout.
@@ -119,5 +122,10 @@ def refresh(session: Session, settings: Settings, client: httpx.Client, name: st
         log.warning("market list of %s: %s", name, exc.message)
         record_failure(session, settings, name, exc.message, dt.datetime.now(dt.UTC))
         return f"failed: {exc.message}"
+    if len(markets) > MAX_MARKETS:
+        error = f"{source.title} lists {len(markets)} markets, more than {MAX_MARKETS} are kept"
+        log.warning("market list of %s: %s", name, error)
+        record_failure(session, settings, name, error, dt.datetime.now(dt.UTC))
+        return f"failed: {error}"
     store(session, name, markets, dt.datetime.now(dt.UTC))
     return f"{len(markets)} markets"

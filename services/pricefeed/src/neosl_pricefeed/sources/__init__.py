@@ -29,7 +29,7 @@ coingecko   /api/v3/coins/markets            neo/usd           NEO/EUR as neo/eu
 ==========  ===============================  ================  ==========================
 
 OKX's list is asked with ``instType=SPOT``, Bybit's with ``category=spot``, CoinGecko's as the
-first 250 coins by market capitalisation.
+the 1,000 largest coins by market capitalisation, in pages of 250.
 
 Listings speak our asset codes where a venue's differ: Kraken's XBT and XDG are BTC and DOGE,
 Bitfinex's UST is USDT, HTX's lower-case codes are upper case. CoinGecko is an aggregator, not

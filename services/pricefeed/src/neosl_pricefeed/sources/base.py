@@ -254,7 +254,19 @@ class Source(ABC):
 
     @abstractmethod
     def listing_request(self, base_url: str) -> tuple[str, dict[str, str]]:
-        """The URL and query parameters of the GET of the source's documented market list."""
+        """The URL and query parameters of the GET of the source's documented market list
+        (its first page, for a paged list)."""
+
+    # A paged market list: how many pages are asked for at most.
+    listing_pages: ClassVar[int] = 1
+
+    def listing_page(self, base_url: str, page: int) -> tuple[str, dict[str, str]]:
+        """The GET of page ``page`` (from 2) of a paged market list."""
+        raise NotImplementedError(f"{self.title}'s market list has one page")
+
+    def listing_complete(self, body: bytes) -> bool:
+        """Whether an answer holds the rest of the list: always, unless the list is paged."""
+        return True
 
     @abstractmethod
     def parse_listing(self, status_code: int, body: bytes) -> list[Market]:
@@ -348,16 +360,24 @@ def fetch(
 def fetch_listing(
     client: httpx.Client, source: Source, base_url: str, timeout: float
 ) -> list[Market]:
-    """The markets a source lists now.
+    """The markets a source lists now: every page of a paged list, up to
+    ``source.listing_pages``, in order (earlier pages first).
 
     Raises:
         SourceError: as ``fetch``, with ``MAX_LISTING_BYTES`` as the size bound.
     """
     url, params = source.listing_request(base_url)
-    status_code, body = _get(
-        client, source, url, params, timeout, MAX_LISTING_BYTES, "a market list"
-    )
-    return source.parse_listing(status_code, body)
+    markets: list[Market] = []
+    for page in range(1, source.listing_pages + 1):
+        if page > 1:
+            url, params = source.listing_page(base_url, page)
+        status_code, body = _get(
+            client, source, url, params, timeout, MAX_LISTING_BYTES, "a market list"
+        )
+        markets += source.parse_listing(status_code, body)
+        if source.listing_complete(body):
+            break
+    return markets
 
 
 def _get(

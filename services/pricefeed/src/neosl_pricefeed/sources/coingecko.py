@@ -1,5 +1,5 @@
 """CoinGecko: ``GET /api/v3/simple/price?ids=neo&vs_currencies=usd&precision=full``; coins
-from ``GET /api/v3/coins/markets?vs_currency=usd&order=market_cap_desc&per_page=250&page=1``.
+from ``GET /api/v3/coins/markets?vs_currency=usd&order=market_cap_desc&per_page=250&page=N``.
 
 An aggregator rather than an exchange: its price is already a volume-weighted average over
 many markets, in real USD. Answers ``{"neo": {"usd": 12.34}}`` with JSON numbers; a coin id
@@ -9,13 +9,15 @@ statuses: 429 for the rate limit (body ``{"status": {"error_code": 429, "error_m
 
 Coins are named by CoinGecko id, not ticker, so a market's symbol is "<coin id>/<currency>",
 e.g. "neo/usd". The coin list is ``[{"id": "bitcoin", "symbol": "btc", "name": "Bitcoin",
-...}]``, the 250 largest coins by market capitalisation; each is listed against USD, EUR, BTC
-and ETH. Tickers are not unique (many small coins call themselves "neo"): the largest coin
-with a ticker is the one listed under it.
+...}]``, largest market capitalisation first, 250 a page: up to four pages (the 1,000
+largest coins) are read, fewer when a page comes back short; each coin is listed against USD,
+EUR, BTC and ETH. Tickers are not unique (many small coins call themselves "neo"): the
+largest coin with a ticker is the one listed under it.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import ClassVar
@@ -37,6 +39,7 @@ from neosl_pricefeed.sources.base import (
 _COIN_IDS: Mapping[str, str] = {"NEO": "neo", "GAS": "gas", "BTC": "bitcoin", "ETH": "ethereum"}
 # The currencies each listed coin is offered in.
 _QUOTES = ("USD", "EUR", "BTC", "ETH")
+_PER_PAGE = 250
 
 
 class Coingecko(Source):
@@ -69,14 +72,28 @@ class Coingecko(Source):
             raise self.error(BAD_RESPONSE, "answered in an unexpected shape")
         return to_price(self.title, prices[currency])
 
+    # Its coins by market cap, 250 a page: the 1,000 largest.
+    listing_pages: ClassVar[int] = 4
+
     def listing_request(self, base_url: str) -> tuple[str, dict[str, str]]:
+        return self.listing_page(base_url, 1)
+
+    def listing_page(self, base_url: str, page: int) -> tuple[str, dict[str, str]]:
         params = {
             "vs_currency": "usd",
             "order": "market_cap_desc",
-            "per_page": "250",
-            "page": "1",
+            "per_page": str(_PER_PAGE),
+            "page": str(page),
         }
         return join(base_url, "/api/v3/coins/markets"), params
+
+    def listing_complete(self, body: bytes) -> bool:
+        # A page shorter than a full one is the last.
+        try:
+            rows = json.loads(body)
+        except ValueError:
+            return True
+        return not isinstance(rows, list) or len(rows) < _PER_PAGE
 
     def parse_listing(self, status_code: int, body: bytes) -> list[Market]:
         data = self._answer(status_code, body)
