@@ -8,15 +8,24 @@ Output is reproducible: neo3-boa 1.5 asks git for the current directory's commit
 imported and writes it into every .nef's compiler field (``neo3-boa by COZ-1.5.0-<commit>``),
 so every commit of this repository would change every contract's checksum, and so its hash.
 That lookup is switched off below before the compiler is imported, which leaves the plain
-``neo3-boa by COZ-1.5.0``.
+``neo3-boa by COZ-1.5.0``. The compiler also lists a contract's events in the order of a set
+of strings, which changes with Python's hash seed from run to run: the script runs itself
+again with a fixed ``PYTHONHASHSEED`` first.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+if __name__ == "__main__" and os.environ.get("PYTHONHASHSEED") != "0":
+    # This same script, under this same interpreter: no shell, no other program.
+    os.execve(  # noqa: S606
+        sys.executable, [sys.executable, *sys.argv], {**os.environ, "PYTHONHASHSEED": "0"}
+    )
 
 from boa3.internal import git_helper
 
