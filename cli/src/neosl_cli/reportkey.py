@@ -15,13 +15,12 @@ from dataclasses import dataclass
 
 from neo3.core.cryptography import ECPoint
 from neo3.core.types import UInt160
-from neo3.network.payloads.transaction import Transaction
 from neo3.vm import ScriptBuilder
 from neo3.wallet.account import Account
 
 from neosl.neo.rpc import NeoRpc
 from neosl.neo.stack import decode_stack
-from neosl.neo.transfers import signed_transaction, transaction_hash
+from neosl.neo.transfers import TransferWouldFail, tested_transaction, transaction_hash
 
 # How long a publication may wait for a block, and for how many blocks it is valid.
 WAIT_SECONDS = 60.0
@@ -66,8 +65,6 @@ def publish(rpc: NeoRpc, contract: str, wif: str, public_key: bytes) -> Publishe
         RpcError, RpcUnavailable: from the node.
         ValueError: ``wif`` is not a WIF.
     """
-    account = Account.from_wif(wif)
-    sender = account.script_hash
     script = (
         ScriptBuilder()  # type: ignore[no-untyped-call]
         .emit_contract_call_with_args(
@@ -77,23 +74,12 @@ def publish(rpc: NeoRpc, contract: str, wif: str, public_key: bytes) -> Publishe
         )
         .to_array()
     )
-    test = rpc.invoke_script(script, [{"account": f"0x{sender}", "scopes": "CalledByEntry"}])
-    if test.get("state") != "HALT":
-        raise PublishError(
-            f"the test invocation of set_report_key faulted: {test.get('exception') or 'no reason'}"
+    try:
+        tx = tested_transaction(
+            rpc, Account.from_wif(wif), script, valid_for_blocks=VALID_FOR_BLOCKS
         )
-
-    def sign(tx: Transaction, magic: int) -> None:
-        account.sign_tx(tx, magic)
-
-    tx = signed_transaction(
-        rpc,
-        sender,
-        sign,
-        script,
-        system_fee=max(int(test["gasconsumed"]), 1),
-        valid_for_blocks=VALID_FOR_BLOCKS,
-    )
+    except TransferWouldFail as exc:
+        raise PublishError(f"set_report_key would fail: {exc.reason}") from None
     raw = tx.to_array()
     tx_hash = transaction_hash(raw)
     rpc.send_raw_transaction(raw)

@@ -18,7 +18,6 @@ from decimal import Decimal
 from pathlib import Path
 
 from neo3.core.types import UInt160
-from neo3.network.payloads.transaction import Transaction
 from neo3.vm import ScriptBuilder
 from neo3.wallet.account import Account
 from sqlalchemy import Engine, func, select
@@ -31,7 +30,7 @@ from neosl.gas.money import from_units, to_units
 from neosl.models import UnmatchedDeposit
 from neosl.neo.addresses import address_to_script_hash
 from neosl.neo.rpc import GAS_CONTRACT, NeoRpc
-from neosl.neo.transfers import gas_transfers, signed_transaction
+from neosl.neo.transfers import TransferWouldFail, gas_transfers, tested_transaction
 from neosl_devstack import devnet
 
 log = logging.getLogger(__name__)
@@ -143,22 +142,12 @@ def _send_transfers(rpc: NeoRpc, wif: str, to_address: str, units: int, count: i
     contract = UInt160.from_string(GAS_CONTRACT[2:])
     for _ in range(count):
         builder.emit_contract_call_with_args(contract, "transfer", [sender, target, units, None])
-    script = builder.to_array()
-    test = rpc.invoke_script(script, [{"account": f"0x{sender}", "scopes": "CalledByEntry"}])
-    if test.get("state") != "HALT":
-        raise RuntimeError(f"the faucet's transfers would fail: {test.get('exception')}")
-
-    def sign(tx: Transaction, magic: int) -> None:
-        account.sign_tx(tx, magic)
-
-    tx = signed_transaction(
-        rpc,
-        sender,
-        sign,
-        script,
-        system_fee=int(test["gasconsumed"]),
-        valid_for_blocks=_VALID_FOR_BLOCKS,
-    )
+    try:
+        tx = tested_transaction(
+            rpc, account, builder.to_array(), valid_for_blocks=_VALID_FOR_BLOCKS
+        )
+    except TransferWouldFail as exc:
+        raise RuntimeError(f"the faucet's transfers would fail: {exc.reason}") from None
     return rpc.send_raw_transaction(tx.to_array())
 
 

@@ -386,6 +386,37 @@ def signed_transaction(
     return tx
 
 
+def tested_transaction(
+    rpc: NeoRpc, account: Account, script: bytes, *, valid_for_blocks: int
+) -> Transaction:
+    """A transaction running ``script`` sent, paid and signed by a single-key ``account``
+    (scope CalledByEntry), its system fee what a test invocation of it consumed.
+
+    Raises:
+        TransferWouldFail: the test invocation did not HALT (its exception is the reason);
+            nothing was signed.
+        RpcError, RpcUnavailable: from the node.
+    """
+    sender = account.script_hash
+    test = rpc.invoke_script(script, [{"account": f"0x{sender}", "scopes": "CalledByEntry"}])
+    if test.get("state") != "HALT":
+        raise TransferWouldFail(
+            f"the test invocation faulted: {test.get('exception') or 'no reason given'}"
+        )
+
+    def sign(tx: Transaction, magic: int) -> None:
+        account.sign_tx(tx, magic)
+
+    return signed_transaction(
+        rpc,
+        sender,
+        sign,
+        script,
+        system_fee=max(int(test["gasconsumed"]), 1),
+        valid_for_blocks=valid_for_blocks,
+    )
+
+
 def _build(
     rpc: NeoRpc,
     sender: str,

@@ -12,7 +12,7 @@ import json
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
@@ -111,6 +111,26 @@ def listed(base: object, quote: object, symbol: object) -> Market | None:
     if len(symbol) > MAX_SYMBOL_CHARS:
         return None
     return Market(base, quote, symbol)
+
+
+def open_markets(
+    rows: list[object],
+    base: str,
+    quote: str,
+    symbol: str,
+    is_open: Callable[[dict[str, Any]], bool],
+) -> list[Market]:
+    """The markets of a list of row objects (``base``, ``quote`` and ``symbol`` name their
+    fields) whose ``is_open`` holds, each once, in order. Rows that are not objects, or whose
+    codes ``listed`` refuses, are skipped."""
+    return list(
+        dict.fromkeys(
+            market
+            for row in rows
+            if isinstance(row, dict) and is_open(row)
+            if (market := listed(row.get(base), row.get(quote), row.get(symbol)))
+        )
+    )
 
 
 def join(base_url: str, path: str) -> str:

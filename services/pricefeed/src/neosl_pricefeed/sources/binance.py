@@ -23,8 +23,8 @@ from neosl_pricefeed.sources.base import (
     Source,
     check_status,
     join,
-    listed,
     load_json,
+    open_markets,
     to_price,
 )
 
@@ -61,15 +61,8 @@ class Binance(Source):
         rows = data.get("symbols") if isinstance(data, dict) else None
         if not isinstance(rows, list):
             raise self.error(BAD_RESPONSE, "answered a market list in an unexpected shape")
-        return list(
-            dict.fromkeys(
-                market
-                for row in rows
-                if isinstance(row, dict) and row.get("status") == "TRADING"
-                if (
-                    market := listed(row.get("baseAsset"), row.get("quoteAsset"), row.get("symbol"))
-                )
-            )
+        return open_markets(
+            rows, "baseAsset", "quoteAsset", "symbol", lambda row: row.get("status") == "TRADING"
         )
 
     def _answer(self, status_code: int, body: bytes, key: str) -> object:

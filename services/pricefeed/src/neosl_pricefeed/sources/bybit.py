@@ -26,8 +26,8 @@ from neosl_pricefeed.sources.base import (
     Source,
     check_status,
     join,
-    listed,
     load_json,
+    open_markets,
     safe_code,
     to_price,
 )
@@ -67,13 +67,12 @@ class Bybit(Source):
         return join(base_url, "/v5/market/instruments-info"), {"category": "spot"}
 
     def parse_listing(self, status_code: int, body: bytes) -> list[Market]:
-        return list(
-            dict.fromkeys(
-                market
-                for row in self._list(status_code, body)
-                if isinstance(row, dict) and row.get("status") == "Trading"
-                if (market := listed(row.get("baseCoin"), row.get("quoteCoin"), row.get("symbol")))
-            )
+        return open_markets(
+            self._list(status_code, body),
+            "baseCoin",
+            "quoteCoin",
+            "symbol",
+            lambda row: row.get("status") == "Trading",
         )
 
     def _list(self, status_code: int, body: bytes) -> list[object]:

@@ -21,8 +21,8 @@ from neosl_pricefeed.sources.base import (
     Source,
     check_status,
     join,
-    listed,
     load_json,
+    open_markets,
     safe_code,
     to_price,
 )
@@ -61,17 +61,10 @@ class Coinbase(Source):
         check_status(self.title, status_code)
         if not isinstance(data, list):
             raise self.error(BAD_RESPONSE, "answered a market list in an unexpected shape")
-        return list(
-            dict.fromkeys(
-                market
-                for row in data
-                if isinstance(row, dict)
-                and row.get("status") == "online"
-                and row.get("trading_disabled") is not True
-                if (
-                    market := listed(
-                        row.get("base_currency"), row.get("quote_currency"), row.get("id")
-                    )
-                )
-            )
+        return open_markets(
+            data,
+            "base_currency",
+            "quote_currency",
+            "id",
+            lambda row: row.get("status") == "online" and row.get("trading_disabled") is not True,
         )

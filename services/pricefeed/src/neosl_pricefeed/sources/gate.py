@@ -23,8 +23,8 @@ from neosl_pricefeed.sources.base import (
     Source,
     check_status,
     join,
-    listed,
     load_json,
+    open_markets,
     to_price,
 )
 
@@ -57,13 +57,12 @@ class Gate(Source):
         return join(base_url, "/api/v4/spot/currency_pairs"), {}
 
     def parse_listing(self, status_code: int, body: bytes) -> list[Market]:
-        return list(
-            dict.fromkeys(
-                market
-                for row in self._rows(status_code, body)
-                if isinstance(row, dict) and row.get("trade_status") == "tradable"
-                if (market := listed(row.get("base"), row.get("quote"), row.get("id")))
-            )
+        return open_markets(
+            self._rows(status_code, body),
+            "base",
+            "quote",
+            "id",
+            lambda row: row.get("trade_status") == "tradable",
         )
 
     def _rows(self, status_code: int, body: bytes) -> list[object]:

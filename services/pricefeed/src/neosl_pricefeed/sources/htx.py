@@ -26,8 +26,8 @@ from neosl_pricefeed.sources.base import (
     Source,
     check_status,
     join,
-    listed,
     load_json,
+    open_markets,
     safe_code,
     to_price,
 )
@@ -69,17 +69,12 @@ class Htx(Source):
         rows = self._answer(status_code, body, None).get("data")
         if not isinstance(rows, list):
             raise self.error(BAD_RESPONSE, "answered a market list in an unexpected shape")
-        return list(
-            dict.fromkeys(
-                market
-                for row in rows
-                if isinstance(row, dict) and row.get("state") == "online"
-                if (
-                    market := listed(
-                        row.get("base-currency"), row.get("quote-currency"), row.get("symbol")
-                    )
-                )
-            )
+        return open_markets(
+            rows,
+            "base-currency",
+            "quote-currency",
+            "symbol",
+            lambda row: row.get("state") == "online",
         )
 
     def _answer(self, status_code: int, body: bytes, asked: str | None) -> dict[str, object]:

@@ -24,8 +24,8 @@ from neosl_pricefeed.sources.base import (
     Source,
     check_status,
     join,
-    listed,
     load_json,
+    open_markets,
     safe_code,
     to_price,
 )
@@ -62,17 +62,12 @@ class Kucoin(Source):
         rows = self._data(status_code, body)
         if not isinstance(rows, list):
             raise self.error(BAD_RESPONSE, "answered a market list in an unexpected shape")
-        return list(
-            dict.fromkeys(
-                market
-                for row in rows
-                if isinstance(row, dict) and row.get("enableTrading") is True
-                if (
-                    market := listed(
-                        row.get("baseCurrency"), row.get("quoteCurrency"), row.get("symbol")
-                    )
-                )
-            )
+        return open_markets(
+            rows,
+            "baseCurrency",
+            "quoteCurrency",
+            "symbol",
+            lambda row: row.get("enableTrading") is True,
         )
 
     def _data(self, status_code: int, body: bytes) -> object:

@@ -25,8 +25,8 @@ from neosl_pricefeed.sources.base import (
     Source,
     check_status,
     join,
-    listed,
     load_json,
+    open_markets,
     to_price,
 )
 
@@ -63,13 +63,12 @@ class Okx(Source):
         return join(base_url, "/api/v5/public/instruments"), {"instType": "SPOT"}
 
     def parse_listing(self, status_code: int, body: bytes) -> list[Market]:
-        return list(
-            dict.fromkeys(
-                market
-                for row in self._data(status_code, body)
-                if isinstance(row, dict) and row.get("state") == "live"
-                if (market := listed(row.get("baseCcy"), row.get("quoteCcy"), row.get("instId")))
-            )
+        return open_markets(
+            self._data(status_code, body),
+            "baseCcy",
+            "quoteCcy",
+            "instId",
+            lambda row: row.get("state") == "live",
         )
 
     def _data(self, status_code: int, body: bytes) -> list[object]:
