@@ -38,7 +38,7 @@ _NEVER = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _KNOWN = text(
     """
 INSERT INTO source_listings (source, checked_at)
-SELECT unnest(CAST(:names AS text[])), :never
+SELECT unnest(CAST(:names AS text[])), :checked_at
 ON CONFLICT (source) DO NOTHING
 """
 )
@@ -51,11 +51,16 @@ RETURNING source
 )
 
 
+def _record(session: Session, names: list[str], checked_at: dt.datetime) -> None:
+    """A status row for each of ``names`` that has none, last checked at ``checked_at``."""
+    session.execute(_KNOWN, {"names": names, "checked_at": checked_at})
+
+
 def due(session: Session, settings: Settings, now: dt.datetime) -> list[str]:
     """The sources whose list is due (a source never asked is due at once), their next
     check moved a period on; commits."""
     names = list(REGISTRY)
-    session.execute(_KNOWN, {"names": names, "never": _NEVER})
+    _record(session, names, _NEVER)
     params = {"names": names, "now": now, "period": settings.price_listing_refresh_seconds}
     due_now = list(session.scalars(_DUE, params))
     session.commit()
@@ -108,13 +113,7 @@ def refresh(session: Session, settings: Settings, client: httpx.Client, name: st
     source = REGISTRY.get(name)
     if source is None:
         return f"unknown source {name!r}"
-    session.execute(
-        text(
-            "INSERT INTO source_listings (source, checked_at) VALUES (:name, :now) "
-            "ON CONFLICT (source) DO NOTHING"
-        ),
-        {"name": name, "now": dt.datetime.now(dt.UTC)},
-    )
+    _record(session, [name], dt.datetime.now(dt.UTC))
     timeout = settings.price_source_timeout_seconds * LISTING_TIMEOUT_FACTOR
     try:
         markets = fetch_listing(client, source, settings.price_source_url(name), timeout)

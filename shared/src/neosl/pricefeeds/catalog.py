@@ -43,17 +43,6 @@ class SourceInfo:
         base, _, quote = pair.upper().partition("/")
         return base in self.bases and quote in self.quotes and base != quote
 
-    def market(self, pair: str) -> tuple[str, str]:
-        """(base, quote) of the market read for ``pair``.
-
-        Raises:
-            KeyError: the source does not serve ``pair``.
-        """
-        if not self.serves(pair):
-            raise KeyError(f"{self.name} does not serve {pair}")
-        base, _, quote = pair.upper().partition("/")
-        return base, self.quotes[quote]
-
 
 _ALL = frozenset({"NEO", "GAS", "BTC", "ETH"})
 _MAJORS = frozenset({"BTC", "ETH"})

@@ -39,14 +39,13 @@ for trading, each once; entries that are not markets, or whose codes a pair cann
 skipped.
 
 **USD on exchanges without USD markets.** Binance, OKX, Bybit, KuCoin, Gate and HTX list no
-(or only thin) USD books, so a USD pair is priced in USDT there: ``NEO/USD`` asks Binance for
-``NEOUSDT``. That treats one USDT as one USD. Tether trades within a fraction of a percent of
-a dollar in normal markets, below the 1 % the outlier rule tolerates; if it ever departs
-further, the USDT quotes move together against the real-USD sources (Coinbase, Kraken,
-Bitfinex, CoinGecko) and a feed that needs the distinction should ask for ``.../USDT``
-explicitly, which those exchanges also serve. USDC is not used: where it is listed at all, its
-books are usually the thinner ones. The mapping is each adapter's ``quote_aliases``, listed by
-``describe()``.
+(or only thin) USD books. A USD feed reads their USDT market only where its owner accepts
+USDT as USD (``usdt_as_usd``; ``neosl.pricefeeds.catalog.routes`` decides each source's
+market and the feed keeps it): ``FLM/USD`` then asks Binance for ``FLMUSDT``, and the round
+records the market read. Tether trades within a fraction of a percent of a dollar in normal
+markets, below the 1 % the outlier rule tolerates; a feed that needs the distinction names
+real-USD sources only, or asks for ``.../USDT``. For feeds defined before market lists, the
+mapping is each adapter's ``quote_aliases``, listed by ``describe()``.
 
 **Which pairs an adapter derives a symbol for.** ``Source.serves`` follows the shared
 catalog's bases and quotes: every pair of two different assets from them. That is a routing
@@ -133,5 +132,5 @@ def serving(pair: str) -> list[Source]:
 
 
 def describe() -> list[dict[str, object]]:
-    """Every source, what it serves and how it maps quotes, sorted by name."""
+    """Every source, what its catalog serves and how it maps quotes, sorted by name."""
     return [REGISTRY[name].describe() for name in sorted(REGISTRY)]
