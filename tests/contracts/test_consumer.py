@@ -50,12 +50,20 @@ def unique_name() -> str:
     return f"Consumer-{secrets.token_hex(4)}"
 
 
-def deploy_consumer(rpc: NeoRpc, committee: Committee, owner: UInt160 | None) -> str:
-    nef, manifest = contracts.artefact("consumer")
-    renamed = {**manifest, "name": unique_name()}
+def deploy_shipped(
+    rpc: NeoRpc, committee: Committee, contract: str, data: devnet.DeployData, name: str = ""
+) -> str:
+    """A shipped contract deployed by the committee under a fresh manifest name (or
+    ``name``), so each test may have its own."""
+    nef, manifest = contracts.artefact(contract)
+    renamed = {**manifest, "name": name or f"{manifest['name']}-{secrets.token_hex(4)}"}
     return devnet.deploy(
-        rpc, committee.wallet, committee.password, nef, renamed, owner, timeout=WAIT
+        rpc, committee.wallet, committee.password, nef, renamed, data, timeout=WAIT
     )
+
+
+def deploy_consumer(rpc: NeoRpc, committee: Committee, owner: UInt160 | None) -> str:
+    return deploy_shipped(rpc, committee, "consumer", owner, unique_name())
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ rounds are refused, keys are independent, the event and get_latest say what was 
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 import pytest
@@ -12,10 +11,9 @@ from neo3.wallet.account import Account
 from neosl.neo.addresses import address_to_script_hash
 from neosl.neo.rpc import NeoRpc
 from neosl.neo.stack import decode, decode_stack
-from neosl_devstack import contracts, devnet
 from tests.contracts.test_consumer import (
-    WAIT,
     Committee,
+    deploy_shipped,
     dry_run,
     funded_account,
     send,
@@ -34,17 +32,7 @@ def publisher(rpc: NeoRpc, committee: Committee) -> Account:
 
 @pytest.fixture(scope="module")
 def pricefeed(rpc: NeoRpc, committee: Committee, publisher: Account) -> str:
-    nef, manifest = contracts.artefact("pricefeed")
-    renamed = {**manifest, "name": f"PriceFeed-{secrets.token_hex(4)}"}
-    return devnet.deploy(
-        rpc,
-        committee.wallet,
-        committee.password,
-        nef,
-        renamed,
-        address_to_script_hash(publisher.address),
-        timeout=WAIT,
-    )
+    return deploy_shipped(rpc, committee, "pricefeed", address_to_script_hash(publisher.address))
 
 
 def latest(rpc: NeoRpc, contract: str, key: str) -> Any:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import itertools
-import secrets
 from decimal import Decimal
 from typing import Any
 
@@ -23,10 +22,10 @@ from neosl.neo.rpc import NeoRpc
 from neosl.neo.stack import decode, decode_stack
 from neosl.pricefeeds import reports
 from neosl.pricefeeds.reports import Report, ReportKey
-from neosl_devstack import contracts, devnet
+from neosl_devstack import devnet
 from tests.contracts.test_consumer import (
-    WAIT,
     Committee,
+    deploy_shipped,
     dry_run,
     funded_account,
     send,
@@ -76,11 +75,7 @@ def signed(
 def deploy_pricefeed(
     rpc: NeoRpc, committee: Committee, data: devnet.DeployData, *, name: str = ""
 ) -> str:
-    nef, manifest = contracts.artefact("pricefeed")
-    renamed = {**manifest, "name": name or f"PriceFeed-{secrets.token_hex(4)}"}
-    return devnet.deploy(
-        rpc, committee.wallet, committee.password, nef, renamed, data, timeout=WAIT
-    )
+    return deploy_shipped(rpc, committee, "pricefeed", data, name)
 
 
 def hash160(contract: str) -> UInt160:
@@ -123,17 +118,7 @@ def pricefeed(rpc: NeoRpc, committee: Committee, publisher: Account, key: Report
 
 @pytest.fixture(scope="module")
 def consumer(rpc: NeoRpc, committee: Committee, pricefeed: str) -> str:
-    nef, manifest = contracts.artefact("price_consumer")
-    renamed = {**manifest, "name": f"PriceConsumer-{secrets.token_hex(4)}"}
-    return devnet.deploy(
-        rpc,
-        committee.wallet,
-        committee.password,
-        nef,
-        renamed,
-        [hash160(pricefeed), FEED],
-        timeout=WAIT,
-    )
+    return deploy_shipped(rpc, committee, "price_consumer", [hash160(pricefeed), FEED])
 
 
 def test_the_consumer_settles_on_a_fresh_report(
@@ -324,11 +309,7 @@ def test_deploy_data_forms(rpc: NeoRpc, committee: Committee, publisher: Account
 
 
 def test_the_consumer_refuses_bad_deploy_data(rpc: NeoRpc, committee: Committee) -> None:
-    nef, manifest = contracts.artefact("price_consumer")
-    renamed = {**manifest, "name": f"PriceConsumer-{secrets.token_hex(4)}"}
     refused: list[devnet.DeployData] = [None, [FEED], ["not a hash", FEED], [UInt160.zero(), "7"]]
     for bad in refused:
         with pytest.raises(devnet.DeployWouldFail, match=r"must be \[PriceFeed contract"):
-            devnet.deploy(
-                rpc, committee.wallet, committee.password, nef, renamed, bad, timeout=WAIT
-            )
+            deploy_shipped(rpc, committee, "price_consumer", bad)

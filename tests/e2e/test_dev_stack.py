@@ -233,6 +233,34 @@ def cli(env: dict[str, str], *args: str, cwd: Path | None = None) -> str:
     return result.stdout
 
 
+def settled_action(stack: DevStack, key: str, execution_id: int, what: str) -> dict[str, Any]:
+    """The one on-chain action of an execution, once the relay settled it."""
+
+    def settled() -> dict[str, Any] | None:
+        detail = http("GET", f"{stack.api}/v1/executions/{execution_id}", token=key)[1]
+        (action,) = detail["actions"]
+        return action if action["status"] in ("confirmed", "failed") else None
+
+    found: dict[str, Any] = wait_until(settled, what, timeout=60, every=0.5)
+    return found
+
+
+def returned_item(stack: DevStack, contract: str, method: str, *params: Any) -> Any:
+    """The one stack item a read-only call of ``contract.method`` returns."""
+    _, answer = http(
+        "POST",
+        stack.rpc,
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "invokefunction",
+            "params": [contract, method, list(params)],
+        },
+    )
+    (item,) = answer["result"]["stack"]
+    return item
+
+
 def functions_walkthrough(stack: DevStack, key: str) -> int:
     """The README's functions walk-through: deploy the example, invoke and wait, read logs.
 
@@ -330,21 +358,9 @@ def prices_walkthrough(stack: DevStack, key: str) -> None:
 
     on_record = wait_until(published, "a NEO/USD round published on chain", timeout=90)
     assert on_record["contract"] == match.group(1)
-    _, answer = http(
-        "POST",
-        stack.rpc,
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "invokefunction",
-            "params": [
-                match.group(1),
-                "get_latest",
-                [{"type": "String", "value": on_record["key"]}],
-            ],
-        },
+    stored = returned_item(
+        stack, match.group(1), "get_latest", {"type": "String", "value": on_record["key"]}
     )
-    (stored,) = answer["result"]["stack"]
     price, _stamp, round_id = (int(item["value"]) for item in stored["value"])
     # A newer round may have landed since the API was read; never an older one.
     assert round_id >= on_record["round_id"], (stored, on_record)
@@ -372,12 +388,7 @@ def actions_walkthrough(stack: DevStack, env: dict[str, str], key: str) -> None:
     assert (status, first["status"]) == (200, "succeeded"), first
     assert first["result"] == {"current": "", "position": 0}
 
-    def settled() -> dict[str, Any] | None:
-        detail = http("GET", f"{stack.api}/v1/executions/{first['id']}", token=key)[1]
-        (action,) = detail["actions"]
-        return action if action["status"] in ("confirmed", "failed") else None
-
-    action = wait_until(settled, "the action to settle", timeout=60, every=0.5)
+    action = settled_action(stack, key, first["id"], "the action to settle")
     assert action["status"] == "confirmed", action
     assert float(action["fee_charged"]) > 0
     status, second = http("POST", invoke_url, body, token=key)
@@ -435,24 +446,9 @@ def reports_walkthrough(stack: DevStack, env: dict[str, str], key: str) -> None:
     )
     assert (status, run["status"]) == (200, "succeeded"), run
 
-    def settled() -> dict[str, Any] | None:
-        detail = http("GET", f"{stack.api}/v1/executions/{run['id']}", token=key)[1]
-        (action,) = detail["actions"]
-        return action if action["status"] in ("confirmed", "failed") else None
-
-    action = wait_until(settled, "the settle to be on chain", timeout=60, every=0.5)
+    action = settled_action(stack, key, run["id"], "the settle to be on chain")
     assert action["status"] == "confirmed", action
-    _, answer = http(
-        "POST",
-        stack.rpc,
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "invokefunction",
-            "params": [consumer, "last_price", []],
-        },
-    )
-    (kept,) = answer["result"]["stack"]
+    kept = returned_item(stack, consumer, "last_price")
     # The report's price: an integer, 8 decimals.
     assert int(kept["value"]) == int(run["result"]["price"]), (kept, run)
 
